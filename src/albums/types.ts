@@ -1,0 +1,79 @@
+import type { Readable } from 'node:stream';
+
+/** An album as the API shows it. */
+export interface AlbumInfo {
+  name: string;
+  createdAt: string;
+}
+
+/** The metadata kept for every stored image. */
+export interface ImageInfo {
+  /** Stable id; survives renames of the image and of its album. */
+  id: string;
+  name: string;
+  album: string;
+  size: number;
+  /** MIME type sniffed from the bytes. */
+  type: string;
+  sha256: string;
+  createdAt: string;
+  modifiedAt: string;
+}
+
+/** One page of a sorted listing. `nextCursor` is absent on the last page. */
+export interface Page<T> {
+  items: T[];
+  nextCursor?: string;
+}
+
+/** Paging request: at most `limit` items after the opaque `cursor`. */
+export interface PageRequest {
+  limit?: number;
+  cursor?: string;
+}
+
+/** A file that has been received completely, fsynced, and waits to be committed into an album. */
+export interface StagedFile {
+  path: string;
+  size: number;
+  sha256: string;
+  type: string;
+}
+
+/** An image opened for reading: its metadata and a way to stream (part of) it. */
+export interface ImageHandle {
+  info: ImageInfo;
+  /** Streams bytes `start`..`end` inclusive (the whole file by default). */
+  stream(range?: { start: number; end: number }): Readable;
+  /** Releases the open file when the bytes are not streamed (HEAD, 304). */
+  close(): Promise<void>;
+}
+
+/**
+ * The storage behind the album service. Implementations: FsAlbumStore (the data dir);
+ * an object-storage backend will follow. Names given here are already checked (names.ts).
+ * Errors: NotFoundError for an unknown album or image, ConflictError for a taken name.
+ */
+export interface AlbumStore {
+  listAlbums(page?: PageRequest): Promise<Page<string>>;
+  /** Details of several albums, in the given order (missing ones skipped). */
+  albumInfos(names: string[]): Promise<AlbumInfo[]>;
+  createAlbum(name: string): Promise<AlbumInfo>;
+  renameAlbum(from: string, to: string): Promise<AlbumInfo>;
+  deleteAlbum(name: string): Promise<void>;
+
+  listImages(album: string, page?: PageRequest): Promise<Page<string>>;
+  /** Metadata of several images of one album, in the given order (missing ones skipped). */
+  imageInfos(album: string, names: string[]): Promise<ImageInfo[]>;
+  /** Commits a staged file under `name`, durably; never overwrites. */
+  commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo>;
+  openImage(album: string, name: string): Promise<ImageHandle>;
+  renameImage(album: string, from: string, to: string): Promise<ImageInfo>;
+  deleteImage(album: string, name: string): Promise<ImageInfo>;
+
+  /** Directory where uploads are staged (same filesystem as the store, so commits are renames). */
+  readonly stagingDir: string;
+  /** Checks that the store can be written (for /readyz). */
+  checkWritable(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,168 @@
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { ConfigError } from './errors.js';
+
+/** The service's whole configuration, checked once at start. */
+export interface Config {
+  http: {
+    host: string;
+    port: number;
+    /** Time a client has to send its request headers (slowloris guard). */
+    headersTimeoutMs: number;
+    /** Time a client has to send its whole request, body included. */
+    requestTimeoutMs: number;
+    /** Idle keep-alive connections are closed after this. */
+    keepAliveTimeoutMs: number;
+  };
+  imageDbDir: string;
+  mqtt: {
+    /** External broker; when set, no embedded broker is started. */
+    url?: string;
+    /** Port of the embedded broker (ignored with `url`). */
+    port: number;
+    host: string;
+    clientId: string;
+    username?: string;
+    password?: string;
+  };
+  /** CloudEvents `source` of every event this node publishes. */
+  eventSource: string;
+  prodMode: boolean;
+  logLevel: string;
+  limits: {
+    maxUploadBytes: number;
+    maxJsonBytes: number;
+    maxConcurrentUploads: number;
+  };
+  shutdownTimeoutMs: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const MQTT_SCHEMES = ['mqtt:', 'mqtts:', 'ws:', 'wss:'];
+
+/** Reads variables and records every problem instead of stopping at the first. */
+class EnvReader {
+  readonly problems: string[] = [];
+  constructor(private readonly env: Env) {}
+
+  private raw(name: string): string | undefined {
+    const value = this.env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  }
+
+  private fail(name: string, expected: string, got: string): void {
+    this.problems.push(`invalid ${name}: expected ${expected}, got ${JSON.stringify(got)}`);
+  }
+
+  string(name: string, fallback: string): string {
+    return this.raw(name) ?? fallback;
+  }
+
+  optional(name: string): string | undefined {
+    return this.raw(name);
+  }
+
+  int(name: string, fallback: number, min: number, max: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const n = /^\d+$/.test(value) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      this.fail(name, `integer ${min}-${max}`, value);
+      return fallback;
+    }
+    return n;
+  }
+
+  bool(name: string, fallback: boolean): boolean {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    const lower = value.toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(lower)) return true;
+    if (['0', 'false', 'no', 'off'].includes(lower)) return false;
+    this.fail(name, 'true/false, 1/0, yes/no or on/off', value);
+    return fallback;
+  }
+
+  oneOf(name: string, fallback: string, allowed: string[]): string {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (!allowed.includes(value)) this.fail(name, `one of ${allowed.join(', ')}`, value);
+    return value;
+  }
+
+  url(name: string, schemes: string[]): string | undefined {
+    const value = this.raw(name);
+    if (value === undefined) return undefined;
+    let ok = false;
+    try {
+      ok = schemes.includes(new URL(value).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) this.fail(name, `a URL starting with ${schemes.map((s) => `${s}//`).join(', ')}`, value);
+    return value;
+  }
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * Builds the configuration from environment variables.
+ * @param env the environment (defaults to `process.env`)
+ * @throws {ConfigError} listing every invalid variable, each with what was expected and what was given
+ */
+export function loadConfig(env: Env = process.env): Config {
+  const r = new EnvReader(env);
+  const host = r.string('HOST', '0.0.0.0');
+  const node = r.string('NODE_ID', hostname());
+  const config: Config = {
+    http: {
+      host,
+      port: r.int('PORT', 3333, 0, 65535),
+      headersTimeoutMs: r.int('HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+      requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 300_000, 100, 3_600_000),
+      keepAliveTimeoutMs: r.int('KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
+    },
+    imageDbDir: path.resolve(r.string('IMAGE_DB_DIR', './image-db')),
+    mqtt: {
+      url: r.url('MQTT_URL', MQTT_SCHEMES),
+      port: r.int('MQTT_PORT', 1883, 0, 65535),
+      host: r.string('MQTT_HOST', host),
+      clientId: r.string('MQTT_CLIENT_ID', `imagestore-${node}`),
+      username: r.optional('MQTT_USERNAME'),
+      password: r.optional('MQTT_PASSWORD'),
+    },
+    eventSource: r.string('EVENT_SOURCE', `/imagestore/${node}`),
+    prodMode: r.bool('PRODMODE', false),
+    logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
+    limits: {
+      maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 100 * MiB, 1, Number.MAX_SAFE_INTEGER),
+      maxJsonBytes: r.int('MAX_JSON_BYTES', 16 * 1024, 64, 10 * MiB),
+      maxConcurrentUploads: r.int('MAX_CONCURRENT_UPLOADS', 32, 1, 10_000),
+    },
+    shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+  };
+  r.problems.push(...crossFieldProblems(config));
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
+}
+
+function crossFieldProblems(config: Config): string[] {
+  const problems: string[] = [];
+  const embedded = config.mqtt.url === undefined;
+  if (embedded && config.http.port !== 0 && config.http.port === config.mqtt.port) {
+    problems.push(`invalid MQTT_PORT: must differ from PORT (both are ${config.http.port})`);
+  }
+  return problems;
+}
+
+/**
+ * A configuration for tests and embedding: defaults, loopback, ephemeral ports.
+ * @param overrides fields to replace (shallow per section)
+ */
+export function defaultConfig(overrides: Partial<Config> = {}): Config {
+  const base = loadConfig({ HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', LOG_LEVEL: 'silent' });
+  return { ...base, ...overrides };
+}

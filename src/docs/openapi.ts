@@ -1,0 +1,99 @@
+import { z } from 'zod';
+import {
+  AlbumListResponse, AlbumNameBody, AlbumResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
+  ListQuery, MessageResponse,
+} from '../routes/schemas.js';
+
+/** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
+export interface OperationDoc {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  path: string;
+  operationId: string;
+  summary: string;
+  tags: string[];
+  query?: z.ZodObject;
+  jsonBody?: z.ZodType;
+  multipart?: boolean;
+  /** status → [description, schema or a media type for binary bodies] */
+  responses: Record<number, [string, z.ZodType | string | undefined]>;
+}
+
+const albumParam = { name: 'albumName', in: 'path', required: true, schema: { type: 'string' } };
+const imageParam = { name: 'imageName', in: 'path', required: true, schema: { type: 'string' } };
+const errors = (...codes: number[]) =>
+  Object.fromEntries(codes.map((code) => [code, [ERROR_TEXT[code], ErrorResponse]])) as OperationDoc['responses'];
+const ERROR_TEXT: Record<number, string> = {
+  400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists',
+  413: 'Body too large', 415: 'Wrong Content-Type', 503: 'Too many uploads in progress; retry after Retry-After',
+};
+
+/** Every API operation. A test checks this list against the router, both ways. */
+export const OPERATIONS: OperationDoc[] = [
+  { method: 'get', path: '/api/v1/albums', operationId: 'listAlbums', summary: 'List albums (sorted; paged with limit and cursor)', tags: ['albums'], query: ListQuery,
+    responses: { 200: ['Album names', AlbumListResponse], ...errors(400) } },
+  { method: 'post', path: '/api/v1/albums', operationId: 'createAlbum', summary: 'Create an album', tags: ['albums'], jsonBody: AlbumNameBody,
+    responses: { 201: ['Created; Location names the album', AlbumResponse], ...errors(400, 409, 413, 415) } },
+  { method: 'patch', path: '/api/v1/albums/{albumName}', operationId: 'renameAlbum', summary: 'Rename an album', tags: ['albums'], jsonBody: AlbumNameBody,
+    responses: { 200: ['Renamed', AlbumResponse], ...errors(400, 404, 409, 413, 415) } },
+  { method: 'delete', path: '/api/v1/albums/{albumName}', operationId: 'deleteAlbum', summary: 'Delete an album and its images', tags: ['albums'],
+    responses: { 200: ['Deleted', MessageResponse], ...errors(400, 404) } },
+  { method: 'get', path: '/api/v1/albums/{albumName}/images', operationId: 'listImages', summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
+    responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404) } },
+  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true,
+    responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 503) } },
+  { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image, byte-identical to the upload', tags: ['images'],
+    responses: { 200: ['The image bytes, with their real Content-Type', 'application/octet-stream'], ...errors(400, 404) } },
+  { method: 'patch', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'renameImage', summary: 'Rename an image', tags: ['images'], jsonBody: ImageNameBody,
+    responses: { 200: ['Renamed', ImageResponse], ...errors(400, 404, 409, 413, 415) } },
+  { method: 'delete', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'deleteImage', summary: 'Delete an image', tags: ['images'],
+    responses: { 200: ['Deleted', ImageResponse], ...errors(400, 404) } },
+  { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
+  { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
+  { method: 'get', path: '/readyz', operationId: 'readyz', summary: 'Readiness: store writable and broker reachable', tags: ['health'],
+    responses: { 200: ['Ready', undefined], 503: ['Not ready', undefined] } },
+];
+
+const schema = (s: z.ZodType) => {
+  const { $schema: _ignored, ...rest } = z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
+  return rest;
+};
+
+function operationObject(op: OperationDoc) {
+  const parameters: unknown[] = [];
+  if (op.path.includes('{albumName}')) parameters.push(albumParam);
+  if (op.path.includes('{imageName}')) parameters.push(imageParam);
+  for (const [name, field] of Object.entries(op.query?.shape ?? {})) {
+    parameters.push({ name, in: 'query', required: false, description: (field as z.ZodType).description, schema: schema(field as z.ZodType) });
+  }
+  const requestBody = op.jsonBody
+    ? { required: true, content: { 'application/json': { schema: schema(op.jsonBody) } } }
+    : op.multipart
+      ? { required: true, content: { 'multipart/form-data': { schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary' } } } } } }
+      : undefined;
+  const responses = Object.fromEntries(
+    Object.entries(op.responses).map(([status, [description, body]]) => [
+      status,
+      body === undefined ? { description }
+        : typeof body === 'string' ? { description, content: { [body]: { schema: { type: 'string', format: 'binary' } } } }
+          : { description, content: { 'application/json': { schema: schema(body) } } },
+    ]),
+  );
+  return { operationId: op.operationId, summary: op.summary, tags: op.tags, parameters, ...(requestBody ? { requestBody } : {}), responses };
+}
+
+/** The OpenAPI 3.1 document served at /openapi.json. */
+export function buildOpenApi(version: string): Record<string, unknown> {
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const op of OPERATIONS) (paths[op.path] ??= {})[op.method] = operationObject(op);
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'imagestore',
+      version,
+      description: 'Album-oriented image store. Every change and download is published as a CloudEvent on MQTT topic imagestore/notifier; see /asyncapi.json.',
+    },
+    servers: [{ url: '/' }],
+    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'health' }],
+    paths,
+  };
+}

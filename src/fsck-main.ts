@@ -1,0 +1,53 @@
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { fsck } from './albums/fsck.js';
+import { Layout } from './albums/layout.js';
+import { claimDataDir, releaseDataDir } from './albums/owner.js';
+
+const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
+
+Checks an imagestore data dir (default: $IMAGE_DB_DIR or ./image-db) and reports every problem.
+  --repair  fix what can be fixed (needs the service stopped)
+  --quick   skip re-hashing every image (names and metadata only)
+  --json    print the report as JSON
+Exit status: 0 clean (or everything repaired), 1 problems remain, 2 usage error.`;
+
+/** `npm run fsck`: check a data dir, and repair it with --repair. */
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ allowPositionals: true, options: { repair: { type: 'boolean' }, quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (args.values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const root = path.resolve(args.positionals[0] ?? process.env.IMAGE_DB_DIR ?? './image-db');
+  const repair = args.values.repair ?? false;
+  const layout = new Layout(root);
+  if (repair) await claimDataDir(layout.ownerFile); // refuses while the service runs on this dir
+  try {
+    const report = await fsck(root, { repair, verifyContent: !args.values.quick });
+    const remaining = report.problems.filter((p) => !p.repaired);
+    if (args.values.json) {
+      process.stdout.write(`${JSON.stringify({ root, albums: report.albums, images: report.images, problems: report.problems }, null, 2)}\n`);
+    } else {
+      for (const p of report.problems) process.stdout.write(`${p.repaired ? 'REPAIRED' : 'PROBLEM '} ${p.kind}: ${p.path}: ${p.detail}\n`);
+      process.stdout.write(`${root}: ${report.albums} albums, ${report.images} images, ${report.problems.length} problems, ${remaining.length} left\n`);
+    }
+    return remaining.length === 0 ? 0 : 1;
+  } finally {
+    if (repair) await releaseDataDir(layout.ownerFile);
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: Error) => {
+    process.stderr.write(`fsck: ${err.message}\n`);
+    process.exit(2);
+  },
+);

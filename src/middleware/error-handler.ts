@@ -1,0 +1,49 @@
+import type { Middleware } from 'koa';
+import { AppError, toErrorBody } from '../errors.js';
+import type { Logger } from '../logger.js';
+
+interface HttpLikeError extends Error {
+  status?: number;
+  statusCode?: number;
+  expose?: boolean;
+  headers?: Record<string, string>;
+}
+
+/**
+ * The one place that turns errors into answers: AppError → its status and
+ * message; http-errors that may be shown (koa-body, router 405/501,
+ * ctx.throw) → their status and message; anything else → 500 with a generic
+ * message, the details going to the log only. Also answers unmatched routes
+ * with a JSON 404.
+ */
+export function errorHandler(): Middleware {
+  return async function errorHandlerMiddleware(ctx, next) {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) {
+        ctx.status = 404;
+        ctx.body = toErrorBody(`no route for ${ctx.method} ${ctx.path}`);
+      }
+    } catch (caught) {
+      const err = caught as HttpLikeError;
+      const log: Logger = ctx.state.log;
+      const status = statusOf(err);
+      if (ctx.headerSent || !ctx.writable) {
+        log.warn({ err }, 'error after the response started');
+        return;
+      }
+      if (status >= 500) log.error({ err }, 'request failed');
+      ctx.set(err.headers ?? {});
+      if (err instanceof AppError && 'retryAfterSeconds' in err) ctx.set('Retry-After', String(err.retryAfterSeconds));
+      ctx.status = status;
+      ctx.body = toErrorBody(status >= 500 && !(err instanceof AppError) ? 'Internal Server Error' : err.message);
+    }
+  };
+}
+
+function statusOf(err: HttpLikeError): number {
+  if (err instanceof AppError) return err.status;
+  const status = err.status ?? err.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 600 && err.expose !== false) return status;
+  return 500;
+}

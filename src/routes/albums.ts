@@ -1,0 +1,47 @@
+import Router from '@koa/router';
+import type { AlbumService } from '../albums/album-service.js';
+import { checkName } from '../albums/names.js';
+import { jsonBody } from '../middleware/body.js';
+import { AlbumNameBody, ListQuery, parseWith } from './schemas.js';
+
+export interface AlbumRoutesDeps {
+  albums: AlbumService;
+  maxJsonBytes: number;
+}
+
+/** Album routes, compatible with the Go service: /albums and /albums/{albumName}. */
+export function albumRoutes({ albums, maxJsonBytes }: AlbumRoutesDeps): Router {
+  const router = new Router();
+  const json = jsonBody(maxJsonBytes);
+
+  router.get('/albums', async (ctx) => {
+    const query = parseWith(ListQuery, ctx.query, 'query');
+    const details = query.details === 'true' || query.details === '1';
+    const listing = await albums.listAlbums({ limit: query.limit, cursor: query.cursor }, details);
+    ctx.body = { albumList: listing.items, albums: listing.details, nextCursor: listing.nextCursor };
+  });
+
+  router.post('/albums', json, async (ctx) => {
+    const name = checkName('album', parseWith(AlbumNameBody, ctx.request.body, 'body').albumName);
+    const album = await albums.createAlbum(name, { reqId: ctx.state.requestId });
+    ctx.status = 201;
+    ctx.set('Location', `/api/v1/albums/${encodeURIComponent(name)}`);
+    ctx.body = { message: `${name} album added`, album };
+  });
+
+  router.patch('/albums/:albumName', json, async (ctx) => {
+    const from = checkName('album', ctx.params.albumName);
+    const to = checkName('album', parseWith(AlbumNameBody, ctx.request.body, 'body').albumName);
+    const album = await albums.renameAlbum(from, to, { reqId: ctx.state.requestId });
+    ctx.set('Location', `/api/v1/albums/${encodeURIComponent(to)}`);
+    ctx.body = { message: `album ${from} modified to ${to}`, album };
+  });
+
+  router.delete('/albums/:albumName', async (ctx) => {
+    const name = checkName('album', ctx.params.albumName);
+    await albums.deleteAlbum(name, { reqId: ctx.state.requestId });
+    ctx.body = { message: `${name} album deleted` };
+  });
+
+  return router;
+}

@@ -1,0 +1,75 @@
+import { createReadStream } from 'node:fs';
+import path from 'node:path';
+import Router from '@koa/router';
+import { getAbsoluteFSPath } from 'swagger-ui-dist';
+
+/** Swagger UI's files we serve, from the local swagger-ui-dist package (no CDN: works offline). */
+const ASSETS: Record<string, string> = {
+  'swagger-ui.css': 'text/css; charset=utf-8',
+  'index.css': 'text/css; charset=utf-8',
+  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
+  'swagger-ui-standalone-preset.js': 'text/javascript; charset=utf-8',
+  'favicon-32x32.png': 'image/png',
+  'favicon-16x16.png': 'image/png',
+};
+
+const INDEX_HTML = `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>imagestore API</title>
+  <link rel="stylesheet" href="/swagger/swagger-ui.css">
+  <link rel="stylesheet" href="/swagger/index.css">
+  <link rel="icon" type="image/png" href="/swagger/favicon-32x32.png" sizes="32x32">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="/swagger/swagger-ui-bundle.js"></script>
+  <script src="/swagger/swagger-ui-standalone-preset.js"></script>
+  <script src="/swagger/initializer.js"></script>
+</body>
+</html>
+`;
+
+// A file of its own rather than an inline script, so a strict Content-Security-Policy can forbid inline scripts.
+const INITIALIZER_JS = `window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: '/openapi.json',
+    dom_id: '#swagger-ui',
+    deepLinking: true,
+    presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+    layout: 'StandaloneLayout'
+  });
+};
+`;
+
+/**
+ * GET /openapi.json and Swagger UI at /swagger. Not mounted in PRODMODE.
+ * @param openApi the document (built once at start)
+ */
+export function docsRoutes(openApi: Record<string, unknown>): Router {
+  const router = new Router();
+  const assetDir = getAbsoluteFSPath();
+  const openApiJson = JSON.stringify(openApi);
+
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = openApiJson;
+  });
+  router.get('/swagger', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = INDEX_HTML;
+  });
+  router.get('/swagger/initializer.js', (ctx) => {
+    ctx.type = 'text/javascript; charset=utf-8';
+    ctx.body = INITIALIZER_JS;
+  });
+  router.get('/swagger/:asset', (ctx, next) => {
+    const type = ASSETS[ctx.params.asset];
+    if (!type) return next();
+    ctx.type = type;
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.body = createReadStream(path.join(assetDir, ctx.params.asset));
+  });
+  return router;
+}

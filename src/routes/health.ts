@@ -1,0 +1,28 @@
+import Router from '@koa/router';
+import type { Context } from 'koa';
+
+/** What /readyz checks; each check throws when not ready. */
+export interface ReadinessChecks {
+  storeWritable(): Promise<void>;
+  brokerReachable(): boolean;
+  /** Events waiting in the outbox, reported for operators. */
+  pendingEvents(): number;
+}
+
+/** /livez (alias /healthz): the process answers. /readyz: the store is writable and the broker reachable. */
+export function healthRoutes(checks: ReadinessChecks): Router {
+  const router = new Router();
+  const live = (ctx: Context) => {
+    ctx.body = { status: 'ok' };
+  };
+  router.get('/livez', live);
+  router.get('/healthz', live);
+  router.get('/readyz', async (ctx) => {
+    const store = await checks.storeWritable().then(() => 'ok', (err: Error) => `not writable: ${err.message}`);
+    const broker = checks.brokerReachable() ? 'ok' : 'unreachable';
+    const ready = store === 'ok' && broker === 'ok';
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ok' : 'not ready', checks: { store, broker }, pendingEvents: checks.pendingEvents() };
+  });
+  return router;
+}

@@ -1,0 +1,37 @@
+import Router from '@koa/router';
+import type { AlbumService } from '../albums/album-service.js';
+import type { Config } from '../config.js';
+import { buildOpenApi } from '../docs/openapi.js';
+import { albumRoutes } from './albums.js';
+import { docsRoutes } from './docs.js';
+import { healthRoutes, type ReadinessChecks } from './health.js';
+import { imageRoutes } from './images.js';
+
+export interface RouterDeps {
+  config: Config;
+  albums: AlbumService;
+  readiness: ReadinessChecks;
+  version: string;
+}
+
+/** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
+export function buildRouter({ config, albums, readiness, version }: RouterDeps): Router {
+  const { limits } = config;
+  const api = new Router({ prefix: '/api/v1' });
+  const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes });
+  const imageRouter = imageRoutes({
+    albums, maxJsonBytes: limits.maxJsonBytes, maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
+  });
+  api.use(albumRouter.routes(), albumRouter.allowedMethods({ throw: true }));
+  api.use(imageRouter.routes(), imageRouter.allowedMethods({ throw: true }));
+
+  const root = new Router();
+  root.use(api.routes(), api.allowedMethods({ throw: true }));
+  const health = healthRoutes(readiness);
+  root.use(health.routes(), health.allowedMethods({ throw: true }));
+  if (!config.prodMode) {
+    const docs = docsRoutes(buildOpenApi(version));
+    root.use(docs.routes(), docs.allowedMethods({ throw: true }));
+  }
+  return root;
+}

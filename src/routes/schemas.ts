@@ -1,0 +1,42 @@
+import { z } from 'zod';
+import { ValidationError } from '../errors.js';
+import { MAX_PAGE_LIMIT } from '../albums/sorted-names.js';
+
+/** Body of POST /albums and PATCH /albums/{albumName}. Names are checked further by names.ts. */
+export const AlbumNameBody = z.object({ albumName: z.string().describe('Album name: 1-255 bytes, no "/", "\\", control characters, "." or ".."') });
+
+/** Body of PATCH /albums/{albumName}/images/{imageName}. */
+export const ImageNameBody = z.object({ imageName: z.string().describe('New image name, same rules as album names') });
+
+/** Query of the listings. */
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT).optional().describe(`Page size, 1-${MAX_PAGE_LIMIT}; all items when absent`),
+  cursor: z.string().max(2048).optional().describe('nextCursor of the previous page'),
+  details: z.enum(['true', 'false', '1', '0']).optional().describe('Include objects (albums/images) beside the names'),
+});
+
+export const AlbumObject = z.object({ name: z.string(), createdAt: z.string() });
+
+export const ImageObject = z.object({
+  id: z.string(), name: z.string(), album: z.string(), size: z.number().int(), type: z.string(),
+  sha256: z.string(), createdAt: z.string(), modifiedAt: z.string(),
+});
+
+export const MessageResponse = z.object({ message: z.string() });
+export const ErrorResponse = z.object({ error: z.string() });
+export const AlbumListResponse = z.object({ albumList: z.array(z.string()), albums: z.array(AlbumObject).optional(), nextCursor: z.string().optional() });
+export const ImageListResponse = z.object({ imageList: z.array(z.string()), images: z.array(ImageObject).optional(), nextCursor: z.string().optional() });
+export const AlbumResponse = MessageResponse.extend({ album: AlbumObject });
+export const ImageResponse = MessageResponse.extend({ image: ImageObject });
+
+/**
+ * Checks `value` against `schema`, or throws a ValidationError naming the field
+ * ("albumName: Invalid input: expected string, received undefined").
+ */
+export function parseWith<T extends z.ZodType>(schema: T, value: unknown, what: string): z.infer<T> {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const where = issue.path.length > 0 ? issue.path.join('.') : what;
+  throw new ValidationError(`${where}: ${issue.message}`);
+}

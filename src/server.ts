@@ -1,0 +1,97 @@
+import http from 'node:http';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { buildApp } from './app.js';
+import { AlbumService } from './albums/album-service.js';
+import { FsAlbumStore } from './albums/fs-store.js';
+import { Layout } from './albums/layout.js';
+import type { FsckReport } from './albums/fsck.js';
+import type { Config } from './config.js';
+import type { Logger } from './logger.js';
+import { startBroker, type EmbeddedBroker } from './broker/broker.js';
+import { AedesTransport } from './notifier/aedes-transport.js';
+import { Dispatcher } from './notifier/dispatcher.js';
+import { NOTIFIER_TOPIC } from './notifier/events.js';
+import { MqttTransport } from './notifier/mqtt-transport.js';
+import { Outbox } from './notifier/outbox.js';
+import { OutboxNotifier } from './notifier/outbox-notifier.js';
+import type { EventTransport } from './notifier/types.js';
+
+/** A running service. */
+export interface RunningService {
+  httpUrl: string;
+  /** The embedded broker's URL, or the external one given in MQTT_URL. */
+  mqttUrl: string;
+  httpServer: http.Server;
+  broker?: EmbeddedBroker;
+  recovery: FsckReport;
+  /** Events not yet delivered. */
+  pendingEvents(): number;
+  /** Stops taking requests, finishes those in flight, delivers pending events, then closes everything. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds and starts every part from the configuration: store (with crash
+ * recovery), outbox, broker or broker connection, dispatcher, HTTP server.
+ * The only place that does I/O set-up; `close()` undoes it in reverse order.
+ */
+export async function startService(config: Config, log: Logger, version = '0.0.0'): Promise<RunningService> {
+  const layout = new Layout(config.imageDbDir);
+  const { store, recovery } = await FsAlbumStore.open(config.imageDbDir, log.child({ component: 'store' }));
+  const outbox = await Outbox.open(layout.outboxDir);
+  if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
+
+  let broker: EmbeddedBroker | undefined;
+  let transport: EventTransport;
+  let mqttUrl: string;
+  if (config.mqtt.url) {
+    transport = new MqttTransport({ ...config.mqtt, url: config.mqtt.url }, log.child({ component: 'mqtt' }));
+    mqttUrl = config.mqtt.url;
+  } else {
+    broker = await startBroker({ host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }) });
+    transport = new AedesTransport(broker.broker);
+    mqttUrl = broker.url;
+  }
+  const dispatcher = new Dispatcher(outbox, transport, () => [NOTIFIER_TOPIC], log.child({ component: 'dispatcher' }));
+  dispatcher.start();
+
+  const albums = new AlbumService(store, new OutboxNotifier(outbox, config.eventSource));
+  const readiness = {
+    storeWritable: () => albums.checkWritable(),
+    brokerReachable: () => transport.connected,
+    pendingEvents: () => outbox.pendingCount,
+  };
+  const app = buildApp({ config, log, albums, readiness, version });
+  const httpServer = http.createServer(
+    { headersTimeout: config.http.headersTimeoutMs, requestTimeout: config.http.requestTimeoutMs, keepAliveTimeout: config.http.keepAliveTimeoutMs },
+    app.callback(),
+  );
+  httpServer.listen(config.http.port, config.http.host);
+  await once(httpServer, 'listening');
+  const { port } = httpServer.address() as AddressInfo;
+  const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
+
+  return {
+    httpUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    mqttUrl,
+    httpServer,
+    broker,
+    recovery,
+    pendingEvents: () => outbox.pendingCount,
+    async close() {
+      const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      httpServer.closeIdleConnections();
+      const timer = setTimeout(() => httpServer.closeAllConnections(), config.shutdownTimeoutMs);
+      await closed;
+      clearTimeout(timer);
+      const drained = await dispatcher.drain(config.shutdownTimeoutMs);
+      if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
+      await dispatcher.stop();
+      await transport.close();
+      await broker?.close();
+      await outbox.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,90 @@
+import { expect } from 'chai';
+import { DEFAULT_MQTT_URL, loadSubscriberConfig, SubscriberConfigError } from '../src/config.js';
+
+/** The problems reported for argv/env; fails if the config loads. */
+function problemsOf(argv: string[], env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    loadSubscriberConfig(argv, env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(SubscriberConfigError);
+    return (err as SubscriberConfigError).problems;
+  }
+  return expect.fail('expected a SubscriberConfigError');
+}
+
+describe('subscriber loadSubscriberConfig', () => {
+  it('has defaults for everything', () => {
+    expect(loadSubscriberConfig([], {})).to.deep.equal({
+      help: false,
+      mqtt: { url: DEFAULT_MQTT_URL, topic: 'imagestore/notifier', clientId: undefined, username: undefined, password: undefined },
+      format: 'text',
+      filter: { albums: [], types: [] },
+    });
+  });
+
+  it('reads the environment, treating empty optional variables as unset', () => {
+    const env = { MQTT_URL: 'wss://broker.example:443/mqtt', MQTT_TOPIC: 'imagestore/+', MQTT_CLIENT_ID: '', MQTT_USERNAME: 'u', MQTT_PASSWORD: 'p', LOG_FORMAT: 'json' };
+    const config = loadSubscriberConfig([], env);
+    expect(config.mqtt).to.deep.equal({ url: env.MQTT_URL, topic: 'imagestore/+', clientId: undefined, username: 'u', password: 'p' });
+    expect(config.format).to.equal('json');
+  });
+
+  it('lets flags win over variables and collects repeated filters', () => {
+    const argv = ['--url', 'mqtts://b:8883', '--json', '--album', 'holidays', '--album=work', '--type', 'image.created', '--type', 'imagestore.album.deleted'];
+    const config = loadSubscriberConfig(argv, { MQTT_URL: 'mqtt://ignored', LOG_FORMAT: 'text' });
+    expect(config.mqtt.url).to.equal('mqtts://b:8883');
+    expect(config.format).to.equal('json');
+    expect(config.filter).to.deep.equal({ albums: ['holidays', 'work'], types: ['imagestore.image.created', 'imagestore.album.deleted'] });
+  });
+
+  it('names the variable, the expected form and the value received', () => {
+    expect(problemsOf([], { MQTT_URL: 'http://x' })).to.deep.equal([
+      'invalid MQTT_URL: expected mqtt://, mqtts://, ws:// or wss:// URL, got "http://x"',
+    ]);
+    expect(problemsOf(['--url', 'not a url'])).to.deep.equal(['invalid --url: expected mqtt://, mqtts://, ws:// or wss:// URL, got "not a url"']);
+  });
+
+  it('reports several problems at once, in one error', () => {
+    const env = { MQTT_URL: 'http://x', LOG_FORMAT: 'xml', MQTT_TOPIC: 'a/#/b', MQTT_PASSWORD: 'secret' };
+    const problems = problemsOf(['--type', 'image.exploded', '--bogus', 'stray', '--album', ''], env);
+    expect(problems).to.have.length(8);
+    const all = problems.join('\n');
+    expect(all).to.match(/invalid MQTT_URL: .* got "http:\/\/x"/);
+    expect(all).to.match(/invalid LOG_FORMAT: expected "text" or "json", got "xml"/);
+    expect(all).to.match(/invalid MQTT_TOPIC: expected an MQTT topic filter .* got "a\/#\/b"/);
+    expect(all).to.match(/invalid MQTT_PASSWORD: expected MQTT_USERNAME to be set as well/);
+    expect(all).to.match(/invalid --type: expected one of album\.created, .*image\.fetched, got "image\.exploded"/);
+    expect(all).to.match(/unknown option --bogus/);
+    expect(all).to.match(/unexpected argument: .* got "stray"/);
+    expect(all).to.match(/invalid --album: expected an album name, got ""/);
+  });
+
+  it('lists every problem in the error message, one per line', () => {
+    const err = (() => {
+      try {
+        loadSubscriberConfig(['--json=yes'], { LOG_FORMAT: 'xml' });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message).to.equal(
+      'invalid subscriber configuration:\n  - invalid --json: expected no value, got "yes"\n  - invalid LOG_FORMAT: expected "text" or "json", got "xml"',
+    );
+  });
+
+  it('reports a flag given without its value', () => {
+    expect(problemsOf(['--album'])).to.deep.equal(['invalid --album: expected a value after it, got nothing']);
+    expect(problemsOf(['--url', '--json'])).to.deep.equal(['invalid --url: expected a value after it, got option "--json"']);
+  });
+
+  it('accepts valid topic filters and rejects misplaced wildcards', () => {
+    for (const topic of ['#', 'imagestore/#', '+/notifier', 'a/+/b']) {
+      expect(loadSubscriberConfig([], { MQTT_TOPIC: topic }).mqtt.topic).to.equal(topic);
+    }
+    for (const topic of ['', 'a#', 'a/b+', '#/a']) expect(problemsOf([], { MQTT_TOPIC: topic })).to.have.length(1);
+  });
+
+  it('returns help: true with --help, even when other settings are wrong', () => {
+    expect(loadSubscriberConfig(['--help'], { MQTT_URL: 'http://x' }).help).to.equal(true);
+  });
+});
