@@ -24,6 +24,15 @@ export interface Config {
     clientId: string;
     username?: string;
     password?: string;
+    /** MQTT protocol version for the external broker: 5 (default; adds CloudEvents user properties) or 4 (3.1.1). */
+    protocolVersion: 4 | 5;
+    /** PEM files for mqtts:// and wss:// brokers. */
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    rejectUnauthorized: boolean;
+    /** Serve MQTT over WebSocket on the HTTP port at this path (embedded broker only); empty turns it off. */
+    wsPath: string;
   };
   /** CloudEvents `source` of every event this node publishes. */
   eventSource: string;
@@ -133,6 +142,12 @@ export function loadConfig(env: Env = process.env): Config {
       clientId: r.string('MQTT_CLIENT_ID', `imagestore-${node}`),
       username: r.optional('MQTT_USERNAME'),
       password: r.optional('MQTT_PASSWORD'),
+      protocolVersion: Number(r.oneOf('MQTT_PROTOCOL_VERSION', '5', ['4', '5'])) as 4 | 5,
+      caFile: r.optional('MQTT_CA_FILE'),
+      certFile: r.optional('MQTT_CERT_FILE'),
+      keyFile: r.optional('MQTT_KEY_FILE'),
+      rejectUnauthorized: r.bool('MQTT_REJECT_UNAUTHORIZED', true),
+      wsPath: r.string('MQTT_WS_PATH', '/mqtt'),
     },
     eventSource: r.string('EVENT_SOURCE', `/imagestore/${node}`),
     prodMode: r.bool('PRODMODE', false),
@@ -154,6 +169,12 @@ function crossFieldProblems(config: Config): string[] {
   const embedded = config.mqtt.url === undefined;
   if (embedded && config.http.port !== 0 && config.http.port === config.mqtt.port) {
     problems.push(`invalid MQTT_PORT: must differ from PORT (both are ${config.http.port})`);
+  }
+  if (config.mqtt.wsPath !== '' && !config.mqtt.wsPath.startsWith('/')) {
+    problems.push(`invalid MQTT_WS_PATH: expected a path starting with "/", got ${JSON.stringify(config.mqtt.wsPath)}`);
+  }
+  if ((config.mqtt.certFile === undefined) !== (config.mqtt.keyFile === undefined)) {
+    problems.push('invalid MQTT_CERT_FILE/MQTT_KEY_FILE: expected both or neither, got only one');
   }
   return problems;
 }

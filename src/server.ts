@@ -11,10 +11,10 @@ import type { Logger } from './logger.js';
 import { startBroker, type EmbeddedBroker } from './broker/broker.js';
 import { AedesTransport } from './notifier/aedes-transport.js';
 import { Dispatcher } from './notifier/dispatcher.js';
-import { NOTIFIER_TOPIC } from './notifier/events.js';
 import { MqttTransport } from './notifier/mqtt-transport.js';
 import { Outbox } from './notifier/outbox.js';
 import { OutboxNotifier } from './notifier/outbox-notifier.js';
+import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 
 /** A running service. */
@@ -49,11 +49,13 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     transport = new MqttTransport({ ...config.mqtt, url: config.mqtt.url }, log.child({ component: 'mqtt' }));
     mqttUrl = config.mqtt.url;
   } else {
-    broker = await startBroker({ host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }) });
+    broker = await startBroker({
+      host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }), persistenceDir: layout.brokerDir,
+    });
     transport = new AedesTransport(broker.broker);
     mqttUrl = broker.url;
   }
-  const dispatcher = new Dispatcher(outbox, transport, () => [NOTIFIER_TOPIC], log.child({ component: 'dispatcher' }));
+  const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
   dispatcher.start();
 
   const albums = new AlbumService(store, new OutboxNotifier(outbox, config.eventSource));
@@ -67,6 +69,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     { headersTimeout: config.http.headersTimeoutMs, requestTimeout: config.http.requestTimeoutMs, keepAliveTimeout: config.http.keepAliveTimeoutMs },
     app.callback(),
   );
+  if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath);
   httpServer.listen(config.http.port, config.http.host);
   await once(httpServer, 'listening');
   const { port } = httpServer.address() as AddressInfo;

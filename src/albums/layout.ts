@@ -12,6 +12,7 @@ import path from 'node:path';
  *   <root>/.imagestore/tmp/                              uploads being received, temporary files
  *   <root>/.imagestore/trash/                            albums being deleted
  *   <root>/.imagestore/outbox/                           event journal
+ *   <root>/.imagestore/broker/                           embedded broker's sessions (LevelDB)
  *
  * Metadata sits inside the album directory, so renaming an album is one
  * directory rename and one change writes O(1) data.
@@ -22,6 +23,7 @@ export class Layout {
   readonly tmpDir: string;
   readonly trashDir: string;
   readonly outboxDir: string;
+  readonly brokerDir: string;
   readonly goIndexFile: string;
   readonly formatFile: string;
   readonly ownerFile: string;
@@ -32,6 +34,7 @@ export class Layout {
     this.tmpDir = path.join(this.internalDir, 'tmp');
     this.trashDir = path.join(this.internalDir, 'trash');
     this.outboxDir = path.join(this.internalDir, 'outbox');
+    this.brokerDir = path.join(this.internalDir, 'broker');
     this.goIndexFile = path.join(root, 'image-info.json');
     this.formatFile = path.join(this.internalDir, 'format.json');
     this.ownerFile = path.join(this.internalDir, 'owner.pid');

@@ -1,4 +1,5 @@
-import mqtt, { type MqttClient } from 'mqtt';
+import { readFileSync } from 'node:fs';
+import mqtt, { type IClientPublishOptions, type MqttClient } from 'mqtt';
 import type { Logger } from '../logger.js';
 import type { StoreEvent } from './events.js';
 import type { EventTransport } from './types.js';
@@ -8,33 +9,50 @@ export interface MqttTransportOptions {
   clientId: string;
   username?: string;
   password?: string;
+  protocolVersion: 4 | 5;
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  rejectUnauthorized: boolean;
   /** Longest wait for a PUBACK before the delivery counts as failed and is retried. */
   ackTimeoutMs?: number;
 }
 
+/** Content type of a structured-mode CloudEvent (CloudEvents MQTT binding, 3.2). */
+export const CLOUDEVENTS_JSON = 'application/cloudevents+json; charset=utf-8';
+
 /**
- * Delivers events to a broker over the network with mqtt.js. Connects in the
- * background and keeps reconnecting, so a broker that is down at start or goes
- * away later only delays delivery (the outbox keeps the events).
+ * Delivers events to an external broker with mqtt.js (mqtt, mqtts, ws, wss).
+ * Connects in the background and keeps reconnecting, so a broker that is down
+ * at start or goes away later only delays delivery (the outbox keeps the events).
+ * Over MQTT 5 each message also carries the content type and the CloudEvents
+ * attributes as user properties; over 3.1.1 the JSON payload carries everything.
  */
 export class MqttTransport implements EventTransport {
   private readonly client: MqttClient;
   private readonly ackTimeoutMs: number;
+  private readonly protocolVersion: 4 | 5;
 
   constructor(options: MqttTransportOptions, log: Logger) {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
+    this.protocolVersion = options.protocolVersion;
     this.client = mqtt.connect(options.url, {
       clientId: options.clientId,
       username: options.username,
       password: options.password,
+      protocolVersion: options.protocolVersion,
       clean: true,
       reconnectPeriod: 1000,
       connectTimeout: 5000,
+      ca: options.caFile ? readFileSync(options.caFile) : undefined,
+      cert: options.certFile ? readFileSync(options.certFile) : undefined,
+      key: options.keyFile ? readFileSync(options.keyFile) : undefined,
+      rejectUnauthorized: options.rejectUnauthorized,
     });
     let wasConnected = false;
     this.client.on('connect', () => {
       wasConnected = true;
-      log.info({ url: redact(options.url) }, 'connected to MQTT broker');
+      log.info({ url: redact(options.url), protocolVersion: options.protocolVersion }, 'connected to MQTT broker');
     });
     this.client.on('offline', () => {
       if (wasConnected) log.warn({ url: redact(options.url) }, 'MQTT broker unreachable; events wait in the outbox');
@@ -53,16 +71,18 @@ export class MqttTransport implements EventTransport {
 
   async deliver(event: StoreEvent, topics: string[]): Promise<void> {
     const payload = JSON.stringify(event);
-    await Promise.all(topics.map((topic) => this.publishOne(topic, payload)));
+    const options: IClientPublishOptions = { qos: 1 };
+    if (this.protocolVersion === 5) options.properties = { contentType: CLOUDEVENTS_JSON, userProperties: cloudEventProperties(event) };
+    await Promise.all(topics.map((topic) => this.publishOne(topic, payload, options)));
   }
 
-  private async publishOne(topic: string, payload: string): Promise<void> {
+  private async publishOne(topic: string, payload: string, options: IClientPublishOptions): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no PUBACK within ${this.ackTimeoutMs} ms`)), this.ackTimeoutMs);
     });
     try {
-      await Promise.race([this.client.publishAsync(topic, payload, { qos: 1 }), timeout]);
+      await Promise.race([this.client.publishAsync(topic, payload, options), timeout]);
     } finally {
       clearTimeout(timer);
     }
@@ -71,6 +91,15 @@ export class MqttTransport implements EventTransport {
   async close(): Promise<void> {
     await this.client.endAsync(true);
   }
+}
+
+/** CloudEvents context attributes as MQTT 5 user properties (CloudEvents MQTT binding, 3.1.3.4). */
+export function cloudEventProperties(event: StoreEvent): Record<string, string> {
+  const props: Record<string, string> = {
+    specversion: event.specversion, id: event.id, source: event.source, type: event.type, time: event.time, subject: event.subject,
+  };
+  if (event.reqid) props.reqid = event.reqid;
+  return props;
 }
 
 /** The URL without its password, for logs. */

@@ -1,0 +1,29 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import type { StoreEvent } from '../../src/notifier/events.js';
+import { waitFor } from './wait-for.js';
+
+/** A real MQTT client that records every event it receives. */
+export interface EventRecorder {
+  client: MqttClient;
+  events: Array<StoreEvent & { topic: string }>;
+  /** Waits until at least `count` events arrived; returns them all. */
+  waitForCount(count: number, timeoutMs?: number): Promise<Array<StoreEvent & { topic: string }>>;
+  close(): Promise<void>;
+}
+
+/** Connects to `url`, subscribes to `topic` (QoS 1) and records JSON payloads. */
+export async function recordEvents(url: string, topic = 'imagestore/notifier', options: mqtt.IClientOptions = {}): Promise<EventRecorder> {
+  const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, ...options });
+  const events: Array<StoreEvent & { topic: string }> = [];
+  client.on('message', (t, payload) => events.push({ ...(JSON.parse(payload.toString()) as StoreEvent), topic: t }));
+  await client.subscribeAsync(topic, { qos: 1 });
+  return {
+    client,
+    events,
+    waitForCount: (count, timeoutMs = 8000) =>
+      waitFor(`${count} events (got ${events.length})`, () => events.length >= count && events, timeoutMs),
+    async close() {
+      await client.endAsync(true);
+    },
+  };
+}
