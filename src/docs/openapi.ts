@@ -51,6 +51,12 @@ export const OPERATIONS: OperationDoc[] = [
   { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
   { method: 'get', path: '/readyz', operationId: 'readyz', summary: 'Readiness: store writable and broker reachable', tags: ['health'],
     responses: { 200: ['Ready', undefined], 503: ['Not ready', undefined] } },
+  { method: 'get', path: '/openapi.json', operationId: 'getOpenApi', summary: 'This OpenAPI 3.1 document (not served in PRODMODE)', tags: ['docs'],
+    responses: { 200: ['The document', z.looseObject({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) })] } },
+  { method: 'get', path: '/asyncapi.json', operationId: 'getAsyncApi', summary: 'AsyncAPI 3.0 document of the MQTT events (not served in PRODMODE)', tags: ['docs'],
+    responses: { 200: ['The document', z.looseObject({ asyncapi: z.string(), channels: z.record(z.string(), z.unknown()) })] } },
+  { method: 'get', path: '/swagger', operationId: 'swaggerUi', summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
+    responses: { 200: ['HTML page', 'text/html'] } },
 ];
 
 const schema = (s: z.ZodType) => {
@@ -74,7 +80,7 @@ function operationObject(op: OperationDoc) {
     Object.entries(op.responses).map(([status, [description, body]]) => [
       status,
       body === undefined ? { description }
-        : typeof body === 'string' ? { description, content: { [body]: { schema: { type: 'string', format: 'binary' } } } }
+        : typeof body === 'string' ? { description, content: { [body]: { schema: body.startsWith('text/') ? { type: 'string' } : { type: 'string', format: 'binary' } } } }
           : { description, content: { 'application/json': { schema: schema(body) } } },
     ]),
   );
@@ -90,10 +96,12 @@ export function buildOpenApi(version: string): Record<string, unknown> {
     info: {
       title: 'imagestore',
       version,
-      description: 'Album-oriented image store. Every change and download is published as a CloudEvent on MQTT topic imagestore/notifier; see /asyncapi.json.',
+      description:
+        'Album-oriented image store. Every change and download is published as a CloudEvent on MQTT topic `imagestore/notifier`: ' +
+        'see the [AsyncAPI document](/asyncapi.json) and docs/events.md.',
     },
     servers: [{ url: '/' }],
-    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'health' }],
+    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
     paths,
   };
 }

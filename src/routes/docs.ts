@@ -36,6 +36,8 @@ const INITIALIZER_JS = `window.onload = function () {
   window.ui = SwaggerUIBundle({
     url: '/openapi.json',
     dom_id: '#swagger-ui',
+    // No badge fetched from validator.swagger.io: the page must work offline and not leak the spec URL.
+    validatorUrl: null,
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
     layout: 'StandaloneLayout'
@@ -43,18 +45,31 @@ const INITIALIZER_JS = `window.onload = function () {
 };
 `;
 
+/** The documents served by docsRoutes, built once at start. */
+export interface DocsDocuments {
+  /** OpenAPI 3.1 document of the REST API, served at /openapi.json and shown by Swagger UI. */
+  openApi: Record<string, unknown>;
+  /** AsyncAPI 3.0 document of the MQTT events, served at /asyncapi.json. */
+  asyncApi: Record<string, unknown>;
+}
+
 /**
- * GET /openapi.json and Swagger UI at /swagger. Not mounted in PRODMODE.
- * @param openApi the document (built once at start)
+ * GET /openapi.json, GET /asyncapi.json and Swagger UI at /swagger. Not mounted in PRODMODE.
+ * @param documents the OpenAPI and AsyncAPI documents
  */
-export function docsRoutes(openApi: Record<string, unknown>): Router {
+export function docsRoutes({ openApi, asyncApi }: DocsDocuments): Router {
   const router = new Router();
   const assetDir = getAbsoluteFSPath();
   const openApiJson = JSON.stringify(openApi);
+  const asyncApiJson = JSON.stringify(asyncApi);
 
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json';
     ctx.body = openApiJson;
+  });
+  router.get('/asyncapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = asyncApiJson;
   });
   router.get('/swagger', (ctx) => {
     ctx.type = 'text/html; charset=utf-8';

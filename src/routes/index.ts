@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { AlbumService } from '../albums/album-service.js';
 import type { Config } from '../config.js';
+import { buildAsyncApi } from '../docs/asyncapi.js';
 import { buildOpenApi } from '../docs/openapi.js';
 import { albumRoutes } from './albums.js';
 import { docsRoutes } from './docs.js';
@@ -30,7 +31,11 @@ export function buildRouter({ config, albums, readiness, version }: RouterDeps):
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods({ throw: true }));
   if (!config.prodMode) {
-    const docs = docsRoutes(buildOpenApi(version));
+    const docs = docsRoutes({
+      openApi: buildOpenApi(version),
+      // MQTT over WebSocket is served by the embedded broker only.
+      asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
+    });
     root.use(docs.routes(), docs.allowedMethods({ throw: true }));
   }
   return root;
