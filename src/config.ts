@@ -31,7 +31,7 @@ export interface Config {
     certFile?: string;
     keyFile?: string;
     rejectUnauthorized: boolean;
-    /** Serve MQTT over WebSocket on the HTTP port at this path (embedded broker only); empty turns it off. */
+    /** Serve MQTT over WebSocket on the HTTP port at this path (embedded broker only); `off` turns it off (empty string here). */
     wsPath: string;
   };
   /** CloudEvents `source` of every event this node publishes. */
@@ -147,7 +147,7 @@ export function loadConfig(env: Env = process.env): Config {
       certFile: r.optional('MQTT_CERT_FILE'),
       keyFile: r.optional('MQTT_KEY_FILE'),
       rejectUnauthorized: r.bool('MQTT_REJECT_UNAUTHORIZED', true),
-      wsPath: r.string('MQTT_WS_PATH', '/mqtt'),
+      wsPath: r.string('MQTT_WS_PATH', '/mqtt').replace(/^off$/, ''),
     },
     eventSource: r.string('EVENT_SOURCE', `/imagestore/${node}`),
     prodMode: r.bool('PRODMODE', false),
@@ -166,6 +166,10 @@ export function loadConfig(env: Env = process.env): Config {
 
 function crossFieldProblems(config: Config): string[] {
   const problems: string[] = [];
+  // Node refuses to create the server otherwise (ERR_OUT_OF_RANGE): the headers are part of the request.
+  if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
+    problems.push(`invalid HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (${config.http.headersTimeoutMs} > ${config.http.requestTimeoutMs})`);
+  }
   const embedded = config.mqtt.url === undefined;
   if (embedded && config.http.port !== 0 && config.http.port === config.mqtt.port) {
     problems.push(`invalid MQTT_PORT: must differ from PORT (both are ${config.http.port})`);

@@ -65,8 +65,16 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     pendingEvents: () => outbox.pendingCount,
   };
   const app = buildApp({ config, log, albums, readiness, version });
+  const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const httpServer = http.createServer(
-    { headersTimeout: config.http.headersTimeoutMs, requestTimeout: config.http.requestTimeoutMs, keepAliveTimeout: config.http.keepAliveTimeoutMs },
+    {
+      headersTimeout: headersTimeoutMs,
+      requestTimeout: requestTimeoutMs,
+      keepAliveTimeout: keepAliveTimeoutMs,
+      // Node enforces both timeouts only when it sweeps its connections (every 30 s by default),
+      // which would let a slow client hold a connection up to 30 s past them; sweep often enough.
+      connectionsCheckingInterval: Math.min(1000, headersTimeoutMs, requestTimeoutMs),
+    },
     app.callback(),
   );
   if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath);
@@ -84,10 +92,13 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     pendingEvents: () => outbox.pendingCount,
     async close() {
       const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
+      // Keep-alive connections become idle as their last request finishes: close them as they do.
+      const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 50);
       httpServer.closeIdleConnections();
       const timer = setTimeout(() => httpServer.closeAllConnections(), config.shutdownTimeoutMs);
       await closed;
       clearTimeout(timer);
+      clearInterval(idleSweep);
       const drained = await dispatcher.drain(config.shutdownTimeoutMs);
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();

@@ -57,16 +57,28 @@ export class Outbox {
       .map((name) => ({ firstSeq: Number(name.slice(SEGMENT_PREFIX.length, -'.jsonl'.length)), file: path.join(dir, name) }));
     const pending: JournalRecord[] = [];
     let lastSeq = watermark;
+    let lastText = '';
     for (const segment of segments) {
-      for (const record of parseSegment(await fs.readFile(segment.file, 'utf8'))) {
+      lastText = await fs.readFile(segment.file, 'utf8');
+      for (const record of parseSegment(lastText)) {
         lastSeq = Math.max(lastSeq, record.seq);
         if (record.seq > watermark) pending.push(record);
       }
     }
-    // Never append after a possibly torn last line: every start opens a fresh segment.
-    const firstSeq = lastSeq + 1;
-    const file = segmentPath(dir, firstSeq);
-    segments.push({ firstSeq, file });
+    // Never append after a possibly torn last line: every start opens a fresh segment, or reuses the
+    // last one if it is empty. A fresh one needs a name not taken yet: the last rotation (or start) may
+    // have named a file lastSeq + 1 already, and two entries for one file made it look delivered.
+    const last = segments.at(-1);
+    let firstSeq: number;
+    let file: string;
+    if (last && lastText === '') {
+      firstSeq = Math.max(lastSeq + 1, last.firstSeq);
+      file = last.file;
+    } else {
+      firstSeq = Math.max(lastSeq, last?.firstSeq ?? 0) + 1;
+      file = segmentPath(dir, firstSeq);
+      segments.push({ firstSeq, file });
+    }
     const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, await fs.open(file, 'a'), maxSegmentBytes);
     await fsyncDir(dir);
     await outbox.deleteDeliveredSegments();
@@ -139,7 +151,8 @@ export class Outbox {
         } catch (err) {
           for (const w of batch) w.reject(err as Error);
         }
-        if (this.segmentBytes >= this.maxSegmentBytes) await this.rotate();
+        // A failed rotation is retried after the next batch; appends keep going to the current segment.
+        if (this.segmentBytes >= this.maxSegmentBytes) await this.rotate().catch(() => undefined);
       }
     } finally {
       this.flushing = undefined;
@@ -147,6 +160,9 @@ export class Outbox {
   }
 
   private async rotate(): Promise<void> {
+    // No sequence number taken since the current segment was opened (a batch queued before the last
+    // rotation filled it): a new segment would reuse its file name. Rotate after the next append.
+    if (this.segments[this.segments.length - 1].firstSeq === this.nextSeq) return;
     await this.current.datasync();
     await this.current.close();
     const file = segmentPath(this.dir, this.nextSeq);

@@ -13,9 +13,14 @@ export interface EventRecorder {
 
 /** Connects to `url`, subscribes to `topic` (QoS 1) and records JSON payloads. */
 export async function recordEvents(url: string, topic = 'imagestore/notifier', options: mqtt.IClientOptions = {}): Promise<EventRecorder> {
-  const client = await mqtt.connectAsync(url, { reconnectPeriod: 200, ...options });
+  const client = mqtt.connect(url, { reconnectPeriod: 200, ...options });
   const events: Array<StoreEvent & { topic: string }> = [];
+  // Listen before the CONNACK: a persistent session's queued messages come right after it.
   client.on('message', (t, payload) => events.push({ ...(JSON.parse(payload.toString()) as StoreEvent), topic: t }));
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
   await client.subscribeAsync(topic, { qos: 1 });
   return {
     client,

@@ -1,0 +1,167 @@
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { defaultConfig, loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+
+/** The problems loadConfig reports for `env`; fails the test when it does not throw. */
+function problemsOf(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return (err as ConfigError).problems;
+  }
+  expect.fail(`expected loadConfig(${JSON.stringify(env)}) to throw a ConfigError`);
+}
+
+describe('loadConfig', () => {
+  it('uses the documented defaults when nothing is set', () => {
+    const config = loadConfig({});
+    expect(config.http).to.deep.equal({ host: '0.0.0.0', port: 3333, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000 });
+    expect(config.imageDbDir).to.equal(path.resolve('image-db'));
+    expect(config.mqtt).to.deep.include({
+      url: undefined, port: 1883, host: '0.0.0.0', clientId: `imagestore-${hostname()}`, username: undefined, password: undefined,
+      protocolVersion: 5, rejectUnauthorized: true, wsPath: '/mqtt',
+    });
+    expect(config.eventSource).to.equal(`/imagestore/${hostname()}`);
+    expect(config.prodMode).to.equal(false);
+    expect(config.logLevel).to.equal('info');
+    expect(config.limits).to.deep.equal({ maxUploadBytes: 100 * 1024 * 1024, maxJsonBytes: 16 * 1024, maxConcurrentUploads: 32 });
+    expect(config.shutdownTimeoutMs).to.equal(10_000);
+  });
+
+  it('reads every variable it documents', () => {
+    const config = loadConfig({
+      HOST: '127.0.0.1', PORT: '8080', HEADERS_TIMEOUT_MS: '2000', REQUEST_TIMEOUT_MS: '60000', KEEP_ALIVE_TIMEOUT_MS: '1000',
+      IMAGE_DB_DIR: '/srv/images', MQTT_URL: 'mqtt://user:pw@broker:1883', MQTT_PORT: '1884', MQTT_HOST: '::1', MQTT_CLIENT_ID: 'node-a',
+      MQTT_USERNAME: 'user', MQTT_PASSWORD: 'pw', MQTT_PROTOCOL_VERSION: '4', MQTT_REJECT_UNAUTHORIZED: 'false', NODE_ID: 'n1', PRODMODE: 'yes', LOG_LEVEL: 'debug',
+      MAX_UPLOAD_BYTES: '1000', MAX_JSON_BYTES: '1024', MAX_CONCURRENT_UPLOADS: '4', SHUTDOWN_TIMEOUT_MS: '0',
+    });
+    expect(config.http).to.deep.equal({ host: '127.0.0.1', port: 8080, headersTimeoutMs: 2000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 1000 });
+    expect(config.imageDbDir).to.equal('/srv/images');
+    expect(config.mqtt).to.deep.include({
+      url: 'mqtt://user:pw@broker:1883', port: 1884, host: '::1', clientId: 'node-a', username: 'user', password: 'pw',
+      protocolVersion: 4, rejectUnauthorized: false,
+    });
+    expect(config.eventSource).to.equal('/imagestore/n1');
+    expect(config).to.include({ prodMode: true, logLevel: 'debug', shutdownTimeoutMs: 0 });
+    expect(config.limits).to.deep.equal({ maxUploadBytes: 1000, maxJsonBytes: 1024, maxConcurrentUploads: 4 });
+  });
+
+  it('derives the client id and event source from NODE_ID, and MQTT_HOST from HOST', () => {
+    const config = loadConfig({ NODE_ID: 'edge-7', HOST: '10.0.0.5' });
+    expect(config.mqtt.clientId).to.equal('imagestore-edge-7');
+    expect(config.eventSource).to.equal('/imagestore/edge-7');
+    expect(config.mqtt.host).to.equal('10.0.0.5');
+  });
+
+  it('treats empty and blank values as unset, and trims the others', () => {
+    const config = loadConfig({ PORT: '', MQTT_PORT: '   ', LOG_LEVEL: ' warn ', MQTT_URL: '' });
+    expect(config.http.port).to.equal(3333);
+    expect(config.mqtt.port).to.equal(1883);
+    expect(config.logLevel).to.equal('warn');
+    expect(config.mqtt.url).to.equal(undefined);
+  });
+
+  describe('names the variable, the expected form and the value received', () => {
+    const cases: Array<[string, string, string]> = [
+      ['PORT', 'abc', 'expected integer 0-65535, got "abc"'],
+      ['PORT', '65536', 'expected integer 0-65535, got "65536"'],
+      ['PORT', '-1', 'expected integer 0-65535, got "-1"'],
+      ['PORT', '80.5', 'expected integer 0-65535, got "80.5"'],
+      ['PORT', '0x50', 'expected integer 0-65535, got "0x50"'],
+      ['MQTT_PORT', '18x3', 'expected integer 0-65535, got "18x3"'],
+      ['HEADERS_TIMEOUT_MS', '99', 'expected integer 100-600000, got "99"'],
+      ['REQUEST_TIMEOUT_MS', 'forever', 'expected integer 100-3600000, got "forever"'],
+      ['KEEP_ALIVE_TIMEOUT_MS', '1e3', 'expected integer 100-600000, got "1e3"'],
+      ['MAX_UPLOAD_BYTES', '0', `expected integer 1-${Number.MAX_SAFE_INTEGER}, got "0"`],
+      ['MAX_UPLOAD_BYTES', '99999999999999999999', `expected integer 1-${Number.MAX_SAFE_INTEGER}, got "99999999999999999999"`],
+      ['MAX_JSON_BYTES', '63', 'expected integer 64-10485760, got "63"'],
+      ['MAX_CONCURRENT_UPLOADS', '10001', 'expected integer 1-10000, got "10001"'],
+      ['SHUTDOWN_TIMEOUT_MS', '10s', 'expected integer 0-600000, got "10s"'],
+      ['PRODMODE', 'maybe', 'expected true/false, 1/0, yes/no or on/off, got "maybe"'],
+      ['LOG_LEVEL', 'loud', 'expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
+      ['LOG_LEVEL', 'INFO', 'expected one of fatal, error, warn, info, debug, trace, silent, got "INFO"'],
+      ['MQTT_PROTOCOL_VERSION', '3', 'expected one of 4, 5, got "3"'],
+      ['MQTT_REJECT_UNAUTHORIZED', 'nope', 'expected true/false, 1/0, yes/no or on/off, got "nope"'],
+      ['MQTT_URL', 'http://broker:1883', 'expected a URL starting with mqtt://, mqtts://, ws://, wss://, got "http://broker:1883"'],
+    ];
+    for (const [name, value, expected] of cases) {
+      it(`${name}=${value}`, () => {
+        expect(problemsOf({ [name]: value })).to.deep.equal([`invalid ${name}: ${expected}`]);
+      });
+    }
+  });
+
+  it('accepts the boolean spellings of PRODMODE in any case', () => {
+    for (const value of ['1', 'true', 'YES', 'On']) expect(loadConfig({ PRODMODE: value }).prodMode, value).to.equal(true);
+    for (const value of ['0', 'false', 'No', 'OFF']) expect(loadConfig({ PRODMODE: value }).prodMode, value).to.equal(false);
+  });
+
+  it('reports every problem at once, in one ConfigError whose message lists them', () => {
+    let error: ConfigError | undefined;
+    try {
+      loadConfig({ PORT: 'http', MQTT_PORT: '70000', LOG_LEVEL: 'chatty', PRODMODE: 'sometimes' });
+    } catch (err) {
+      error = err as ConfigError;
+    }
+    expect(error).to.be.instanceOf(ConfigError);
+    expect(error!.problems).to.deep.equal([
+      'invalid PORT: expected integer 0-65535, got "http"',
+      'invalid MQTT_PORT: expected integer 0-65535, got "70000"',
+      'invalid PRODMODE: expected true/false, 1/0, yes/no or on/off, got "sometimes"',
+      'invalid LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "chatty"',
+    ]);
+    expect(error!.message).to.equal(`invalid configuration:\n  ${error!.problems.join('\n  ')}`);
+  });
+
+  describe('MQTT_URL', () => {
+    for (const url of ['mqtt://127.0.0.1:1883', 'mqtts://broker.example:8883', 'ws://broker/mqtt', 'wss://user:secret@broker:443/mqtt']) {
+      it(`accepts ${url}`, () => {
+        expect(loadConfig({ MQTT_URL: url }).mqtt.url).to.equal(url);
+      });
+    }
+    for (const url of ['tcp://broker:1883', 'https://broker', 'broker:1883', 'not a url', '//broker:1883']) {
+      it(`rejects ${url}`, () => {
+        expect(problemsOf({ MQTT_URL: url })).to.deep.equal([
+          `invalid MQTT_URL: expected a URL starting with mqtt://, mqtts://, ws://, wss://, got ${JSON.stringify(url)}`,
+        ]);
+      });
+    }
+  });
+
+  describe('PORT and MQTT_PORT', () => {
+    it('rejects the same port for HTTP and the embedded broker', () => {
+      expect(problemsOf({ PORT: '4000', MQTT_PORT: '4000' })).to.deep.equal(['invalid MQTT_PORT: must differ from PORT (both are 4000)']);
+    });
+
+    it('rejects the default MQTT port given as PORT', () => {
+      expect(problemsOf({ PORT: '1883' })).to.deep.equal(['invalid MQTT_PORT: must differ from PORT (both are 1883)']);
+    });
+
+    it('allows both at 0 (two different ephemeral ports)', () => {
+      expect(loadConfig({ PORT: '0', MQTT_PORT: '0' }).http.port).to.equal(0);
+    });
+
+    it('allows equal ports with an external broker (MQTT_PORT is not used then)', () => {
+      expect(loadConfig({ PORT: '4000', MQTT_PORT: '4000', MQTT_URL: 'mqtt://broker:1883' }).http.port).to.equal(4000);
+    });
+  });
+
+  it('rejects a headers timeout longer than the request timeout', () => {
+    expect(problemsOf({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '10000' })).to.deep.equal([
+      'invalid HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (20000 > 10000)',
+    ]);
+  });
+});
+
+describe('defaultConfig', () => {
+  it('is loopback on ephemeral ports, silent, and takes overrides', () => {
+    const config = defaultConfig({ shutdownTimeoutMs: 5 });
+    expect(config.http).to.include({ host: '127.0.0.1', port: 0 });
+    expect(config.mqtt).to.include({ host: '127.0.0.1', port: 0, url: undefined });
+    expect(config.logLevel).to.equal('silent');
+    expect(config.shutdownTimeoutMs).to.equal(5);
+  });
+});
