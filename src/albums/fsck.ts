@@ -115,35 +115,22 @@ async function checkAlbum(layout: Layout, album: string, note: Note, options: Fs
     }
   }
   const metaNames = new Set((await readDir(layout.imageMetaDir(album))).map((e) => e.name));
-  const images: string[] = [];
-  let changed = false;
+  // Names first, in order (a rename to NFC must see the renames before it), then the per-image
+  // reads and writes with bounded concurrency: one at a time, adopting a 20,000-file album
+  // (one fsync per metadata file) took ~45 s on a 2-core test machine.
+  const found: Array<{ name: string; hadMeta: boolean }> = [];
   for (const entry of await readDir(layout.albumDir(album))) {
     if (entry.name.toLowerCase().startsWith(RESERVED_PREFIX)) continue;
     const name = await checkEntryName(layout.albumDir(album), entry, 'image', note, repair);
-    if (name === undefined) continue;
-    const file = layout.imageFile(album, name);
-    const metaFile = layout.imageMetaFile(album, name);
-    const hadMeta = metaNames.delete(name);
-    const meta = hadMeta ? await readImageMeta(metaFile) : undefined;
-    if (!meta) {
-      const kind = hadMeta ? 'bad-metadata' : 'file-without-metadata';
-      note({ kind, path: file, detail: 'image adopted, metadata rebuilt from its bytes' });
-      if (repair) {
-        await writeFileAtomic(metaFile, JSON.stringify(await adoptFile(file, name)), layout.tmpDir);
-        changed = true;
-      }
-    } else if (options.verifyContent) {
-      const actual = await describeFile(file);
-      if (actual.sha256 !== meta.sha256 || actual.size !== meta.size) {
-        note({ kind: 'content-mismatch', path: file, detail: `metadata says ${meta.size} bytes sha256 ${meta.sha256}, file has ${actual.size} bytes sha256 ${actual.sha256}; metadata rewritten, id kept` });
-        if (repair) {
-          await writeFileAtomic(metaFile, JSON.stringify({ ...meta, ...actual, name }), layout.tmpDir);
-          changed = true;
-        }
-      }
-    }
-    images.push(name);
+    if (name !== undefined) found.push({ name, hadMeta: metaNames.delete(name) });
   }
+  const checked = await mapLimit(found, IMAGE_CHECK_CONCURRENCY, ({ name, hadMeta }) => checkImage(layout, album, name, hadMeta, options));
+  let changed = false;
+  for (const result of checked) {
+    if (result.problem) note(result.problem);
+    changed ||= result.changed;
+  }
+  const images = found.map((f) => f.name);
   for (const orphan of metaNames) {
     note({ kind: 'metadata-without-file', path: layout.imageMetaFile(album, orphan), detail: 'image file missing; metadata dropped' });
     if (repair) {
@@ -153,6 +140,44 @@ async function checkAlbum(layout: Layout, album: string, note: Note, options: Fs
   }
   if (changed) await fsyncDir(layout.imageMetaDir(album));
   return images;
+}
+
+/** Image files checked at once per album during recovery. */
+const IMAGE_CHECK_CONCURRENCY = 16;
+
+/** Checks one image file against its metadata; adopts or rewrites the metadata when repairing. */
+async function checkImage(layout: Layout, album: string, name: string, hadMeta: boolean, options: FsckOptions) {
+  const file = layout.imageFile(album, name);
+  const metaFile = layout.imageMetaFile(album, name);
+  const meta = hadMeta ? await readImageMeta(metaFile) : undefined;
+  if (!meta) {
+    const kind = hadMeta ? 'bad-metadata' : 'file-without-metadata';
+    if (options.repair) await writeFileAtomic(metaFile, JSON.stringify(await adoptFile(file, name)), layout.tmpDir);
+    return { problem: { kind, path: file, detail: 'image adopted, metadata rebuilt from its bytes' } as const, changed: options.repair };
+  }
+  if (options.verifyContent) {
+    const actual = await describeFile(file);
+    if (actual.sha256 !== meta.sha256 || actual.size !== meta.size) {
+      if (options.repair) await writeFileAtomic(metaFile, JSON.stringify({ ...meta, ...actual, name }), layout.tmpDir);
+      const detail = `metadata says ${meta.size} bytes sha256 ${meta.sha256}, file has ${actual.size} bytes sha256 ${actual.sha256}; metadata rewritten, id kept`;
+      return { problem: { kind: 'content-mismatch', path: file, detail } as const, changed: options.repair };
+    }
+  }
+  return { problem: undefined, changed: false };
+}
+
+/** `fn` over `items` with at most `limit` calls in flight; results in the order of `items`. */
+async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 /** The Go service's image-info.json: `{ album: { image: { fileName, filePath } } }`. Read once, on first start. */

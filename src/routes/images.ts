@@ -52,6 +52,8 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     ctx.set('ETag', `"${handle.info.sha256}"`);
     ctx.set('Last-Modified', new Date(handle.info.modifiedAt).toUTCString());
     if (ctx.method === 'HEAD') {
+      // No body is set, so Koa would keep its default 404 (and error-handler would answer "no route").
+      ctx.status = 200;
       await handle.close();
       return;
     }
