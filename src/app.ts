@@ -23,6 +23,6 @@ export function buildApp({ config, log, albums, readiness, version }: AppDeps): 
   app.silent = true;
   app.use(requestId(log)).use(accessLog()).use(errorHandler());
   const router = buildRouter({ config, albums, readiness, version });
-  app.use(router.routes()).use(router.allowedMethods({ throw: true }));
+  app.use(router.routes()).use(router.allowedMethods());
   return app;
 }

@@ -24,8 +24,8 @@ export interface Config {
     clientId: string;
     username?: string;
     password?: string;
-    /** MQTT protocol version for the external broker: 5 (default; adds CloudEvents user properties) or 4 (3.1.1). */
-    protocolVersion: 4 | 5;
+    /** MQTT protocol for the external broker: `auto` (5, falling back to 3.1.1), 5 (adds CloudEvents user properties) or 4 (3.1.1). */
+    protocolVersion: 4 | 5 | 'auto';
     /** PEM files for mqtts:// and wss:// brokers. */
     caFile?: string;
     certFile?: string;
@@ -142,7 +142,7 @@ export function loadConfig(env: Env = process.env): Config {
       clientId: r.string('MQTT_CLIENT_ID', `imagestore-${node}`),
       username: r.optional('MQTT_USERNAME'),
       password: r.optional('MQTT_PASSWORD'),
-      protocolVersion: Number(r.oneOf('MQTT_PROTOCOL_VERSION', '5', ['4', '5'])) as 4 | 5,
+      protocolVersion: protocolVersion(r.oneOf('MQTT_PROTOCOL_VERSION', 'auto', ['auto', '4', '5'])),
       caFile: r.optional('MQTT_CA_FILE'),
       certFile: r.optional('MQTT_CERT_FILE'),
       keyFile: r.optional('MQTT_KEY_FILE'),
@@ -162,6 +162,10 @@ export function loadConfig(env: Env = process.env): Config {
   r.problems.push(...crossFieldProblems(config));
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
+}
+
+function protocolVersion(value: string): 4 | 5 | 'auto' {
+  return value === 'auto' ? 'auto' : (Number(value) as 4 | 5);
 }
 
 function crossFieldProblems(config: Config): string[] {

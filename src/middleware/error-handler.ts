@@ -13,16 +13,19 @@ interface HttpLikeError extends Error {
  * The one place that turns errors into answers: AppError → its status and
  * message; http-errors that may be shown (koa-body, router 405/501,
  * ctx.throw) → their status and message; anything else → 500 with a generic
- * message, the details going to the log only. Also answers unmatched routes
- * with a JSON 404.
+ * message, the details going to the log only. Also gives unmatched routes a
+ * JSON 404, and the router's 405/501 (which carry `Allow`) a JSON body.
  */
 export function errorHandler(): Middleware {
   return async function errorHandlerMiddleware(ctx, next) {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) {
+      if (ctx.body === undefined && ctx.status === 404) {
         ctx.status = 404;
         ctx.body = toErrorBody(`no route for ${ctx.method} ${ctx.path}`);
+      } else if (ctx.body === undefined && (ctx.status === 405 || ctx.status === 501)) {
+        // The router's allowedMethods() set the status and the Allow header; add the JSON body.
+        ctx.body = toErrorBody(`${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow') || 'none'}`);
       }
     } catch (caught) {
       const err = caught as HttpLikeError;

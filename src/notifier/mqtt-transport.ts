@@ -9,7 +9,8 @@ export interface MqttTransportOptions {
   clientId: string;
   username?: string;
   password?: string;
-  protocolVersion: 4 | 5;
+  /** `auto` tries MQTT 5 and falls back to 3.1.1 when the broker refuses it (released aedes speaks only 3.1.1). */
+  protocolVersion: 4 | 5 | 'auto';
   caFile?: string;
   certFile?: string;
   keyFile?: string;
@@ -31,16 +32,15 @@ export const CLOUDEVENTS_JSON = 'application/cloudevents+json; charset=utf-8';
 export class MqttTransport implements EventTransport {
   private readonly client: MqttClient;
   private readonly ackTimeoutMs: number;
-  private readonly protocolVersion: 4 | 5;
 
   constructor(options: MqttTransportOptions, log: Logger) {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
-    this.protocolVersion = options.protocolVersion;
     this.client = mqtt.connect(options.url, {
       clientId: options.clientId,
       username: options.username,
       password: options.password,
-      protocolVersion: options.protocolVersion,
+      protocolVersion: options.protocolVersion === 'auto' ? 5 : options.protocolVersion,
+      reconnectOnConnackError: true,
       clean: true,
       reconnectPeriod: 1000,
       connectTimeout: 5000,
@@ -52,13 +52,21 @@ export class MqttTransport implements EventTransport {
     let wasConnected = false;
     this.client.on('connect', () => {
       wasConnected = true;
-      log.info({ url: redact(options.url), protocolVersion: options.protocolVersion }, 'connected to MQTT broker');
+      log.info({ url: redact(options.url), protocolVersion: this.client.options.protocolVersion }, 'connected to MQTT broker');
     });
     this.client.on('offline', () => {
       if (wasConnected) log.warn({ url: redact(options.url) }, 'MQTT broker unreachable; events wait in the outbox');
       wasConnected = false;
     });
-    this.client.on('error', (err) => log.warn({ err: err.message }, 'MQTT client error'));
+    this.client.on('error', (err) => {
+      // CONNACK return code 1: "unacceptable protocol version" (MQTT 3.1.1, 3.2.2.3).
+      if (options.protocolVersion === 'auto' && (err as { code?: number }).code === 1 && this.client.options.protocolVersion === 5) {
+        log.info('broker refused MQTT 5; using MQTT 3.1.1');
+        this.client.options.protocolVersion = 4;
+        return;
+      }
+      log.warn({ err: err.message }, 'MQTT client error');
+    });
   }
 
   get connected(): boolean {
@@ -72,7 +80,7 @@ export class MqttTransport implements EventTransport {
   async deliver(event: StoreEvent, topics: string[]): Promise<void> {
     const payload = JSON.stringify(event);
     const options: IClientPublishOptions = { qos: 1 };
-    if (this.protocolVersion === 5) options.properties = { contentType: CLOUDEVENTS_JSON, userProperties: cloudEventProperties(event) };
+    if (this.client.options.protocolVersion === 5) options.properties = { contentType: CLOUDEVENTS_JSON, userProperties: cloudEventProperties(event) };
     await Promise.all(topics.map((topic) => this.publishOne(topic, payload, options)));
   }
 

@@ -23,20 +23,20 @@ export function buildRouter({ config, albums, readiness, version }: RouterDeps):
   const imageRouter = imageRoutes({
     albums, maxJsonBytes: limits.maxJsonBytes, maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
   });
-  api.use(albumRouter.routes(), albumRouter.allowedMethods({ throw: true }));
-  api.use(imageRouter.routes(), imageRouter.allowedMethods({ throw: true }));
+  api.use(albumRouter.routes(), albumRouter.allowedMethods());
+  api.use(imageRouter.routes(), imageRouter.allowedMethods());
 
   const root = new Router();
-  root.use(api.routes(), api.allowedMethods({ throw: true }));
+  root.use(api.routes(), api.allowedMethods());
   const health = healthRoutes(readiness);
-  root.use(health.routes(), health.allowedMethods({ throw: true }));
+  root.use(health.routes(), health.allowedMethods());
   if (!config.prodMode) {
     const docs = docsRoutes({
       openApi: buildOpenApi(version),
       // MQTT over WebSocket is served by the embedded broker only.
       asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
     });
-    root.use(docs.routes(), docs.allowedMethods({ throw: true }));
+    root.use(docs.routes(), docs.allowedMethods());
   }
   return root;
 }

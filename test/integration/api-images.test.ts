@@ -279,7 +279,10 @@ describe('image API (real service, real socket)', () => {
     ] as const) {
       it(`answers 405 with a JSON error for ${method.toUpperCase()} ${url}`, async () => {
         const res = await svc.http[method](url).expect(405).expect('Content-Type', /application\/json/);
-        expect(res.body).to.deep.equal({ error: 'Method Not Allowed' });
+        const allow = res.headers.allow as string;
+        expect(allow, 'RFC 9110 requires Allow on 405').to.match(/^[A-Z, ]+$/);
+        expect(allow.split(', ')).to.not.include(method.toUpperCase());
+        expect(res.body).to.deep.equal({ error: `${method.toUpperCase()} is not allowed on ${new URL(url, 'http://x').pathname}; allowed: ${allow}` });
       });
     }
 

@@ -127,9 +127,9 @@ describe('restart with an external broker that stays up (a subscriber connected 
     [first, second, recorder, broker] = [undefined, undefined, undefined, undefined];
   });
 
-  // aedes speaks MQTT 3.1.1 only, so the service is told to use it (its default is MQTT 5).
+  // aedes speaks MQTT 3.1.1 only: the default protocolVersion 'auto' tries MQTT 5, is refused, and falls back.
   const withBroker = (url: string, extra: Partial<Config> = {}): Partial<Config> => ({
-    mqtt: { ...defaultConfig().mqtt, url, protocolVersion: 4 },
+    mqtt: { ...defaultConfig().mqtt, url },
     ...extra,
   });
 

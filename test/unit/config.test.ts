@@ -22,7 +22,7 @@ describe('loadConfig', () => {
     expect(config.imageDbDir).to.equal(path.resolve('image-db'));
     expect(config.mqtt).to.deep.include({
       url: undefined, port: 1883, host: '0.0.0.0', clientId: `imagestore-${hostname()}`, username: undefined, password: undefined,
-      protocolVersion: 5, rejectUnauthorized: true, wsPath: '/mqtt',
+      protocolVersion: 'auto', rejectUnauthorized: true, wsPath: '/mqtt',
     });
     expect(config.eventSource).to.equal(`/imagestore/${hostname()}`);
     expect(config.prodMode).to.equal(false);
@@ -83,7 +83,7 @@ describe('loadConfig', () => {
       ['PRODMODE', 'maybe', 'expected true/false, 1/0, yes/no or on/off, got "maybe"'],
       ['LOG_LEVEL', 'loud', 'expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
       ['LOG_LEVEL', 'INFO', 'expected one of fatal, error, warn, info, debug, trace, silent, got "INFO"'],
-      ['MQTT_PROTOCOL_VERSION', '3', 'expected one of 4, 5, got "3"'],
+      ['MQTT_PROTOCOL_VERSION', '3', 'expected one of auto, 4, 5, got "3"'],
       ['MQTT_REJECT_UNAUTHORIZED', 'nope', 'expected true/false, 1/0, yes/no or on/off, got "nope"'],
       ['MQTT_URL', 'http://broker:1883', 'expected a URL starting with mqtt://, mqtts://, ws://, wss://, got "http://broker:1883"'],
     ];
