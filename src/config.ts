@@ -43,6 +43,14 @@ export interface Config {
     maxJsonBytes: number;
     maxConcurrentUploads: number;
   };
+  images: {
+    /** Largest width × height of an image accepted or transformed (decompression-bomb guard). */
+    maxInputPixels: number;
+    /** Accept SVG uploads (they can carry script). */
+    allowSvg: boolean;
+    /** Byte budget of the derivative cache (least recently used entries go first). */
+    derivativeCacheBytes: number;
+  };
   shutdownTimeoutMs: number;
 }
 
@@ -156,6 +164,11 @@ export function loadConfig(env: Env = process.env): Config {
       maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 100 * MiB, 1, Number.MAX_SAFE_INTEGER),
       maxJsonBytes: r.int('MAX_JSON_BYTES', 16 * 1024, 64, 10 * MiB),
       maxConcurrentUploads: r.int('MAX_CONCURRENT_UPLOADS', 32, 1, 10_000),
+    },
+    images: {
+      maxInputPixels: r.int('MAX_INPUT_PIXELS', 100_000_000, 1, 2 ** 40),
+      allowSvg: r.bool('ALLOW_SVG', false),
+      derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
     },
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
   };

@@ -16,6 +16,9 @@ import { Outbox } from './notifier/outbox.js';
 import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
+import { DerivativeCache } from './images/derivative-cache.js';
+import { ImageDelivery } from './images/image-delivery.js';
+import { inspectImage } from './images/inspect.js';
 
 /** A running service. */
 export interface RunningService {
@@ -25,6 +28,7 @@ export interface RunningService {
   httpServer: http.Server;
   broker?: EmbeddedBroker;
   recovery: FsckReport;
+  derivatives: DerivativeCache;
   /** Events not yet delivered. */
   pendingEvents(): number;
   /** Stops taking requests, finishes those in flight, delivers pending events, then closes everything. */
@@ -58,13 +62,21 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
   dispatcher.start();
 
-  const albums = new AlbumService(store, new OutboxNotifier(outbox, config.eventSource));
+  const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes);
+  const { maxInputPixels, allowSvg } = config.images;
+  const albums = new AlbumService(
+    store,
+    new OutboxNotifier(outbox, config.eventSource),
+    (file) => inspectImage(file, { maxInputPixels, allowSvg }),
+    (sha256) => derivatives.forget(sha256),
+  );
+  const delivery = new ImageDelivery(derivatives, maxInputPixels);
   const readiness = {
     storeWritable: () => albums.checkWritable(),
     brokerReachable: () => transport.connected,
     pendingEvents: () => outbox.pendingCount,
   };
-  const app = buildApp({ config, log, albums, readiness, version });
+  const app = buildApp({ config, log, albums, delivery, readiness, version });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const httpServer = http.createServer(
     {
@@ -89,6 +101,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     httpServer,
     broker,
     recovery,
+    derivatives,
     pendingEvents: () => outbox.pendingCount,
     async close() {
       const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));

@@ -1,5 +1,14 @@
+import { NotFoundError } from '../errors.js';
 import type { Notifier } from '../notifier/types.js';
+import { fsyncFile } from './durable.js';
+import { describeFile } from './image-meta.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+
+/** Checks an uploaded file is an acceptable image and tells what it is (images/inspect.ts). */
+export type ImageInspector = (file: string) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
+
+/** Told when no stored image has some content any more (the derivative cache drops its entries). */
+export type ContentReleased = (sha256: string) => Promise<void>;
 
 /** Per-call context: ties store changes and events to the HTTP request. */
 export interface CallContext {
@@ -20,6 +29,8 @@ export class AlbumService {
   constructor(
     private readonly store: AlbumStore,
     private readonly notifier: Notifier,
+    private readonly inspect?: ImageInspector,
+    private readonly contentReleased: ContentReleased = async () => undefined,
   ) {}
 
   get stagingDir(): string {
@@ -47,7 +58,8 @@ export class AlbumService {
   }
 
   async deleteAlbum(name: string, ctx: CallContext = {}): Promise<void> {
-    await this.store.deleteAlbum(name);
+    const { unusedContent } = await this.store.deleteAlbum(name);
+    await Promise.all(unusedContent.map((sha) => this.contentReleased(sha)));
     await this.notifier.publish({ type: 'imagestore.album.deleted', album: name }, { reqId: ctx.reqId, durable: true });
   }
 
@@ -57,17 +69,45 @@ export class AlbumService {
     return listing;
   }
 
-  async addImage(album: string, name: string, staged: StagedFile, ctx: CallContext = {}): Promise<ImageInfo> {
+  /**
+   * Stores a received file (in the staging dir) as an image: checks it (415 not an
+   * accepted image, 422 corrupt or too many pixels), makes it durable, commits it.
+   */
+  async addImage(album: string, name: string, file: string, ctx: CallContext = {}): Promise<ImageInfo> {
+    const [described, facts] = await Promise.all([describeFile(file), this.inspect?.(file)]);
+    const { type, ...rest } = facts ?? { type: described.type };
+    await fsyncFile(file);
+    const staged: StagedFile = { path: file, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
     const image = await this.store.commitImage(album, name, staged);
     await this.notifier.publish({ type: 'imagestore.image.created', ...eventFields(image) }, { reqId: ctx.reqId, durable: true });
     return image;
   }
 
-  /** Opens an image for download and records the fetch event. */
-  async fetchImage(album: string, name: string, ctx: CallContext = {}): Promise<ImageHandle> {
+  /**
+   * Opens an image for download and records the fetch event (not for HEAD:
+   * `announce` false, since no image is sent).
+   */
+  async fetchImage(album: string, name: string, ctx: CallContext = {}, announce = true): Promise<ImageHandle> {
     const handle = await this.store.openImage(album, name);
-    await this.notifier.publish({ type: 'imagestore.image.fetched', ...eventFields(handle.info) }, { reqId: ctx.reqId, durable: false });
+    if (announce) {
+      await this.notifier.publish({ type: 'imagestore.image.fetched', ...eventFields(handle.info) }, { reqId: ctx.reqId, durable: false });
+    }
     return handle;
+  }
+
+  /** Like fetchImage, by the image's stable id. */
+  async fetchImageById(id: string, ctx: CallContext = {}, announce = true): Promise<ImageHandle> {
+    const found = this.store.findImage(id);
+    if (!found) throw new NotFoundError(`no image with id ${id}`);
+    return this.fetchImage(found.album, found.name, ctx, announce);
+  }
+
+  /** An image's metadata, without fetching it. */
+  async imageInfo(album: string, name: string): Promise<ImageInfo> {
+    const [info] = await this.store.imageInfos(album, [name]);
+    await this.store.listImages(album, { limit: 1 }); // 404 for an unknown album
+    if (!info) throw new NotFoundError(`${name} image is not present`);
+    return info;
   }
 
   async renameImage(album: string, from: string, to: string, ctx: CallContext = {}): Promise<ImageInfo> {
@@ -83,6 +123,7 @@ export class AlbumService {
 
   async deleteImage(album: string, name: string, ctx: CallContext = {}): Promise<ImageInfo> {
     const image = await this.store.deleteImage(album, name);
+    if (!this.store.isContentUsed(image.sha256)) await this.contentReleased(image.sha256);
     await this.notifier.publish({ type: 'imagestore.image.deleted', ...eventFields(image) }, { reqId: ctx.reqId, durable: true });
     return image;
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
@@ -12,6 +12,10 @@ import { fsck, type FsckReport } from './fsck.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { claimDataDir, releaseDataDir } from './owner.js';
+import { ImageIndex, type AlbumRef } from './image-index.js';
+
+/** On Linux, an open file can be read again by path through /proc, whatever renames happen meanwhile. */
+const PROC_FD = existsSync('/proc/self/fd');
 
 /**
  * The filesystem store: albums are directories, images plain files (see layout.ts).
@@ -25,12 +29,22 @@ export class FsAlbumStore implements AlbumStore {
   readonly stagingDir: string;
   private readonly lock = new KeyedLock();
 
+  private readonly ids = new ImageIndex();
+  /** Per album: its image names (sorted) and its entry in the id index. */
+  private readonly images = new Map<string, { names: SortedNames; ref: AlbumRef }>();
+  private readonly albums: SortedNames;
+
   private constructor(
     private readonly layout: Layout,
-    private readonly albums: SortedNames,
-    private readonly images: Map<string, SortedNames>,
+    index: Map<string, StoredImageMeta[]>,
   ) {
     this.stagingDir = layout.tmpDir;
+    for (const [album, metas] of index) {
+      const ref: AlbumRef = { name: album, ids: new Set() };
+      this.images.set(album, { names: new SortedNames(metas.map((m) => m.name)), ref });
+      for (const meta of metas) this.ids.add(ref, meta);
+    }
+    this.albums = new SortedNames(this.images.keys());
   }
 
   /**
@@ -43,9 +57,7 @@ export class FsAlbumStore implements AlbumStore {
     await claimDataDir(layout.ownerFile);
     const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
     for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
-    const images = new Map([...recovery.index].map(([album, names]) => [album, new SortedNames(names)]));
-    const store = new FsAlbumStore(layout, new SortedNames(images.keys()), images);
-    return { store, recovery };
+    return { store: new FsAlbumStore(layout, recovery.index), recovery };
   }
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
@@ -69,14 +81,14 @@ export class FsAlbumStore implements AlbumStore {
       await fs.rename(staged, this.layout.albumDir(name));
       await fsyncDir(this.layout.albumsDir);
       this.albums.add(name);
-      this.images.set(name, new SortedNames());
+      this.images.set(name, { names: new SortedNames(), ref: { name, ids: new Set() } });
       return info;
     });
   }
 
   async renameAlbum(from: string, to: string): Promise<AlbumInfo> {
     return this.lock.with([from, to], async () => {
-      const names = this.requireAlbum(from);
+      const album = this.requireAlbumState(from);
       if (from === to) return (await this.readAlbumInfo(to))!;
       if (this.albums.has(to)) throw new ConflictError(`${to} album already present`);
       await fs.rename(this.layout.albumDir(from), this.layout.albumDir(to));
@@ -84,21 +96,24 @@ export class FsAlbumStore implements AlbumStore {
       this.albums.delete(from);
       this.albums.add(to);
       this.images.delete(from);
-      this.images.set(to, names);
+      this.images.set(to, album);
+      album.ref.name = to;
       return (await this.readAlbumInfo(to))!;
     });
   }
 
-  async deleteAlbum(name: string): Promise<void> {
-    await this.lock.with([name], async () => {
-      this.requireAlbum(name);
+  async deleteAlbum(name: string): Promise<{ unusedContent: string[] }> {
+    return this.lock.with([name], async () => {
+      const album = this.requireAlbumState(name);
       // One rename makes the deletion atomic; the trash is emptied afterwards (and on start).
       const trashed = path.join(this.layout.trashDir, randomUUID());
       await fs.rename(this.layout.albumDir(name), trashed);
       await fsyncDir(this.layout.albumsDir);
       this.albums.delete(name);
       this.images.delete(name);
+      const unusedContent = [...album.ref.ids].map((id) => this.ids.remove(id)).filter((sha): sha is string => sha !== undefined);
       void fs.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
+      return { unusedContent };
     });
   }
 
@@ -117,7 +132,7 @@ export class FsAlbumStore implements AlbumStore {
       if (names.has(name)) throw new ConflictError(`${name} image already present`);
       const now = new Date().toISOString();
       const meta: StoredImageMeta = {
-        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, createdAt: now, modifiedAt: now,
+        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
       };
       // Metadata first: a crash before the link leaves metadata without a file, which recovery drops.
       await writeFileAtomic(this.layout.imageMetaFile(album, name), JSON.stringify(meta), this.layout.tmpDir);
@@ -131,6 +146,7 @@ export class FsAlbumStore implements AlbumStore {
       await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
       await fs.rm(staged.path, { force: true });
       names.add(name);
+      this.ids.add(this.requireAlbumState(album).ref, meta);
       return { ...meta, album };
     });
   }
@@ -147,7 +163,8 @@ export class FsAlbumStore implements AlbumStore {
     }
     try {
       const info = await this.readImage(album, name);
-      return { info, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close() };
+      const localPath = PROC_FD ? `/proc/self/fd/${file.fd}` : this.layout.imageFile(album, name);
+      return { info, localPath, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close() };
     } catch (err) {
       await file.close();
       throw err;
@@ -168,6 +185,7 @@ export class FsAlbumStore implements AlbumStore {
       await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
       names.delete(from);
       names.add(to);
+      this.ids.rename(meta.id, to);
       return { ...meta, album };
     });
   }
@@ -180,8 +198,17 @@ export class FsAlbumStore implements AlbumStore {
       await fs.rm(this.layout.imageMetaFile(album, name), { force: true });
       await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
       names.delete(name);
+      this.ids.remove(info.id);
       return info;
     });
+  }
+
+  findImage(id: string): { album: string; name: string } | undefined {
+    return this.ids.find(id);
+  }
+
+  isContentUsed(sha256: string): boolean {
+    return this.ids.hasContent(sha256);
   }
 
   /** Gives up ownership of the data dir. */
@@ -196,9 +223,13 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   private requireAlbum(album: string): SortedNames {
-    const names = this.images.get(album);
-    if (!names) throw new NotFoundError(`${album} album is not present`);
-    return names;
+    return this.requireAlbumState(album).names;
+  }
+
+  private requireAlbumState(album: string): { names: SortedNames; ref: AlbumRef } {
+    const state = this.images.get(album);
+    if (!state) throw new NotFoundError(`${album} album is not present`);
+    return state;
   }
 
   private async readImageLocked(names: SortedNames, album: string, name: string): Promise<ImageInfo> {

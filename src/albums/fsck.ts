@@ -2,7 +2,7 @@ import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { checkName, RESERVED_PREFIX } from './names.js';
 import { Layout } from './layout.js';
-import { adoptFile, describeFile, readImageMeta } from './image-meta.js';
+import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 
 /** One thing fsck found wrong, and whether it was repaired. */
@@ -27,8 +27,8 @@ export interface FsckReport {
   problems: FsckProblem[];
   albums: number;
   images: number;
-  /** Album name → image names, as found after repair (the store's starting index). */
-  index: Map<string, string[]>;
+  /** Album name → metadata of its images, as found after repair (the store's starting index). */
+  index: Map<string, StoredImageMeta[]>;
 }
 
 /**
@@ -58,10 +58,10 @@ export async function fsck(root: string, options: FsckOptions): Promise<FsckRepo
   for (const entry of await readDir(layout.albumsDir)) {
     const album = await checkEntryName(layout.albumsDir, entry, 'album', note, options.repair);
     if (album === undefined) continue;
-    const images = await checkAlbum(layout, album, note, options);
+    const { images, files } = await checkAlbum(layout, album, note, options);
     report.index.set(album, images);
     report.albums += 1;
-    report.images += images.length;
+    report.images += files;
   }
   await checkGoIndex(layout, report.index, note, options.repair);
   return report;
@@ -103,7 +103,8 @@ async function checkEntryName(dir: string, entry: Dirent, kind: 'album' | 'image
   return name;
 }
 
-async function checkAlbum(layout: Layout, album: string, note: Note, options: FsckOptions): Promise<string[]> {
+/** Checks one album; returns the metadata of its images (only those with metadata, unless repairing) and the file count. */
+async function checkAlbum(layout: Layout, album: string, note: Note, options: FsckOptions): Promise<{ images: StoredImageMeta[]; files: number }> {
   const { repair } = options;
   const infoFile = layout.albumInfoFile(album);
   if (!(await fs.stat(infoFile).then(() => true, () => false))) {
@@ -126,11 +127,12 @@ async function checkAlbum(layout: Layout, album: string, note: Note, options: Fs
   }
   const checked = await mapLimit(found, IMAGE_CHECK_CONCURRENCY, ({ name, hadMeta }) => checkImage(layout, album, name, hadMeta, options));
   let changed = false;
+  const images: StoredImageMeta[] = [];
   for (const result of checked) {
     if (result.problem) note(result.problem);
     changed ||= result.changed;
+    if (result.meta) images.push(result.meta);
   }
-  const images = found.map((f) => f.name);
   for (const orphan of metaNames) {
     note({ kind: 'metadata-without-file', path: layout.imageMetaFile(album, orphan), detail: 'image file missing; metadata dropped' });
     if (repair) {
@@ -139,7 +141,7 @@ async function checkAlbum(layout: Layout, album: string, note: Note, options: Fs
     }
   }
   if (changed) await fsyncDir(layout.imageMetaDir(album));
-  return images;
+  return { images, files: found.length };
 }
 
 /** Image files checked at once per album during recovery. */
@@ -152,18 +154,20 @@ async function checkImage(layout: Layout, album: string, name: string, hadMeta: 
   const meta = hadMeta ? await readImageMeta(metaFile) : undefined;
   if (!meta) {
     const kind = hadMeta ? 'bad-metadata' : 'file-without-metadata';
-    if (options.repair) await writeFileAtomic(metaFile, JSON.stringify(await adoptFile(file, name)), layout.tmpDir);
-    return { problem: { kind, path: file, detail: 'image adopted, metadata rebuilt from its bytes' } as const, changed: options.repair };
+    const adopted = options.repair ? await adoptFile(file, name) : undefined;
+    if (adopted) await writeFileAtomic(metaFile, JSON.stringify(adopted), layout.tmpDir);
+    return { problem: { kind, path: file, detail: 'image adopted, metadata rebuilt from its bytes' } as const, changed: options.repair, meta: adopted };
   }
   if (options.verifyContent) {
     const actual = await describeFile(file);
     if (actual.sha256 !== meta.sha256 || actual.size !== meta.size) {
-      if (options.repair) await writeFileAtomic(metaFile, JSON.stringify({ ...meta, ...actual, name }), layout.tmpDir);
+      const rewritten = { ...meta, ...actual, name };
+      if (options.repair) await writeFileAtomic(metaFile, JSON.stringify(rewritten), layout.tmpDir);
       const detail = `metadata says ${meta.size} bytes sha256 ${meta.sha256}, file has ${actual.size} bytes sha256 ${actual.sha256}; metadata rewritten, id kept`;
-      return { problem: { kind: 'content-mismatch', path: file, detail } as const, changed: options.repair };
+      return { problem: { kind: 'content-mismatch', path: file, detail } as const, changed: options.repair, meta: options.repair ? rewritten : meta };
     }
   }
-  return { problem: undefined, changed: false };
+  return { problem: undefined, changed: false, meta };
 }
 
 /** `fn` over `items` with at most `limit` calls in flight; results in the order of `items`. */
@@ -181,7 +185,7 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
 }
 
 /** The Go service's image-info.json: `{ album: { image: { fileName, filePath } } }`. Read once, on first start. */
-async function checkGoIndex(layout: Layout, index: Map<string, string[]>, note: Note, repair: boolean) {
+async function checkGoIndex(layout: Layout, index: Map<string, StoredImageMeta[]>, note: Note, repair: boolean) {
   const imported = await fs.stat(layout.formatFile).then(() => true, () => false);
   if (imported) return;
   let goIndex: Record<string, Record<string, unknown>> = {};
@@ -191,7 +195,7 @@ async function checkGoIndex(layout: Layout, index: Map<string, string[]>, note: 
     goIndex = {};
   }
   for (const [album, images] of Object.entries(goIndex ?? {})) {
-    const present = new Set(index.get(album.normalize('NFC')) ?? []);
+    const present = new Set((index.get(album.normalize('NFC')) ?? []).map((meta) => meta.name));
     for (const image of Object.keys(images ?? {})) {
       if (!present.has(image.normalize('NFC'))) {
         note({ kind: 'go-index-entry-missing', path: layout.goIndexFile, detail: `image-info.json lists ${album}/${image} but the file is missing` }, false);

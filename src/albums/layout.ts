@@ -13,6 +13,7 @@ import path from 'node:path';
  *   <root>/.imagestore/trash/                            albums being deleted
  *   <root>/.imagestore/outbox/                           event journal
  *   <root>/.imagestore/broker/                           embedded broker's sessions (LevelDB)
+ *   <root>/.imagestore/cache/                            derivative cache (transform results)
  *
  * Metadata sits inside the album directory, so renaming an album is one
  * directory rename and one change writes O(1) data.
@@ -24,6 +25,7 @@ export class Layout {
   readonly trashDir: string;
   readonly outboxDir: string;
   readonly brokerDir: string;
+  readonly cacheDir: string;
   readonly goIndexFile: string;
   readonly formatFile: string;
   readonly ownerFile: string;
@@ -35,6 +37,7 @@ export class Layout {
     this.trashDir = path.join(this.internalDir, 'trash');
     this.outboxDir = path.join(this.internalDir, 'outbox');
     this.brokerDir = path.join(this.internalDir, 'broker');
+    this.cacheDir = path.join(this.internalDir, 'cache');
     this.goIndexFile = path.join(root, 'image-info.json');
     this.formatFile = path.join(this.internalDir, 'format.json');
     this.ownerFile = path.join(this.internalDir, 'owner.pid');

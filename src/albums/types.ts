@@ -16,6 +16,15 @@ export interface ImageInfo {
   /** MIME type sniffed from the bytes. */
   type: string;
   sha256: string;
+  /** What the bytes are, as decoded at upload (absent for files adopted that are not images). */
+  format?: string;
+  width?: number;
+  height?: number;
+  /** EXIF orientation 1-8. */
+  orientation?: number;
+  hasAlpha?: boolean;
+  /** Frames (animated GIF/WebP, multi-page TIFF). */
+  pages?: number;
   createdAt: string;
   modifiedAt: string;
 }
@@ -38,11 +47,14 @@ export interface StagedFile {
   size: number;
   sha256: string;
   type: string;
+  facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages'>;
 }
 
 /** An image opened for reading: its metadata and a way to stream (part of) it. */
 export interface ImageHandle {
   info: ImageInfo;
+  /** A path the image engine can read, valid until close (survives a concurrent rename). */
+  localPath: string;
   /** Streams bytes `start`..`end` inclusive (the whole file by default). */
   stream(range?: { start: number; end: number }): Readable;
   /** Releases the open file when the bytes are not streamed (HEAD, 304). */
@@ -60,7 +72,8 @@ export interface AlbumStore {
   albumInfos(names: string[]): Promise<AlbumInfo[]>;
   createAlbum(name: string): Promise<AlbumInfo>;
   renameAlbum(from: string, to: string): Promise<AlbumInfo>;
-  deleteAlbum(name: string): Promise<void>;
+  /** Deletes an album and its images; returns the contents (sha256) no image has any more. */
+  deleteAlbum(name: string): Promise<{ unusedContent: string[] }>;
 
   listImages(album: string, page?: PageRequest): Promise<Page<string>>;
   /** Metadata of several images of one album, in the given order (missing ones skipped). */
@@ -70,6 +83,10 @@ export interface AlbumStore {
   openImage(album: string, name: string): Promise<ImageHandle>;
   renameImage(album: string, from: string, to: string): Promise<ImageInfo>;
   deleteImage(album: string, name: string): Promise<ImageInfo>;
+  /** Where the image with this id is now (ids survive renames). */
+  findImage(id: string): { album: string; name: string } | undefined;
+  /** True while some stored image has this content. */
+  isContentUsed(sha256: string): boolean;
 
   /** Directory where uploads are staged (same filesystem as the store, so commits are renames). */
   readonly stagingDir: string;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import {
   AlbumListResponse, AlbumNameBody, AlbumResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
-  ListQuery, MessageResponse,
+  ImageObject, ListQuery, MessageResponse, TransformQuery,
 } from '../routes/schemas.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
@@ -24,7 +24,8 @@ const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [code, [ERROR_TEXT[code], ErrorResponse]])) as OperationDoc['responses'];
 const ERROR_TEXT: Record<number, string> = {
   400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists',
-  413: 'Body too large', 415: 'Wrong Content-Type', 503: 'Too many uploads in progress; retry after Retry-After',
+  413: 'Body too large', 415: 'Wrong Content-Type, or not an accepted image format', 416: 'Range not satisfiable',
+  422: 'Image truncated, corrupt or over the pixel limit', 503: 'Too many uploads in progress; retry after Retry-After',
 };
 
 /** Every API operation. A test checks this list against the router, both ways. */
@@ -39,10 +40,14 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Deleted', MessageResponse], ...errors(400, 404) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images', operationId: 'listImages', summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
     responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404) } },
-  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true,
-    responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 503) } },
-  { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image, byte-identical to the upload', tags: ['images'],
-    responses: { 200: ['The image bytes, with their real Content-Type', 'application/octet-stream'], ...errors(400, 404) } },
+  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF or TIFF (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true,
+    responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 422, 503) } },
+  { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image (byte-identical to the upload), or a transform of it; ETag, Range, conditional requests, HEAD', tags: ['images'], query: TransformQuery,
+    responses: { 200: ['The image bytes, with their real Content-Type', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422) } },
+  { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}/metadata', operationId: 'getImageMetadata', summary: 'Image metadata: id, size, type, format, width, height, orientation, alpha, pages, sha256, times', tags: ['images'],
+    responses: { 200: ['Metadata', ImageObject], ...errors(400, 404) } },
+  { method: 'get', path: '/api/v1/images/{idWithExtension}', operationId: 'getImageById', summary: 'Download an image by its stable id ({id}); {id}.{jpg,png,webp,avif,gif,tiff} converts it. Immutable: cached for a year', tags: ['images'], query: TransformQuery,
+    responses: { 200: ['The image bytes', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422) } },
   { method: 'patch', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'renameImage', summary: 'Rename an image', tags: ['images'], jsonBody: ImageNameBody,
     responses: { 200: ['Renamed', ImageResponse], ...errors(400, 404, 409, 413, 415) } },
   { method: 'delete', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'deleteImage', summary: 'Delete an image', tags: ['images'],
@@ -68,6 +73,7 @@ function operationObject(op: OperationDoc) {
   const parameters: unknown[] = [];
   if (op.path.includes('{albumName}')) parameters.push(albumParam);
   if (op.path.includes('{imageName}')) parameters.push(imageParam);
+  if (op.path.includes('{idWithExtension}')) parameters.push({ name: 'idWithExtension', in: 'path', required: true, description: 'Image id, optionally followed by .jpg, .png, .webp, .avif, .gif or .tiff', schema: { type: 'string' } });
   for (const [name, field] of Object.entries(op.query?.shape ?? {})) {
     parameters.push({ name, in: 'query', required: false, description: (field as z.ZodType).description, schema: schema(field as z.ZodType) });
   }

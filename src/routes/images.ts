@@ -1,28 +1,36 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import type { File } from 'formidable';
 import type { AlbumService } from '../albums/album-service.js';
 import { checkName } from '../albums/names.js';
-import { fsyncFile } from '../albums/durable.js';
-import { describeFile } from '../albums/image-meta.js';
 import { ValidationError } from '../errors.js';
+import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/image-delivery.js';
+import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
 import { jsonBody, multipartUpload } from '../middleware/body.js';
 import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
+import { sendImage } from './send-image.js';
 
 export interface ImageRoutesDeps {
   albums: AlbumService;
+  delivery: ImageDelivery;
   maxJsonBytes: number;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
 }
 
-/** Image routes, compatible with the Go service: /albums/{albumName}/images[/{imageName}]. */
+/**
+ * Image routes: the Go service's /albums/{albumName}/images[/{imageName}],
+ * plus /…/{imageName}/metadata and /images/{id}[.{ext}] by stable id.
+ * Downloads take transform parameters (w, h, fit, format, q, …).
+ */
 export function imageRoutes(deps: ImageRoutesDeps): Router {
-  const { albums } = deps;
-  const router = new Router({ prefix: '/albums/:albumName/images' });
+  const { albums, delivery } = deps;
+  const router = new Router();
   const json = jsonBody(deps.maxJsonBytes);
   const upload = multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: deps.maxUploadBytes, maxConcurrent: deps.maxConcurrentUploads });
+  const base = '/albums/:albumName/images';
 
-  router.get('/', async (ctx) => {
+  router.get(base, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const query = parseWith(ListQuery, ctx.query, 'query');
     const details = query.details === 'true' || query.details === '1';
@@ -30,37 +38,35 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     ctx.body = { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
   });
 
-  router.post('/', upload, async (ctx) => {
+  router.post(base, upload, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
     const name = checkName('image', baseName(file.originalFilename));
-    await fsyncFile(file.filepath);
-    const { sha256, size, type } = await describeFile(file.filepath);
-    const image = await albums.addImage(album, name, { path: file.filepath, size, sha256, type }, { reqId: ctx.state.requestId });
+    const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId });
     ctx.status = 201;
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(name)}`);
     ctx.body = { message: `${name} image added to album ${album}`, image };
   });
 
-  router.get('/:imageName', async (ctx) => {
+  router.get(`${base}/:imageName`, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const name = checkName('image', ctx.params.imageName);
-    const handle = await albums.fetchImage(album, name, { reqId: ctx.state.requestId });
-    ctx.type = handle.info.type;
-    ctx.length = handle.info.size;
-    ctx.set('Content-Disposition', contentDisposition('attachment', name));
-    ctx.set('ETag', `"${handle.info.sha256}"`);
-    ctx.set('Last-Modified', new Date(handle.info.modifiedAt).toUTCString());
-    if (ctx.method === 'HEAD') {
-      // No body is set, so Koa would keep its default 404 (and error-handler would answer "no route").
-      ctx.status = 200;
-      await handle.close();
-      return;
-    }
-    ctx.body = handle.stream();
+    const spec = parseTransformSpec(ctx.query);
+    const handle = await albums.fetchImage(album, name, { reqId: ctx.state.requestId }, ctx.method !== 'HEAD');
+    await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), NAME_URL_CACHE));
   });
 
-  router.patch('/:imageName', json, async (ctx) => {
+  router.get(`${base}/:imageName/metadata`, async (ctx) => {
+    ctx.body = await albums.imageInfo(checkName('album', ctx.params.albumName), checkName('image', ctx.params.imageName));
+  });
+
+  router.get('/images/:idWithExtension', async (ctx) => {
+    const { id, spec } = parseIdUrl(ctx);
+    const handle = await albums.fetchImageById(id, { reqId: ctx.state.requestId }, ctx.method !== 'HEAD');
+    await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), ID_URL_CACHE));
+  });
+
+  router.patch(`${base}/:imageName`, json, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const from = checkName('image', ctx.params.imageName);
     const to = checkName('image', parseWith(ImageNameBody, ctx.request.body, 'body').imageName);
@@ -69,7 +75,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     ctx.body = { message: `${from} image modified to ${to}`, image };
   });
 
-  router.delete('/:imageName', async (ctx) => {
+  router.delete(`${base}/:imageName`, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const name = checkName('image', ctx.params.imageName);
     const image = await albums.deleteImage(album, name, { reqId: ctx.state.requestId });
@@ -77,6 +83,19 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   });
 
   return router;
+}
+
+const ID_URL = /^([A-Za-z0-9_-]{1,64})(?:\.([a-z]{3,4}))?$/;
+
+/** `/images/{id}` or `/images/{id}.{ext}`: the extension asks for that format, like ?format=. */
+function parseIdUrl(ctx: Context): { id: string; spec: TransformSpec | undefined } {
+  const match = ID_URL.exec(ctx.params.idWithExtension);
+  if (!match) throw new ValidationError(`Expected an image id, optionally with .jpg, .png, .webp, .avif, .gif or .tiff, but received ${JSON.stringify(ctx.params.idWithExtension.slice(0, 80))}`);
+  const [, id, ext] = match;
+  if (ext === undefined) return { id, spec: parseTransformSpec(ctx.query) };
+  if (ctx.query.format !== undefined) throw new ValidationError('Expected either an extension or format, not both');
+  const spec = parseTransformSpec({ ...ctx.query, format: ext });
+  return { id, spec };
 }
 
 function singleFile(value: File | File[] | undefined): File {
@@ -89,10 +108,4 @@ function singleFile(value: File | File[] | undefined): File {
 function baseName(filename: string | null): string {
   if (!filename) throw new ValidationError('the uploaded file has no file name');
   return filename.split(/[\\/]/).pop() ?? '';
-}
-
-/** RFC 6266 header with an ASCII fallback and the UTF-8 name (RFC 8187). */
-export function contentDisposition(kind: 'inline' | 'attachment', name: string): string {
-  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
-  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
 }

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { AlbumService } from '../albums/album-service.js';
 import type { Config } from '../config.js';
+import type { ImageDelivery } from '../images/image-delivery.js';
 import { buildAsyncApi } from '../docs/asyncapi.js';
 import { buildOpenApi } from '../docs/openapi.js';
 import { albumRoutes } from './albums.js';
@@ -11,17 +12,18 @@ import { imageRoutes } from './images.js';
 export interface RouterDeps {
   config: Config;
   albums: AlbumService;
+  delivery: ImageDelivery;
   readiness: ReadinessChecks;
   version: string;
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, readiness, version }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, readiness, version }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes });
   const imageRouter = imageRoutes({
-    albums, maxJsonBytes: limits.maxJsonBytes, maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
+    albums, delivery, maxJsonBytes: limits.maxJsonBytes, maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
   });
   api.use(albumRouter.routes(), albumRouter.allowedMethods());
   api.use(imageRouter.routes(), imageRouter.allowedMethods());

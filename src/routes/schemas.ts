@@ -15,11 +15,30 @@ export const ListQuery = z.object({
   details: z.enum(['true', 'false', '1', '0']).optional().describe('Include objects (albums/images) beside the names'),
 });
 
+/** Transform parameters of image downloads, for the OpenAPI document (images/transform-spec.ts checks them). */
+export const TransformQuery = z.object({
+  w: z.number().int().min(1).max(8192).optional().describe('Width in pixels (no upscaling unless enlarge)'),
+  h: z.number().int().min(1).max(8192).optional().describe('Height in pixels'),
+  fit: z.enum(['cover', 'contain', 'fill', 'inside', 'outside']).optional().describe('How to fit w×h (default cover)'),
+  enlarge: z.boolean().optional().describe('Allow upscaling'),
+  format: z.enum(['jpeg', 'jpg', 'png', 'webp', 'avif', 'gif', 'tiff', 'auto']).optional().describe('Output format; auto picks AVIF or WebP from Accept (Vary: Accept)'),
+  q: z.number().int().min(1).max(100).optional().describe('Quality'),
+  rotate: z.number().int().optional().describe('Rotation, a multiple of 90 (after EXIF orientation)'),
+  flip: z.boolean().optional().describe('Mirror vertically'),
+  flop: z.boolean().optional().describe('Mirror horizontally'),
+  grayscale: z.boolean().optional(),
+  blur: z.number().min(0.3).max(100).optional().describe('Gaussian blur sigma'),
+  crop: z.string().optional().describe('x,y,width,height, applied before resizing'),
+  download: z.boolean().optional().describe('Content-Disposition: attachment instead of inline'),
+});
+
 export const AlbumObject = z.object({ name: z.string(), createdAt: z.string() });
 
 export const ImageObject = z.object({
   id: z.string(), name: z.string(), album: z.string(), size: z.number().int(), type: z.string(),
-  sha256: z.string(), createdAt: z.string(), modifiedAt: z.string(),
+  sha256: z.string(), format: z.string().optional(), width: z.number().int().optional(), height: z.number().int().optional(),
+  orientation: z.number().int().optional(), hasAlpha: z.boolean().optional(), pages: z.number().int().optional(),
+  createdAt: z.string(), modifiedAt: z.string(),
 });
 
 export const MessageResponse = z.object({ message: z.string() });

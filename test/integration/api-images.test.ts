@@ -5,12 +5,12 @@ import { expect } from 'chai';
 import { defaultConfig } from '../../src/config.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { listTree } from '../helpers/tmp-dir.js';
-import { makeJpeg, makePng } from '../helpers/images.js';
+import { makeJpeg, makePng, pngOfSize } from '../helpers/images.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { albumPath, createAlbum, downloadImage, rawBody, sha256, uploadImage } from '../helpers/api.js';
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const IMAGE_KEYS = ['album', 'createdAt', 'id', 'modifiedAt', 'name', 'sha256', 'size', 'type'];
+const IMAGE_KEYS = ['album', 'createdAt', 'format', 'hasAlpha', 'height', 'id', 'modifiedAt', 'name', 'orientation', 'pages', 'sha256', 'size', 'type', 'width'];
 
 /** The UTF-8 name carried by `filename*=UTF-8''…` (RFC 8187), or undefined. */
 function extendedFilename(disposition: string): string | undefined {
@@ -43,6 +43,7 @@ describe('image API (real service, real socket)', () => {
       const image = res.body.image;
       expect(Object.keys(image).sort()).to.deep.equal(IMAGE_KEYS);
       expect(image).to.include({ name: 'table.png', album: 'up', size: png.length, type: 'image/png', sha256: sha256(png) });
+      expect(image).to.include({ format: 'png', width: 32, height: 32, orientation: 1, hasAlpha: false, pages: 1 });
       expect(image.id).to.match(/^[A-Za-z0-9_-]{8,}$/);
       expect(image.createdAt).to.match(ISO_TIME);
       expect(image.modifiedAt).to.equal(image.createdAt);
@@ -316,10 +317,10 @@ describe('image API limits (service started with small limits)', () => {
   });
 
   it('accepts an upload of exactly maxUploadBytes', async () => {
-    const bytes = Buffer.alloc(MAX_UPLOAD_BYTES, 9);
-    const res = await uploadImage(svc.http, 'small', 'exact.bin', bytes);
-    expect(res.body.image).to.include({ size: MAX_UPLOAD_BYTES, type: 'application/octet-stream' });
-    const got = await svc.http.get(albumPath('small', 'exact.bin')).buffer(true).parse(rawBody).expect(200);
+    const bytes = await pngOfSize(MAX_UPLOAD_BYTES);
+    const res = await uploadImage(svc.http, 'small', 'exact.png', bytes);
+    expect(res.body.image).to.include({ size: MAX_UPLOAD_BYTES, type: 'image/png' });
+    const got = await svc.http.get(albumPath('small', 'exact.png')).buffer(true).parse(rawBody).expect(200);
     expect(Buffer.compare(got.body as Buffer, bytes)).to.equal(0);
   });
 

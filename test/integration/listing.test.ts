@@ -6,7 +6,7 @@ import { makePng } from '../helpers/images.js';
 import { removeDir } from '../helpers/tmp-dir.js';
 import { albumPath, createAlbum, listAll, sha256, uploadImage } from '../helpers/api.js';
 
-const IMAGE_KEYS = ['album', 'createdAt', 'id', 'modifiedAt', 'name', 'sha256', 'size', 'type'];
+const IMAGE_KEYS = ['album', 'createdAt', 'format', 'hasAlpha', 'height', 'id', 'modifiedAt', 'name', 'orientation', 'pages', 'sha256', 'size', 'type', 'width'];
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Runs `fn` over `items`, `limit` at a time. */

@@ -1,0 +1,150 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+
+/** One cached transform result. */
+export interface Derivative {
+  file: string;
+  size: number;
+  /** Strong validator: hash of the source content and the normalised spec. */
+  etag: string;
+}
+
+/** Counters for tests and metrics. */
+export interface CacheStats {
+  hits: number;
+  misses: number;
+  /** Transforms actually run (concurrent identical requests share one). */
+  transforms: number;
+  evictions: number;
+  bytes: number;
+  entries: number;
+}
+
+/**
+ * Transform results on disk under `dir`, keyed by the original's sha256 and
+ * the normalised spec: `dir/<sha[0..2]>/<sha>-<specHash>.<ext>`. A result is
+ * computed once (concurrent identical requests wait for the same run),
+ * then served from disk. Least recently used entries are evicted past the
+ * byte budget. It is only a cache: files are not fsynced, and a lost or
+ * partial entry (never visible: written to a temp name, then renamed) is
+ * just computed again.
+ */
+export class DerivativeCache {
+  /** key → size; Map order is the LRU order (oldest first). */
+  private readonly entries = new Map<string, number>();
+  private readonly inFlight = new Map<string, Promise<Derivative>>();
+  private bytes = 0;
+  private readonly counters = { hits: 0, misses: 0, transforms: 0, evictions: 0 };
+
+  private constructor(
+    private readonly dir: string,
+    private readonly budgetBytes: number,
+  ) {}
+
+  /** Opens the cache, indexing the files already there (oldest access first). */
+  static async open(dir: string, budgetBytes: number): Promise<DerivativeCache> {
+    const cache = new DerivativeCache(dir, budgetBytes);
+    await fs.mkdir(dir, { recursive: true });
+    const found: Array<{ key: string; size: number; atime: number }> = [];
+    for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
+      if (!entry.isFile()) continue;
+      const file = path.join(entry.parentPath, entry.name);
+      if (entry.name.startsWith('tmp-')) {
+        await fs.rm(file, { force: true });
+        continue;
+      }
+      const stat = await fs.stat(file);
+      found.push({ key: entry.name, size: stat.size, atime: stat.atimeMs });
+    }
+    for (const { key, size } of found.sort((a, b) => a.atime - b.atime)) cache.remember(key, size);
+    await cache.evict();
+    return cache;
+  }
+
+  stats(): CacheStats {
+    return { ...this.counters, bytes: this.bytes, entries: this.entries.size };
+  }
+
+  /**
+   * The derivative of `sha256` for `specKey`, made by `produce(tmpFile)` on a miss.
+   * @param ext file extension of the output format
+   */
+  async get(sha256: string, specKey: string, ext: string, produce: (file: string) => Promise<void>): Promise<Derivative> {
+    const specHash = createHash('sha256').update(specKey).digest('hex').slice(0, 24);
+    const key = `${sha256}-${specHash}.${ext}`;
+    const file = this.pathOf(key);
+    const etag = `"${sha256.slice(0, 32)}-${specHash}"`;
+    const size = this.entries.get(key);
+    if (size !== undefined && (await exists(file))) {
+      this.counters.hits += 1;
+      this.remember(key, size);
+      return { file, size, etag };
+    }
+    let running = this.inFlight.get(key);
+    if (running) {
+      this.counters.hits += 1;
+      return running;
+    }
+    this.counters.misses += 1;
+    running = this.produce(key, file, etag, produce).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, running);
+    return running;
+  }
+
+  /** Removes every derivative of a source (after the last image with that content is deleted). */
+  async forget(sha256: string): Promise<void> {
+    for (const key of [...this.entries.keys()].filter((k) => k.startsWith(`${sha256}-`))) await this.remove(key);
+  }
+
+  private async produce(key: string, file: string, etag: string, produce: (file: string) => Promise<void>): Promise<Derivative> {
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const tmp = path.join(path.dirname(file), `tmp-${randomUUID()}`);
+    try {
+      this.counters.transforms += 1;
+      await produce(tmp);
+      await fs.rename(tmp, file);
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    const { size } = await fs.stat(file);
+    this.remember(key, size);
+    await this.evict(key);
+    return { file, size, etag };
+  }
+
+  private remember(key: string, size: number): void {
+    const previous = this.entries.get(key);
+    if (previous !== undefined) this.bytes -= previous;
+    this.entries.delete(key);
+    this.entries.set(key, size);
+    this.bytes += size;
+  }
+
+  /** Evicts oldest entries until within budget; `keep` (just produced) is evicted last. */
+  private async evict(keep?: string): Promise<void> {
+    for (const key of this.entries.keys()) {
+      if (this.bytes <= this.budgetBytes) return;
+      if (key === keep) continue;
+      this.counters.evictions += 1;
+      await this.remove(key);
+    }
+  }
+
+  private async remove(key: string): Promise<void> {
+    const size = this.entries.get(key);
+    if (size === undefined) return;
+    this.entries.delete(key);
+    this.bytes -= size;
+    await fs.rm(this.pathOf(key), { force: true });
+  }
+
+  private pathOf(key: string): string {
+    return path.join(this.dir, key.slice(0, 2), key);
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(() => true, () => false);
+}

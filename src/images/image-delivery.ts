@@ -1,0 +1,77 @@
+import { promises as fs } from 'node:fs';
+import type { ImageHandle, ImageInfo } from '../albums/types.js';
+import { UnsupportedMediaTypeError } from '../errors.js';
+import type { ImageBody } from '../routes/send-image.js';
+import type { DerivativeCache } from './derivative-cache.js';
+import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
+import { negotiateFormat, OUTPUT_FORMATS, specKey, type OutputFormat, type TransformSpec } from './transform-spec.js';
+
+/** Cache-Control of name URLs: the name may later hold another image, so revalidate (cheap, with the ETag). */
+export const NAME_URL_CACHE = 'public, max-age=0, must-revalidate';
+/** Cache-Control of id URLs: an id always names the same bytes. */
+export const ID_URL_CACHE = 'public, max-age=31536000, immutable';
+
+const EXTENSIONS: Record<OutputFormat, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff' };
+
+/**
+ * Turns an opened image and an optional transform into a body to send: the
+ * original as stored, or a derivative from the cache (made on first request).
+ */
+export class ImageDelivery {
+  constructor(
+    private readonly cache: DerivativeCache,
+    private readonly maxInputPixels: number,
+  ) {}
+
+  /**
+   * @param handle the opened original (closed by this call or by the body)
+   * @param spec the transform, or undefined for the original
+   * @param accept the request's Accept header (for format=auto)
+   * @param cacheControl NAME_URL_CACHE or ID_URL_CACHE
+   * @throws {UnsupportedMediaTypeError} a transform of a stored file that is not a decodable image
+   */
+  async body(handle: ImageHandle, spec: TransformSpec | undefined, accept: string, cacheControl: string): Promise<ImageBody> {
+    const { info } = handle;
+    if (!spec || isSameFormatOnly(spec, info)) {
+      return {
+        size: info.size, type: info.type, etag: `"${info.sha256}"`, lastModified: new Date(info.modifiedAt), name: info.name, cacheControl,
+        stream: (range) => handle.stream(range), close: () => handle.close(),
+      };
+    }
+    try {
+      const original = originalFormat(info);
+      const format = spec.format === 'auto' ? negotiateFormat(accept, original) : (spec.format ?? original);
+      const resolved: ResolvedSpec = { ...spec, format };
+      const source = { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages: info.pages ?? 1 };
+      const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], (tmp) =>
+        transformToFile(handle.localPath, tmp, resolved, source, this.maxInputPixels).then(() => undefined),
+      );
+      const file = await fs.open(derivative.file, 'r'); // open now: an eviction after this cannot cut the download
+      return {
+        size: derivative.size, type: MIME_BY_OUTPUT[format], etag: derivative.etag, lastModified: new Date(info.modifiedAt),
+        name: withExtension(info.name, EXTENSIONS[format]), cacheControl, varyAccept: spec.format === 'auto',
+        stream: (range) => file.createReadStream(range ?? {}), close: () => file.close(),
+      };
+    } finally {
+      await handle.close();
+    }
+  }
+}
+
+/** The output format matching a stored image's own format. */
+function originalFormat(info: ImageInfo): OutputFormat {
+  if (info.format && (OUTPUT_FORMATS as readonly string[]).includes(info.format) && info.width && info.height) {
+    return info.format as OutputFormat;
+  }
+  throw new UnsupportedMediaTypeError(`${info.name} is not an image that can be transformed (${info.type})`);
+}
+
+/** `/images/{id}.jpg` of a JPEG asks for nothing new: the original is sent as it is. */
+function isSameFormatOnly(spec: TransformSpec, info: ImageInfo): boolean {
+  return Object.keys(spec).length === 1 && spec.format !== undefined && spec.format === info.format;
+}
+
+function withExtension(name: string, ext: string): string {
+  const dot = name.lastIndexOf('.');
+  return `${dot > 0 ? name.slice(0, dot) : name}.${ext}`;
+}

@@ -1,0 +1,89 @@
+import sharp, { type Sharp } from 'sharp';
+import { ValidationError } from '../errors.js';
+import { UnprocessableImageError } from './inspect.js';
+import type { OutputFormat, TransformSpec } from './transform-spec.js';
+
+/** A spec whose output format is decided (format=auto resolved). */
+export type ResolvedSpec = Omit<TransformSpec, 'format'> & { format: OutputFormat };
+
+/** What the source image is, as recorded at upload. */
+export interface SourceFacts {
+  width: number;
+  height: number;
+  orientation: number;
+  pages: number;
+}
+
+export const MIME_BY_OUTPUT: Record<OutputFormat, string> = {
+  jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif', tiff: 'image/tiff',
+};
+
+const ANIMATED_OUTPUTS = new Set<OutputFormat>(['gif', 'webp']);
+
+type Step = (image: Sharp, spec: ResolvedSpec, source: SourceFacts) => Sharp;
+
+/** EXIF orientation first, so crop coordinates and sizes refer to the picture as seen. */
+const orient: Step = (image) => image.autoOrient();
+
+const crop: Step = (image, { crop: box }, source) => {
+  if (!box) return image;
+  const sideways = source.orientation >= 5 && source.orientation <= 8;
+  const [width, height] = sideways ? [source.height, source.width] : [source.width, source.height];
+  if (box.left + box.width > width || box.top + box.height > height) {
+    throw new ValidationError(`crop ${box.left},${box.top},${box.width},${box.height} is outside the ${width}x${height} image`);
+  }
+  return image.extract(box);
+};
+
+const resize: Step = (image, spec) =>
+  spec.width || spec.height
+    ? image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', withoutEnlargement: !spec.enlarge })
+    : image;
+
+const rotate: Step = (image, spec) => (spec.rotate ? image.rotate(spec.rotate) : image);
+const flipFlop: Step = (image, spec) => image.flip(spec.flip ?? false).flop(spec.flop ?? false);
+const grayscale: Step = (image, spec) => (spec.grayscale ? image.grayscale() : image);
+const blur: Step = (image, spec) => (spec.blur ? image.blur(spec.blur) : image);
+
+/** Output in sRGB with the colour profile kept (everything else stripped), in the requested format. */
+const output: Step = (image, spec) => {
+  const quality = spec.quality;
+  const colour = image.toColourspace('srgb').keepIccProfile();
+  switch (spec.format) {
+    case 'jpeg': return colour.jpeg({ quality, mozjpeg: false });
+    case 'png': return colour.png({ quality });
+    case 'webp': return colour.webp({ quality });
+    case 'avif': return colour.avif({ quality, effort: 2 });
+    case 'gif': return colour.gif();
+    case 'tiff': return colour.tiff({ quality });
+  }
+};
+
+/** The pipeline, in order (imgproxy-style steps). */
+const STEPS: Step[] = [orient, crop, resize, rotate, flipFlop, grayscale, blur, output];
+
+/**
+ * Builds the sharp pipeline for a transform of the file at `input`.
+ * Animated sources stay animated when the output format can animate (GIF, WebP).
+ * @throws {ValidationError} a crop outside the image
+ */
+export function buildTransform(input: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Sharp {
+  const animated = source.pages > 1 && ANIMATED_OUTPUTS.has(spec.format);
+  let image = sharp(input, { animated, limitInputPixels: maxInputPixels, failOn: 'error' });
+  for (const step of STEPS) image = step(image, spec, source);
+  return image;
+}
+
+/**
+ * Runs a transform to a file.
+ * @throws {ValidationError} bad crop; {UnprocessableImageError} the engine failed on this image
+ */
+export async function transformToFile(input: string, output: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Promise<{ size: number; width: number; height: number }> {
+  const pipeline = buildTransform(input, spec, source, maxInputPixels);
+  try {
+    const info = await pipeline.toFile(output);
+    return { size: info.size, width: info.width, height: info.height };
+  } catch (err) {
+    throw new UnprocessableImageError(`the image cannot be transformed: ${(err as Error).message}`);
+  }
+}
