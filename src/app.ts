@@ -6,6 +6,10 @@ import type { Logger } from './logger.js';
 import { accessLog } from './middleware/access-log.js';
 import { errorHandler } from './middleware/error-handler.js';
 import { requestId } from './middleware/request-id.js';
+import { auth } from './middleware/auth.js';
+import { rateLimit } from './middleware/rate-limit.js';
+import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
+import type { Metrics } from './metrics.js';
 import { buildRouter } from './routes/index.js';
 import type { ReadinessChecks } from './routes/health.js';
 
@@ -16,15 +20,25 @@ export interface AppDeps {
   delivery: ImageDelivery;
   readiness: ReadinessChecks;
   version: string;
+  metrics: Metrics;
 }
 
 /** Wires middleware and routes into a Koa app. No listening, no env, no fs here. */
-export function buildApp({ config, log, albums, delivery, readiness, version }: AppDeps): Koa {
-  const app = new Koa();
+export function buildApp({ config, log, albums, delivery, readiness, version, metrics }: AppDeps): Koa {
+  const app = new Koa({ proxy: false });
   // Errors are answered and logged by errorHandler; this only catches what escapes it (none expected).
   app.silent = true;
-  app.use(requestId(log)).use(accessLog()).use(errorHandler());
-  const router = buildRouter({ config, albums, delivery, readiness, version });
+  const { security } = config;
+  app
+    .use(requestId(log))
+    .use(accessLog())
+    .use(metrics.middleware())
+    .use(errorHandler())
+    .use(securityHeaders({ hsts: config.tls.certFile !== undefined }))
+    .use(corsAllowList(security.corsOrigins))
+    .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret }))
+    .use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
+  const router = buildRouter({ config, albums, delivery, readiness, version, metrics });
   app.use(router.routes()).use(router.allowedMethods());
   return app;
 }

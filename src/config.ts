@@ -1,6 +1,8 @@
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+import { ApiKeys } from './security/api-keys.js';
 
 /** The service's whole configuration, checked once at start. */
 export interface Config {
@@ -52,6 +54,26 @@ export interface Config {
     derivativeCacheBytes: number;
   };
   shutdownTimeoutMs: number;
+  security: {
+    /** API keys with roles; none configured means the service is open. */
+    apiKeys: ApiKeys;
+    /** HMAC secret for signed image URLs (URL_SIGNING_SECRET). */
+    signingSecret?: string;
+    /** Origins allowed by CORS; `*` for any; empty for none. */
+    corsOrigins: string[];
+    /** Requests per window per key or client address; 0 = no limit. */
+    rateLimit: number;
+    rateLimitWindowMs: number;
+  };
+  tls: {
+    /** PEM certificate and key: HTTPS (and WSS) when set. */
+    certFile?: string;
+    keyFile?: string;
+    /** The embedded broker's MQTTS listener (with the same pair unless MQTT_TLS_* are given). */
+    mqttsPort: number;
+    mqttCertFile?: string;
+    mqttKeyFile?: string;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -130,8 +152,21 @@ const MiB = 1024 * 1024;
  * @param env the environment (defaults to `process.env`)
  * @throws {ConfigError} listing every invalid variable, each with what was expected and what was given
  */
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, readFile: (file: string) => string = (f) => readFileSync(f, 'utf8')): Config {
   const r = new EnvReader(env);
+  const keysFile = r.optional('API_KEYS_FILE');
+  let keysFileText: string | undefined;
+  if (keysFile !== undefined) {
+    try {
+      keysFileText = readFile(keysFile);
+    } catch (err) {
+      r.problems.push(`invalid API_KEYS_FILE: cannot read ${JSON.stringify(keysFile)}: ${(err as Error).message}`);
+    }
+  }
+  const { keys: apiKeys, problems: keyProblems } = ApiKeys.parse(env.API_KEYS, keysFileText);
+  r.problems.push(...keyProblems);
+  const tlsCert = r.optional('TLS_CERT_FILE');
+  const tlsKey = r.optional('TLS_KEY_FILE');
   const host = r.string('HOST', '0.0.0.0');
   const node = r.string('NODE_ID', hostname());
   const config: Config = {
@@ -171,6 +206,20 @@ export function loadConfig(env: Env = process.env): Config {
       derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
     },
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    security: {
+      apiKeys,
+      signingSecret: r.optional('URL_SIGNING_SECRET'),
+      corsOrigins: r.string('CORS_ORIGINS', '').split(',').map((o) => o.trim()).filter(Boolean),
+      rateLimit: r.int('RATE_LIMIT', 0, 0, 10_000_000),
+      rateLimitWindowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
+    },
+    tls: {
+      certFile: tlsCert,
+      keyFile: tlsKey,
+      mqttsPort: r.int('MQTTS_PORT', 8883, 0, 65535),
+      mqttCertFile: r.optional('MQTT_TLS_CERT_FILE') ?? tlsCert,
+      mqttKeyFile: r.optional('MQTT_TLS_KEY_FILE') ?? tlsKey,
+    },
   };
   r.problems.push(...crossFieldProblems(config));
   if (r.problems.length > 0) throw new ConfigError(r.problems);
@@ -193,6 +242,20 @@ function crossFieldProblems(config: Config): string[] {
   }
   if (config.mqtt.wsPath !== '' && !config.mqtt.wsPath.startsWith('/')) {
     problems.push(`invalid MQTT_WS_PATH: expected a path starting with "/", got ${JSON.stringify(config.mqtt.wsPath)}`);
+  }
+  if ((config.tls.certFile === undefined) !== (config.tls.keyFile === undefined)) {
+    problems.push('invalid TLS_CERT_FILE/TLS_KEY_FILE: expected both or neither, got only one');
+  }
+  if ((config.tls.mqttCertFile === undefined) !== (config.tls.mqttKeyFile === undefined)) {
+    problems.push('invalid MQTT_TLS_CERT_FILE/MQTT_TLS_KEY_FILE: expected both or neither, got only one');
+  }
+  if (config.security.signingSecret !== undefined && config.security.signingSecret.length < 32) {
+    problems.push('invalid URL_SIGNING_SECRET: expected at least 32 characters');
+  }
+  for (const origin of config.security.corsOrigins) {
+    if (origin !== '*' && !/^https?:\/\/[^/\s]+$/.test(origin)) {
+      problems.push(`invalid CORS_ORIGINS: expected origins like https://app.example.com or *, got ${JSON.stringify(origin)}`);
+    }
   }
   if ((config.mqtt.certFile === undefined) !== (config.mqtt.keyFile === undefined)) {
     problems.push('invalid MQTT_CERT_FILE/MQTT_KEY_FILE: expected both or neither, got only one');

@@ -78,3 +78,33 @@ export class ConfigError extends Error {
 export function toErrorBody(message: string): { error: string } {
   return { error: message };
 }
+
+/** 401: no key, a wrong key, or a bad or expired signature. */
+export class UnauthorizedError extends AppError {
+  readonly status = 401;
+  readonly code = 'unauthorized';
+}
+
+/** 403: the key's role is too low for the operation. */
+export class ForbiddenError extends AppError {
+  readonly status = 403;
+  readonly code = 'forbidden';
+}
+
+/** 429: over the rate limit. Carries `retryAfterSeconds`. */
+export class TooManyRequestsError extends AppError {
+  readonly status = 429;
+  readonly code = 'rate_limited';
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message);
+  }
+}
+
+/** 501: the feature needs configuration that is absent (e.g. URL_SIGNING_SECRET). */
+export class NotConfiguredError extends AppError {
+  readonly status = 501;
+  readonly code = 'not_configured';
+}

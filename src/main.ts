@@ -35,6 +35,10 @@ async function main(): Promise<void> {
     'imagestore ready',
   );
 
+  if (!config.security.apiKeys.enabled && !isLoopback(config.http.host)) {
+    log.warn({ host: config.http.host }, 'no API keys configured and listening beyond loopback: anyone who can reach this port can change the store (set API_KEYS or API_KEYS_FILE)');
+  }
+
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -51,6 +55,10 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }
 
 void main();

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
@@ -19,13 +21,15 @@ import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
 import { ImageDelivery } from './images/image-delivery.js';
 import { inspectImage } from './images/inspect.js';
+import { createMetrics, type Metrics } from './metrics.js';
 
 /** A running service. */
 export interface RunningService {
   httpUrl: string;
   /** The embedded broker's URL, or the external one given in MQTT_URL. */
   mqttUrl: string;
-  httpServer: http.Server;
+  httpServer: http.Server | https.Server;
+  metrics: Metrics;
   broker?: EmbeddedBroker;
   recovery: FsckReport;
   derivatives: DerivativeCache;
@@ -53,8 +57,11 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     transport = new MqttTransport({ ...config.mqtt, url: config.mqtt.url }, log.child({ component: 'mqtt' }));
     mqttUrl = config.mqtt.url;
   } else {
+    const { mqttCertFile, mqttKeyFile, mqttsPort } = config.tls;
     broker = await startBroker({
       host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }), persistenceDir: layout.brokerDir,
+      keys: config.security.apiKeys,
+      tls: mqttCertFile && mqttKeyFile ? { port: mqttsPort, cert: readFileSync(mqttCertFile), key: readFileSync(mqttKeyFile) } : undefined,
     });
     transport = new AedesTransport(broker.broker);
     mqttUrl = broker.url;
@@ -76,19 +83,28 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     brokerReachable: () => transport.connected,
     pendingEvents: () => outbox.pendingCount,
   };
-  const app = buildApp({ config, log, albums, delivery, readiness, version });
+  const metrics = createMetrics({
+    albums: () => store.counts().albums,
+    images: () => store.counts().images,
+    outboxPending: () => outbox.pendingCount,
+    eventsPublished: () => dispatcher.delivered,
+    brokerClients: () => broker?.broker.connectedClients ?? 0,
+    cache: () => derivatives.stats(),
+  });
+  const app = buildApp({ config, log, albums, delivery, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
-  const httpServer = http.createServer(
-    {
-      headersTimeout: headersTimeoutMs,
-      requestTimeout: requestTimeoutMs,
-      keepAliveTimeout: keepAliveTimeoutMs,
-      // Node enforces both timeouts only when it sweeps its connections (every 30 s by default),
-      // which would let a slow client hold a connection up to 30 s past them; sweep often enough.
-      connectionsCheckingInterval: Math.min(1000, headersTimeoutMs, requestTimeoutMs),
-    },
-    app.callback(),
-  );
+  const serverOptions = {
+    headersTimeout: headersTimeoutMs,
+    requestTimeout: requestTimeoutMs,
+    keepAliveTimeout: keepAliveTimeoutMs,
+    // Node enforces both timeouts only when it sweeps its connections (every 30 s by default),
+    // which would let a slow client hold a connection up to 30 s past them; sweep often enough.
+    connectionsCheckingInterval: Math.min(1000, headersTimeoutMs, requestTimeoutMs),
+  };
+  const { certFile, keyFile } = config.tls;
+  const httpServer = certFile && keyFile
+    ? https.createServer({ ...serverOptions, cert: readFileSync(certFile), key: readFileSync(keyFile) }, app.callback())
+    : http.createServer(serverOptions, app.callback());
   if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath);
   httpServer.listen(config.http.port, config.http.host);
   await once(httpServer, 'listening');
@@ -96,7 +112,8 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
 
   return {
-    httpUrl: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    httpUrl: `${certFile ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+    metrics,
     mqttUrl,
     httpServer,
     broker,

@@ -203,6 +203,10 @@ export class FsAlbumStore implements AlbumStore {
     });
   }
 
+  counts(): { albums: number; images: number } {
+    return { albums: this.albums.size, images: this.ids.size };
+  }
+
   findImage(id: string): { album: string; name: string } | undefined {
     return this.ids.find(id);
   }

@@ -85,6 +85,8 @@ export interface AlbumStore {
   deleteImage(album: string, name: string): Promise<ImageInfo>;
   /** Where the image with this id is now (ids survive renames). */
   findImage(id: string): { album: string; name: string } | undefined;
+  /** Albums and images stored. */
+  counts(): { albums: number; images: number };
   /** True while some stored image has this content. */
   isContentUsed(sha256: string): boolean;
 

@@ -1,11 +1,15 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import type http from 'node:http';
+import type https from 'node:https';
 import { once } from 'node:events';
 import { Aedes } from 'aedes';
 import aedesPersistenceLevel from 'aedes-persistence-level';
 import { Level } from 'level';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from '../logger.js';
+import type { ApiKeys } from '../security/api-keys.js';
+import { brokerAccessControl } from './access-control.js';
 
 /** A running embedded broker. */
 export interface EmbeddedBroker {
@@ -13,8 +17,10 @@ export interface EmbeddedBroker {
   /** `mqtt://host:port` clients connect to. */
   url: string;
   port: number;
-  /** Serves MQTT over WebSocket on `path` of an HTTP server (upgrade requests only). */
-  attachWebSocket(server: http.Server, path: string): void;
+  /** The MQTTS listener's port, when TLS is configured. */
+  tlsPort?: number;
+  /** Serves MQTT over WebSocket on `path` of an HTTP(S) server (upgrade requests only): WS, or WSS on HTTPS. */
+  attachWebSocket(server: http.Server | https.Server, path: string): void;
   close(): Promise<void>;
 }
 
@@ -28,24 +34,35 @@ export interface BrokerOptions {
    * a restart. In memory when absent.
    */
   persistenceDir?: string;
+  /** API keys for client authentication and access control (access-control.ts). */
+  keys: ApiKeys;
+  /** An MQTTS listener too, with this certificate and key (PEM contents). */
+  tls?: { port: number; cert: Buffer; key: Buffer };
 }
 
 /**
  * Starts the embedded aedes broker on a TCP port (0 picks a free one).
  * @throws when the port cannot be bound (e.g. EADDRINUSE)
  */
-export async function startBroker({ host, port, log, persistenceDir }: BrokerOptions): Promise<EmbeddedBroker> {
+export async function startBroker({ host, port, log, persistenceDir, keys, tls: tlsOptions }: BrokerOptions): Promise<EmbeddedBroker> {
   const db = persistenceDir ? new Level<string, Uint8Array>(persistenceDir, { valueEncoding: 'view' }) : undefined;
-  const broker = await Aedes.createBroker(db ? { persistence: aedesPersistenceLevel(db) } : {});
+  const broker = await Aedes.createBroker({ ...brokerAccessControl(keys), ...(db ? { persistence: aedesPersistenceLevel(db) } : {}) });
   const closeBroker = async () => {
     await new Promise<void>((resolve) => broker.close(() => resolve()));
     await db?.close();
   };
   const server = net.createServer(broker.handle);
-  server.listen(port, host);
+  const tlsServer = tlsOptions ? tls.createServer({ cert: tlsOptions.cert, key: tlsOptions.key }, broker.handle) : undefined;
   try {
+    server.listen(port, host);
     await once(server, 'listening');
+    if (tlsServer && tlsOptions) {
+      tlsServer.listen(tlsOptions.port, host);
+      await once(tlsServer, 'listening');
+    }
   } catch (err) {
+    server.close();
+    tlsServer?.close();
     await closeBroker();
     throw err;
   }
@@ -57,6 +74,7 @@ export async function startBroker({ host, port, log, persistenceDir }: BrokerOpt
     broker,
     port: address.port,
     url: `mqtt://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${address.port}`,
+    tlsPort: tlsServer ? (tlsServer.address() as net.AddressInfo).port : undefined,
     attachWebSocket(httpServer, path) {
       const wss = new WebSocketServer({ noServer: true });
       wsServers.push(wss);
@@ -69,7 +87,10 @@ export async function startBroker({ host, port, log, persistenceDir }: BrokerOpt
       });
     },
     async close() {
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = Promise.all([
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        tlsServer ? new Promise<void>((resolve) => tlsServer.close(() => resolve())) : undefined,
+      ]);
       for (const wss of wsServers) wss.close();
       await closeBroker();
       await closed;

@@ -3,6 +3,7 @@ import {
   AlbumListResponse, AlbumNameBody, AlbumResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
   ImageObject, ListQuery, MessageResponse, TransformQuery,
 } from '../routes/schemas.js';
+import { SignUrlBody } from '../routes/admin.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
@@ -23,6 +24,7 @@ const imageParam = { name: 'imageName', in: 'path', required: true, schema: { ty
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [code, [ERROR_TEXT[code], ErrorResponse]])) as OperationDoc['responses'];
 const ERROR_TEXT: Record<number, string> = {
+  401: 'No API key, a wrong key, or a bad or expired signed URL', 403: 'The key\'s role is too low', 429: 'Rate limit exceeded; see Retry-After',
   400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists',
   413: 'Body too large', 415: 'Wrong Content-Type, or not an accepted image format', 416: 'Range not satisfiable',
   422: 'Image truncated, corrupt or over the pixel limit', 503: 'Too many uploads in progress; retry after Retry-After',
@@ -52,6 +54,12 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Renamed', ImageResponse], ...errors(400, 404, 409, 413, 415) } },
   { method: 'delete', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'deleteImage', summary: 'Delete an image', tags: ['images'],
     responses: { 200: ['Deleted', ImageResponse], ...errors(400, 404) } },
+  { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
+    responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
+  { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
+    responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
+  { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
+    responses: { 200: ['Prometheus text format', 'text/plain'], ...errors(401, 403) } },
   { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
   { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
   { method: 'get', path: '/readyz', operationId: 'readyz', summary: 'Readiness: store writable and broker reachable', tags: ['health'],
@@ -90,7 +98,8 @@ function operationObject(op: OperationDoc) {
           : { description, content: { 'application/json': { schema: schema(body) } } },
     ]),
   );
-  return { operationId: op.operationId, summary: op.summary, tags: op.tags, parameters, ...(requestBody ? { requestBody } : {}), responses };
+  const open = op.tags.includes('health') || op.tags.includes('docs');
+  return { operationId: op.operationId, summary: op.summary, tags: op.tags, ...(open ? { security: [] } : {}), parameters, ...(requestBody ? { requestBody } : {}), responses };
 }
 
 /** The OpenAPI 3.1 document served at /openapi.json. */
@@ -107,7 +116,14 @@ export function buildOpenApi(version: string): Record<string, unknown> {
         'see the [AsyncAPI document](/asyncapi.json) and docs/events.md.',
     },
     servers: [{ url: '/' }],
-    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
+    components: {
+      securitySchemes: {
+        bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key (API_KEYS / API_KEYS_FILE) with role read, write or admin. Not needed when the service runs open (no keys configured).' },
+      },
+    },
+    // Optional: an open service (no keys) takes requests without one.
+    security: [{ bearerAuth: [] }, {}],
+    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'security' }, { name: 'admin' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
     paths,
   };
 }

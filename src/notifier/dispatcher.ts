@@ -18,6 +18,8 @@ export interface DispatcherOptions {
  */
 export class Dispatcher {
   private stopped = false;
+  /** Events delivered since start (PUBACK received on every topic). */
+  delivered = 0;
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private readonly idleWaiters: Array<() => void> = [];
@@ -84,7 +86,10 @@ export class Dispatcher {
       const results = await Promise.allSettled(batch.map((r) => this.transport.deliver(r.event, this.topicsFor(r.event))));
       const firstFailure = results.findIndex((r) => r.status === 'rejected');
       const delivered = firstFailure === -1 ? batch.length : firstFailure;
-      if (delivered > 0) this.outbox.acknowledge(batch[delivered - 1].seq);
+      if (delivered > 0) {
+        this.outbox.acknowledge(batch[delivered - 1].seq);
+        this.delivered += delivered;
+      }
       if (firstFailure !== -1) {
         const reason = (results[firstFailure] as PromiseRejectedResult).reason as Error;
         this.log.warn({ err: reason.message, pending: this.outbox.pendingCount }, 'event delivery failed; will retry');

@@ -4,6 +4,8 @@ import type { Config } from '../config.js';
 import type { ImageDelivery } from '../images/image-delivery.js';
 import { buildAsyncApi } from '../docs/asyncapi.js';
 import { buildOpenApi } from '../docs/openapi.js';
+import type { Metrics } from '../metrics.js';
+import { adminRoutes } from './admin.js';
 import { albumRoutes } from './albums.js';
 import { docsRoutes } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
@@ -15,10 +17,11 @@ export interface RouterDeps {
   delivery: ImageDelivery;
   readiness: ReadinessChecks;
   version: string;
+  metrics: Metrics;
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, readiness, version }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, readiness, version, metrics }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes });
@@ -30,6 +33,8 @@ export function buildRouter({ config, albums, delivery, readiness, version }: Ro
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());
+  const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes });
+  root.use(admin.routes(), admin.allowedMethods());
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods());
   if (!config.prodMode) {

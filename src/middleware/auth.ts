@@ -1,0 +1,73 @@
+import { createHash } from 'node:crypto';
+import type { Middleware } from 'koa';
+import { ForbiddenError, UnauthorizedError } from '../errors.js';
+import { roleAllows, type ApiKeys, type Role } from '../security/api-keys.js';
+import { checkSignature } from '../security/signed-url.js';
+
+/** Paths anyone may call: health, and the API documents (off anyway in PRODMODE). */
+const OPEN = [/^\/(livez|healthz|readyz)$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/];
+
+/**
+ * The role an operation needs: reads need `read`, changes `write`; deleting an
+ * album, the admin API and /metrics need `admin`. Undefined: open to all.
+ */
+export function requiredRole(method: string, path: string): Role | undefined {
+  if (method === 'OPTIONS' || OPEN.some((re) => re.test(path))) return undefined;
+  if (path === '/metrics' || path.startsWith('/api/v1/admin/')) return 'admin';
+  if (method === 'DELETE' && /^\/api\/v1\/albums\/[^/]+\/?$/.test(path)) return 'admin';
+  if (method === 'GET' || method === 'HEAD') return 'read';
+  if (method === 'POST' && path === '/api/v1/signed-urls') return 'read';
+  return 'write';
+}
+
+export interface AuthOptions {
+  keys: ApiKeys;
+  /** HMAC secret for signed URLs; signed URLs are refused without it. */
+  signingSecret?: string;
+}
+
+/**
+ * Checks `Authorization: Bearer <key>` (or a signed URL for GET/HEAD) against
+ * the role the operation needs: 401 without a valid key or signature, 403 for
+ * a role too low. With no keys configured the service is open and this
+ * passes everything. Sets `ctx.state.principal` (for rate limits and logs:
+ * a key's digest prefix or the client address, never the key).
+ */
+export function auth({ keys, signingSecret }: AuthOptions): Middleware {
+  return async function authMiddleware(ctx, next) {
+    const need = requiredRole(ctx.method, ctx.path);
+    if (!keys.enabled || need === undefined) {
+      ctx.state.principal = `ip:${ctx.ip}`;
+      return next();
+    }
+    const header = ctx.get('Authorization');
+    if (!header && (ctx.method === 'GET' || ctx.method === 'HEAD') && signingSecret) {
+      const check = checkSignature(signingSecret, ctx.path, ctx.querystring, Math.floor(Date.now() / 1000));
+      if (check === 'valid' && need === 'read') {
+        ctx.state.principal = `signed:${ctx.path}`;
+        return next();
+      }
+      if (check === 'expired') throw unauthorized('the signed URL has expired');
+      if (check === 'invalid') throw unauthorized('the signed URL signature is invalid');
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match) throw unauthorized(header ? 'expected Authorization: Bearer <key>' : 'an API key is required (Authorization: Bearer <key>)');
+    const role = keys.roleOf(match[1]);
+    if (!role) throw unauthorized('the API key is not valid');
+    if (!roleAllows(role, need)) throw new ForbiddenError(`this operation needs the ${need} role; the key has ${role}`);
+    ctx.state.role = role;
+    ctx.state.principal = `key:${keyLabel(match[1])}`;
+    return next();
+  };
+}
+
+function unauthorized(message: string): UnauthorizedError {
+  const err = new UnauthorizedError(message);
+  (err as UnauthorizedError & { headers: Record<string, string> }).headers = { 'WWW-Authenticate': 'Bearer realm="imagestore"' };
+  return err;
+}
+
+/** A stable, non-secret label for a key (rate-limit bucket, logs): a prefix of its SHA-256. */
+function keyLabel(key: string): string {
+  return createHash('sha256').update(key).digest('hex').slice(0, 12);
+}

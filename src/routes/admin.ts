@@ -1,0 +1,52 @@
+import Router from '@koa/router';
+import { z } from 'zod';
+import { fsck } from '../albums/fsck.js';
+import { NotConfiguredError, ValidationError } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { jsonBody } from '../middleware/body.js';
+import { signPath } from '../security/signed-url.js';
+import { parseWith } from './schemas.js';
+
+/** Body of POST /api/v1/signed-urls. */
+export const SignUrlBody = z.object({
+  path: z.string().max(2048).describe('An image URL path under /api/v1/albums/… or /api/v1/images/…, with its query (transforms)'),
+  expiresInSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().describe('Lifetime, default 3600'),
+});
+
+export interface AdminRoutesDeps {
+  dataDir: string;
+  metrics: Metrics;
+  signingSecret?: string;
+  maxJsonBytes: number;
+}
+
+/**
+ * GET /metrics (Prometheus text), GET /api/v1/admin/fsck (a read-only check of
+ * the running store), POST /api/v1/signed-urls (a URL for <img> tags that works
+ * without a key until it expires). Roles are enforced by the auth middleware.
+ */
+export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes }: AdminRoutesDeps): Router {
+  const router = new Router();
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+  router.get('/api/v1/admin/fsck', async (ctx) => {
+    const verify = ctx.query.verify === 'true' || ctx.query.verify === '1';
+    const report = await fsck(dataDir, { repair: false, verifyContent: verify });
+    ctx.body = { albums: report.albums, images: report.images, problems: report.problems };
+  });
+  router.post('/api/v1/signed-urls', jsonBody(maxJsonBytes), async (ctx) => {
+    if (!signingSecret) throw new NotConfiguredError('signed URLs need URL_SIGNING_SECRET');
+    const body = parseWith(SignUrlBody, ctx.request.body, 'body');
+    const url = new URL(body.path, 'http://x');
+    if (!/^\/api\/v1\/(albums\/[^/]+\/images\/[^/]+|images\/[^/]+)$/.test(url.pathname)) {
+      throw new ValidationError('path: expected an image URL path under /api/v1/albums/{album}/images/{image} or /api/v1/images/{id}');
+    }
+    const query = Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'sig' && k !== 'expires'));
+    const expires = Math.floor(Date.now() / 1000) + (body.expiresInSeconds ?? 3600);
+    ctx.status = 201;
+    ctx.body = { url: signPath(signingSecret, url.pathname, query, expires), expires: new Date(expires * 1000).toISOString() };
+  });
+  return router;
+}
