@@ -2,6 +2,7 @@ import Koa from 'koa';
 import type { AlbumService } from './albums/album-service.js';
 import type { Config } from './config.js';
 import type { ImageDelivery } from './images/image-delivery.js';
+import type { ImportService } from './imports/import-service.js';
 import type { Logger } from './logger.js';
 import { accessLog } from './middleware/access-log.js';
 import { errorHandler } from './middleware/error-handler.js';
@@ -18,13 +19,14 @@ export interface AppDeps {
   log: Logger;
   albums: AlbumService;
   delivery: ImageDelivery;
+  imports: ImportService;
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
 }
 
 /** Wires middleware and routes into a Koa app. No listening, no env, no fs here. */
-export function buildApp({ config, log, albums, delivery, readiness, version, metrics }: AppDeps): Koa {
+export function buildApp({ config, log, albums, delivery, imports, readiness, version, metrics }: AppDeps): Koa {
   const app = new Koa({ proxy: false });
   // Errors are answered and logged by errorHandler; this only catches what escapes it (none expected).
   app.silent = true;
@@ -38,7 +40,7 @@ export function buildApp({ config, log, albums, delivery, readiness, version, me
     .use(corsAllowList(security.corsOrigins))
     .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret }))
     .use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
-  const router = buildRouter({ config, albums, delivery, readiness, version, metrics });
+  const router = buildRouter({ config, albums, delivery, imports, readiness, version, metrics });
   app.use(router.routes()).use(router.allowedMethods());
   return app;
 }

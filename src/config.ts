@@ -54,6 +54,15 @@ export interface Config {
     derivativeCacheBytes: number;
   };
   shutdownTimeoutMs: number;
+  imports: {
+    /** Downloads at once over all import jobs. */
+    concurrency: number;
+    timeoutMs: number;
+    retries: number;
+    maxUrls: number;
+    /** Hosts (names or IPs) exempt from the SSRF guard. */
+    allowHosts: string[];
+  };
   security: {
     /** API keys with roles; none configured means the service is open. */
     apiKeys: ApiKeys;
@@ -206,6 +215,13 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
     },
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    imports: {
+      concurrency: r.int('IMPORT_CONCURRENCY', 4, 1, 256),
+      timeoutMs: r.int('IMPORT_TIMEOUT_MS', 60_000, 100, 3_600_000),
+      retries: r.int('IMPORT_RETRIES', 3, 0, 20),
+      maxUrls: r.int('IMPORT_MAX_URLS', 1000, 1, 100_000),
+      allowHosts: r.string('IMPORT_ALLOW_HOSTS', '').split(',').map((h) => h.trim().toLowerCase().replace(/^\[|\]$/g, '')).filter(Boolean),
+    },
     security: {
       apiKeys,
       signingSecret: r.optional('URL_SIGNING_SECRET'),

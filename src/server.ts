@@ -22,6 +22,8 @@ import { DerivativeCache } from './images/derivative-cache.js';
 import { ImageDelivery } from './images/image-delivery.js';
 import { inspectImage } from './images/inspect.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { ImportService } from './imports/import-service.js';
+import { JobStore } from './imports/job-store.js';
 
 /** A running service. */
 export interface RunningService {
@@ -33,6 +35,7 @@ export interface RunningService {
   broker?: EmbeddedBroker;
   recovery: FsckReport;
   derivatives: DerivativeCache;
+  imports: ImportService;
   /** Events not yet delivered. */
   pendingEvents(): number;
   /** Stops taking requests, finishes those in flight, delivers pending events, then closes everything. */
@@ -78,6 +81,17 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     (sha256) => derivatives.forget(sha256),
   );
   const delivery = new ImageDelivery(derivatives, maxInputPixels);
+  const imports = new ImportService(
+    albums,
+    new JobStore(layout.importsDir),
+    new OutboxNotifier(outbox, config.eventSource),
+    {
+      ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes, retryBaseDelayMs: 500,
+      allowHosts: new Set(config.imports.allowHosts),
+    },
+    log.child({ component: 'imports' }),
+  );
+  await imports.start();
   const readiness = {
     storeWritable: () => albums.checkWritable(),
     brokerReachable: () => transport.connected,
@@ -91,7 +105,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     brokerClients: () => broker?.broker.connectedClients ?? 0,
     cache: () => derivatives.stats(),
   });
-  const app = buildApp({ config, log, albums, delivery, readiness, version, metrics });
+  const app = buildApp({ config, log, albums, delivery, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -119,6 +133,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     broker,
     recovery,
     derivatives,
+    imports,
     pendingEvents: () => outbox.pendingCount,
     async close() {
       const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
@@ -129,6 +144,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       await closed;
       clearTimeout(timer);
       clearInterval(idleSweep);
+      imports.close();
       const drained = await dispatcher.drain(config.shutdownTimeoutMs);
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();

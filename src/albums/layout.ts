@@ -14,6 +14,7 @@ import path from 'node:path';
  *   <root>/.imagestore/outbox/                           event journal
  *   <root>/.imagestore/broker/                           embedded broker's sessions (LevelDB)
  *   <root>/.imagestore/cache/                            derivative cache (transform results)
+ *   <root>/.imagestore/imports/                          import jobs (one JSON file each)
  *
  * Metadata sits inside the album directory, so renaming an album is one
  * directory rename and one change writes O(1) data.
@@ -26,6 +27,7 @@ export class Layout {
   readonly outboxDir: string;
   readonly brokerDir: string;
   readonly cacheDir: string;
+  readonly importsDir: string;
   readonly goIndexFile: string;
   readonly formatFile: string;
   readonly ownerFile: string;
@@ -38,6 +40,7 @@ export class Layout {
     this.outboxDir = path.join(this.internalDir, 'outbox');
     this.brokerDir = path.join(this.internalDir, 'broker');
     this.cacheDir = path.join(this.internalDir, 'cache');
+    this.importsDir = path.join(this.internalDir, 'imports');
     this.goIndexFile = path.join(root, 'image-info.json');
     this.formatFile = path.join(this.internalDir, 'format.json');
     this.ownerFile = path.join(this.internalDir, 'owner.pid');

@@ -19,8 +19,32 @@ const ImageData = AlbumData.extend({
 
 const Renamed = { previousName: z.string().describe('The name before the rename') };
 
+const Counts = z.object({
+  queued: z.number().int(), downloading: z.number().int(), stored: z.number().int(), failed: z.number().int(), cancelled: z.number().int(),
+}).describe('Items of the job by state');
+
+/** `data` of import job events (created, completed, failed, cancelled). */
+const ImportData = AlbumData.extend({ jobId: z.string().describe('Import job id (GET /api/v1/imports/{jobId})'), counts: Counts });
+
+/** `data` of import progress events: one per item that finished (stored or failed). */
+const ImportProgressData = ImportData.extend({
+  url: z.string().describe('The item\'s URL'),
+  state: z.string().describe('The item\'s state: stored or failed'),
+  image: z.string().optional().describe('Name of the stored image'),
+  id: ImageId.optional(),
+  error: z.string().optional().describe('Why the item failed'),
+});
+
 /** `data` of every event, all types together: the zod twin of `EventData`. */
-export const EventDataSchema = ImageData.extend({ image: ImageData.shape.image.optional(), previousName: Renamed.previousName.optional() });
+export const EventDataSchema = ImageData.extend({
+  image: ImageData.shape.image.optional(),
+  previousName: Renamed.previousName.optional(),
+  jobId: z.string().optional(),
+  url: z.string().optional(),
+  state: z.string().optional(),
+  error: z.string().optional(),
+  counts: Counts.optional(),
+});
 
 /** The CloudEvents 1.0 envelope of every event: the zod twin of `StoreEvent`. */
 export const StoreEventSchema = z.object({
@@ -50,6 +74,11 @@ const DATA_BY_TYPE: Record<EventType, z.ZodObject> = {
   'imagestore.image.renamed': ImageData.extend(Renamed),
   'imagestore.image.deleted': ImageData,
   'imagestore.image.fetched': ImageData,
+  'imagestore.import.created': ImportData,
+  'imagestore.import.progress': ImportProgressData,
+  'imagestore.import.completed': ImportData,
+  'imagestore.import.failed': ImportData,
+  'imagestore.import.cancelled': ImportData,
 };
 
 /** The exact schema of one event type: the envelope, `type` fixed, and that type's `data`. */
@@ -64,6 +93,11 @@ const TITLES: Record<EventType, [string, string]> = {
   'imagestore.image.created': ['Image added', 'POST /api/v1/albums/{albumName}/images stored an image durably.'],
   'imagestore.image.renamed': ['Image renamed', 'PATCH .../images/{imageName} renamed an image; data.previousName is the old name, data.id is unchanged.'],
   'imagestore.image.deleted': ['Image deleted', 'DELETE .../images/{imageName} deleted an image.'],
+  'imagestore.import.created': ['Import job queued', 'POST /api/v1/albums/{albumName}/imports accepted a job of URLs to download.'],
+  'imagestore.import.progress': ['Import item finished', 'One URL of an import job was stored (an imagestore.image.created event follows for the image) or failed.'],
+  'imagestore.import.completed': ['Import job completed', 'Every item of the job finished; counts tell how many were stored and failed.'],
+  'imagestore.import.failed': ['Import job failed', 'Every item of the job failed.'],
+  'imagestore.import.cancelled': ['Import job cancelled', 'DELETE /api/v1/imports/{jobId} cancelled the job; items not finished are cancelled.'],
   'imagestore.image.fetched': ['Image downloaded', 'GET .../images/{imageName} served an image. Journaled without waiting for the disk: a crash right after a download may lose this one event.'],
 };
 
@@ -76,6 +110,14 @@ const SAMPLES: { [T in EventType]: EventInput & { type: T } } = {
   'imagestore.image.renamed': { type: 'imagestore.image.renamed', ...SAMPLE_IMAGE, image: 'kitchen-table.jpg', previousName: 'table.jpg' },
   'imagestore.image.deleted': { type: 'imagestore.image.deleted', ...SAMPLE_IMAGE },
   'imagestore.image.fetched': { type: 'imagestore.image.fetched', ...SAMPLE_IMAGE },
+  'imagestore.import.created': { type: 'imagestore.import.created', album: 'holidays', jobId: 'imp_7QmXc2', counts: { queued: 2, downloading: 0, stored: 0, failed: 0, cancelled: 0 } },
+  'imagestore.import.progress': {
+    type: 'imagestore.import.progress', album: 'holidays', jobId: 'imp_7QmXc2', url: 'https://images.example.com/table.jpg', state: 'stored',
+    image: 'table.jpg', id: 'q3Vt0bXk2yF1mZcA', counts: { queued: 1, downloading: 0, stored: 1, failed: 0, cancelled: 0 },
+  },
+  'imagestore.import.completed': { type: 'imagestore.import.completed', album: 'holidays', jobId: 'imp_7QmXc2', counts: { queued: 0, downloading: 0, stored: 2, failed: 0, cancelled: 0 } },
+  'imagestore.import.failed': { type: 'imagestore.import.failed', album: 'holidays', jobId: 'imp_7QmXc2', counts: { queued: 0, downloading: 0, stored: 0, failed: 2, cancelled: 0 } },
+  'imagestore.import.cancelled': { type: 'imagestore.import.cancelled', album: 'holidays', jobId: 'imp_7QmXc2', counts: { queued: 0, downloading: 0, stored: 1, failed: 0, cancelled: 1 } },
 };
 
 /**

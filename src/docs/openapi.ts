@@ -4,6 +4,7 @@ import {
   ImageObject, ListQuery, MessageResponse, TransformQuery,
 } from '../routes/schemas.js';
 import { SignUrlBody } from '../routes/admin.js';
+import { ImportBody } from '../routes/imports.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
@@ -54,6 +55,12 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Renamed', ImageResponse], ...errors(400, 404, 409, 413, 415) } },
   { method: 'delete', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'deleteImage', summary: 'Delete an image', tags: ['images'],
     responses: { 200: ['Deleted', ImageResponse], ...errors(400, 404) } },
+  { method: 'post', path: '/api/v1/albums/{albumName}/imports', operationId: 'createImport', summary: 'Import images from URLs in the background (202; poll the job at Location)', tags: ['imports'], jsonBody: ImportBody,
+    responses: { 202: ['Job queued', undefined], ...errors(400, 404, 413, 415) } },
+  { method: 'get', path: '/api/v1/imports', operationId: 'listImports', summary: 'Recent import jobs, newest first', tags: ['imports'], responses: { 200: ['Jobs', undefined] } },
+  { method: 'get', path: '/api/v1/imports/{jobId}', operationId: 'getImport', summary: 'An import job: its state and each URL\'s state, bytes, stored image and error', tags: ['imports'],
+    responses: { 200: ['The job', undefined], ...errors(404) } },
+  { method: 'delete', path: '/api/v1/imports/{jobId}', operationId: 'cancelImport', summary: 'Cancel an import job', tags: ['imports'], responses: { 200: ['Cancelled', undefined], ...errors(404) } },
   { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
     responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
@@ -81,6 +88,7 @@ function operationObject(op: OperationDoc) {
   const parameters: unknown[] = [];
   if (op.path.includes('{albumName}')) parameters.push(albumParam);
   if (op.path.includes('{imageName}')) parameters.push(imageParam);
+  if (op.path.includes('{jobId}')) parameters.push({ name: 'jobId', in: 'path', required: true, schema: { type: 'string' } });
   if (op.path.includes('{idWithExtension}')) parameters.push({ name: 'idWithExtension', in: 'path', required: true, description: 'Image id, optionally followed by .jpg, .png, .webp, .avif, .gif or .tiff', schema: { type: 'string' } });
   for (const [name, field] of Object.entries(op.query?.shape ?? {})) {
     parameters.push({ name, in: 'query', required: false, description: (field as z.ZodType).description, schema: schema(field as z.ZodType) });
@@ -123,7 +131,7 @@ export function buildOpenApi(version: string): Record<string, unknown> {
     },
     // Optional: an open service (no keys) takes requests without one.
     security: [{ bearerAuth: [] }, {}],
-    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'security' }, { name: 'admin' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
+    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'imports' }, { name: 'security' }, { name: 'admin' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
     paths,
   };
 }

@@ -12,6 +12,11 @@ export const EVENT_TYPES = [
   'imagestore.image.renamed',
   'imagestore.image.deleted',
   'imagestore.image.fetched',
+  'imagestore.import.created',
+  'imagestore.import.progress',
+  'imagestore.import.completed',
+  'imagestore.import.failed',
+  'imagestore.import.cancelled',
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -26,8 +31,23 @@ export interface EventData {
   id?: string;
   size?: number;
   contentType?: string;
+  /** Import job events: the job, the item's URL and outcome, and the job's item counts. */
+  jobId?: string;
+  url?: string;
+  state?: string;
+  error?: string;
+  counts?: ImportCounts;
   /** A human sentence, as the Go service sent: "table.jpg image added to album holidays". */
   message: string;
+}
+
+/** Items of an import job by state. */
+export interface ImportCounts {
+  queued: number;
+  downloading: number;
+  stored: number;
+  failed: number;
+  cancelled: number;
 }
 
 /** A CloudEvents 1.0 event in structured mode (JSON), as published on MQTT. */
@@ -64,6 +84,23 @@ export type EventInput =
       id?: string;
       size?: number;
       contentType?: string;
+    }
+  | {
+      type: 'imagestore.import.created' | 'imagestore.import.completed' | 'imagestore.import.failed' | 'imagestore.import.cancelled';
+      album: string;
+      jobId: string;
+      counts: ImportCounts;
+    }
+  | {
+      type: 'imagestore.import.progress';
+      album: string;
+      jobId: string;
+      url: string;
+      state: string;
+      image?: string;
+      id?: string;
+      error?: string;
+      counts: ImportCounts;
     };
 
 /** The sentence carried in `data.message`: the Go service's exact wording (it had no fetch event). */
@@ -83,13 +120,26 @@ export function describe(input: EventInput): string {
       return `${input.image} image fetched from album ${input.album}`;
     case 'imagestore.image.renamed':
       return `${input.previousName} image modified to ${input.image}`;
+    case 'imagestore.import.created':
+      return `import ${input.jobId} of ${total(input.counts)} URLs into album ${input.album} queued`;
+    case 'imagestore.import.progress':
+      return input.state === 'stored' ? `${input.url} imported into album ${input.album} as ${input.image}` : `${input.url} ${input.state}${input.error ? `: ${input.error}` : ''}`;
+    case 'imagestore.import.completed':
+    case 'imagestore.import.failed':
+    case 'imagestore.import.cancelled':
+      return `import ${input.jobId} into album ${input.album} ${input.type.slice('imagestore.import.'.length)}: ${input.counts.stored} stored, ${input.counts.failed} failed`;
   }
+}
+
+function total(counts: ImportCounts): number {
+  return counts.queued + counts.downloading + counts.stored + counts.failed + counts.cancelled;
 }
 
 /** The CloudEvents `subject`: the resource path below /api/v1. */
 export function subjectOf(input: EventInput): string {
   const album = `albums/${encodeURIComponent(input.album)}`;
-  return 'image' in input ? `${album}/images/${encodeURIComponent(input.image)}` : album;
+  if ('jobId' in input) return `imports/${input.jobId}`;
+  return 'image' in input && input.image !== undefined ? `${album}/images/${encodeURIComponent(input.image)}` : album;
 }
 
 /**

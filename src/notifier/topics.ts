@@ -18,11 +18,15 @@ export function encodeTopicLevel(name: string): string {
  * and the structured one a subscriber can filter with wildcards:
  * `imagestore/v1/albums/{album}/{action}` for album events,
  * `imagestore/v1/albums/{album}/images/{image}/{action}` for image events
- * (action: created, renamed, deleted, fetched).
+ * (action: created, renamed, deleted, fetched), and
+ * `imagestore/v1/albums/{album}/imports/{jobId}/{action}` for import jobs
+ * (created, progress, completed, failed, cancelled).
  */
 export function topicsFor(event: StoreEvent): string[] {
   const action = event.type.slice(event.type.lastIndexOf('.') + 1);
   const album = `${STRUCTURED_ROOT}/${encodeTopicLevel(event.data.album)}`;
-  const structured = event.data.image === undefined ? `${album}/${action}` : `${album}/images/${encodeTopicLevel(event.data.image)}/${action}`;
+  const structured = event.data.jobId !== undefined
+    ? `${album}/imports/${encodeTopicLevel(event.data.jobId)}/${action}`
+    : event.data.image === undefined ? `${album}/${action}` : `${album}/images/${encodeTopicLevel(event.data.image)}/${action}`;
   return [NOTIFIER_TOPIC, structured];
 }

@@ -2,6 +2,8 @@ import Router from '@koa/router';
 import type { AlbumService } from '../albums/album-service.js';
 import type { Config } from '../config.js';
 import type { ImageDelivery } from '../images/image-delivery.js';
+import type { ImportService } from '../imports/import-service.js';
+import { importRoutes } from './imports.js';
 import { buildAsyncApi } from '../docs/asyncapi.js';
 import { buildOpenApi } from '../docs/openapi.js';
 import type { Metrics } from '../metrics.js';
@@ -15,13 +17,14 @@ export interface RouterDeps {
   config: Config;
   albums: AlbumService;
   delivery: ImageDelivery;
+  imports: ImportService;
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, readiness, version, metrics }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, imports, readiness, version, metrics }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes });
@@ -30,6 +33,8 @@ export function buildRouter({ config, albums, delivery, readiness, version, metr
   });
   api.use(albumRouter.routes(), albumRouter.allowedMethods());
   api.use(imageRouter.routes(), imageRouter.allowedMethods());
+  const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes });
+  api.use(importRouter.routes(), importRouter.allowedMethods());
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());

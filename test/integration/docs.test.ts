@@ -1,3 +1,4 @@
+import type { ImportService } from '../../src/imports/import-service.js';
 import type { Metrics } from '../../src/metrics.js';
 import type { ImageDelivery } from '../../src/images/image-delivery.js';
 import { expect } from 'chai';
@@ -46,7 +47,7 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
+  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());

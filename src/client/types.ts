@@ -1,0 +1,89 @@
+import type { z } from 'zod';
+import type {
+  AlbumListResponse, AlbumObject, AlbumResponse, ImageListResponse, ImageObject, ImageResponse, MessageResponse, TransformQuery,
+} from '../routes/schemas.js';
+import type { SignUrlBody } from '../routes/admin.js';
+import type { FsckProblem } from '../albums/fsck.js';
+
+// Every type here comes from the service's own schemas and types, so client and server cannot drift apart.
+
+/** An album, as the service returns it. */
+export type Album = z.infer<typeof AlbumObject>;
+/** A stored image's metadata (id, size, type, sha256, width, height, times, …). */
+export type ImageInfo = z.infer<typeof ImageObject>;
+/** GET /albums: names, plus `albums` with details, plus `nextCursor` when more pages follow. */
+export type AlbumList = z.infer<typeof AlbumListResponse>;
+/** GET /albums/{album}/images. */
+export type ImageList = z.infer<typeof ImageListResponse>;
+/** POST /albums and PATCH /albums/{album}. */
+export type AlbumResult = z.infer<typeof AlbumResponse>;
+/** Upload, rename and delete of an image. */
+export type ImageResult = z.infer<typeof ImageResponse>;
+/** An answer that only says what was done. */
+export type MessageResult = z.infer<typeof MessageResponse>;
+
+/**
+ * Transform options of a download, typed from the service's TransformQuery:
+ * `{ w: 320, format: 'webp', q: 80 }` becomes `?w=320&format=webp&q=80`.
+ */
+export type TransformOptions = z.infer<typeof TransformQuery>;
+
+/** Paging and detail options of the listings. */
+export interface ListOptions {
+  /** Page size (1-1000); every item when absent. */
+  limit?: number;
+  /** `nextCursor` of the previous page. */
+  cursor?: string;
+  /** Include the objects (`albums` / `images`) beside the names. */
+  details?: boolean;
+  signal?: AbortSignal;
+}
+
+/** POST /signed-urls body. */
+export type SignUrlOptions = z.infer<typeof SignUrlBody>;
+/** POST /signed-urls answer: a path that works without a key until `expires`. */
+export interface SignedUrl {
+  url: string;
+  expires: string;
+}
+
+/** GET /admin/fsck answer. */
+export interface FsckResult {
+  albums: number;
+  images: number;
+  problems: FsckProblem[];
+}
+
+/** GET /readyz answer (200 or 503: both are answers, not errors). */
+export interface Readiness {
+  ready: boolean;
+  status: string;
+  checks: Record<string, string>;
+  pendingEvents: number;
+}
+
+/** State of an import job. */
+export type ImportJobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+/** State of one URL of an import job. */
+export type ImportItemState = 'queued' | 'downloading' | 'stored' | 'failed' | 'cancelled';
+
+/** One URL of an import job. */
+export interface ImportItem {
+  url: string;
+  state: ImportItemState;
+  bytes: number;
+  /** The stored image, once `stored`. */
+  image?: { name: string; id: string };
+  error?: string;
+}
+
+/** An import job (GET /imports/{jobId}). */
+export interface ImportJob {
+  id: string;
+  album: string;
+  state: ImportJobState;
+  createdAt: string;
+  updatedAt: string;
+  items: ImportItem[];
+  counts: Record<ImportItemState, number>;
+}
