@@ -5,6 +5,7 @@ import {
 } from '../routes/schemas.js';
 import { SignUrlBody } from '../routes/admin.js';
 import { ImportBody } from '../routes/imports.js';
+import { DiffQuery, DiffResponse } from '../routes/schemas.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
@@ -15,7 +16,9 @@ export interface OperationDoc {
   tags: string[];
   query?: z.ZodObject;
   jsonBody?: z.ZodType;
+  /** The body is multipart with these file fields (default ['file']). */
   multipart?: boolean;
+  fileFields?: string[];
   /** status → [description, schema or a media type for binary bodies] */
   responses: Record<number, [string, z.ZodType | string | undefined]>;
 }
@@ -55,6 +58,10 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Renamed', ImageResponse], ...errors(400, 404, 409, 413, 415) } },
   { method: 'delete', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'deleteImage', summary: 'Delete an image', tags: ['images'],
     responses: { 200: ['Deleted', ImageResponse], ...errors(400, 404) } },
+  { method: 'get', path: '/api/v1/diff', operationId: 'diffStored', summary: 'Compare two stored images (a and b: {album}/{image} or an id): differing pixels, SSIM, boxes of the regions; output=png or side-by-side for pictures', tags: ['diff'], query: DiffQuery,
+    responses: { 200: ['The comparison (JSON), or a PNG with output=png / side-by-side', DiffResponse], ...errors(400, 404, 422) } },
+  { method: 'post', path: '/api/v1/diff', operationId: 'diffUploaded', summary: 'Compare two uploaded images (multipart fields a and b); same parameters and answers as GET', tags: ['diff'], query: DiffQuery.omit({ a: true, b: true }), multipart: true, fileFields: ['a', 'b'],
+    responses: { 200: ['The comparison (JSON), or a PNG', DiffResponse], ...errors(400, 413, 415, 422) } },
   { method: 'post', path: '/api/v1/albums/{albumName}/imports', operationId: 'createImport', summary: 'Import images from URLs in the background (202; poll the job at Location)', tags: ['imports'], jsonBody: ImportBody,
     responses: { 202: ['Job queued', undefined], ...errors(400, 404, 413, 415) } },
   { method: 'get', path: '/api/v1/imports', operationId: 'listImports', summary: 'Recent import jobs, newest first', tags: ['imports'], responses: { 200: ['Jobs', undefined] } },
@@ -84,6 +91,10 @@ const schema = (s: z.ZodType) => {
   return rest;
 };
 
+function multipartSchema(fields: string[]) {
+  return { type: 'object', required: fields, properties: Object.fromEntries(fields.map((f) => [f, { type: 'string', format: 'binary' }])) };
+}
+
 function operationObject(op: OperationDoc) {
   const parameters: unknown[] = [];
   if (op.path.includes('{albumName}')) parameters.push(albumParam);
@@ -96,7 +107,7 @@ function operationObject(op: OperationDoc) {
   const requestBody = op.jsonBody
     ? { required: true, content: { 'application/json': { schema: schema(op.jsonBody) } } }
     : op.multipart
-      ? { required: true, content: { 'multipart/form-data': { schema: { type: 'object', required: ['file'], properties: { file: { type: 'string', format: 'binary' } } } } } }
+      ? { required: true, content: { 'multipart/form-data': { schema: multipartSchema(op.fileFields ?? ['file']) } } }
       : undefined;
   const responses = Object.fromEntries(
     Object.entries(op.responses).map(([status, [description, body]]) => [
@@ -131,7 +142,7 @@ export function buildOpenApi(version: string): Record<string, unknown> {
     },
     // Optional: an open service (no keys) takes requests without one.
     security: [{ bearerAuth: [] }, {}],
-    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'imports' }, { name: 'security' }, { name: 'admin' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
+    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'imports' }, { name: 'diff' }, { name: 'security' }, { name: 'admin' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
     paths,
   };
 }

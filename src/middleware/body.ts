@@ -28,6 +28,8 @@ export interface MultipartOptions {
   maxFileBytes: number;
   /** Uploads in progress at once; more are answered 503 with Retry-After. */
   maxConcurrent: number;
+  /** Files one request may carry (default 1). */
+  maxFiles?: number;
 }
 
 /**
@@ -35,7 +37,7 @@ export interface MultipartOptions {
  * way (formidable), and stops with 413 as soon as the size limit is passed.
  * Files of a failed upload are removed. Concurrent uploads are capped.
  */
-export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent }: MultipartOptions): Middleware {
+export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1 }: MultipartOptions): Middleware {
   let active = 0;
   return async function multipartUploadMiddleware(ctx, next) {
     if (!ctx.is('multipart/form-data')) {
@@ -47,12 +49,14 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent }: Mul
     const parse = koaBody({
       multipart: true, json: false, urlencoded: false, text: false,
       formidable: {
-        uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles: 1, maxFields: 20, maxFieldsSize: 64 * 1024,
+        uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles, maxTotalFileSize: maxFileBytes * maxFiles, maxFields: 20, maxFieldsSize: 64 * 1024,
         hashAlgorithm: 'sha256', allowEmptyFiles: false, minFileSize: 1,
         onFileBegin: (_name, file) => void written.push(file.filepath),
       },
       onError: (err) => {
-        throw mapBodyError(err as BodyError, maxFileBytes);
+        const error = err as BodyError;
+        if (error.code === 1015 && maxFiles > 1) throw new ValidationError(`expected at most ${maxFiles} files`);
+        throw mapBodyError(error, maxFileBytes);
       },
     });
     try {

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { ImageDelivery } from '../images/image-delivery.js';
 import type { ImportService } from '../imports/import-service.js';
 import { importRoutes } from './imports.js';
+import { diffRoutes } from './diff.js';
 import { buildAsyncApi } from '../docs/asyncapi.js';
 import { buildOpenApi } from '../docs/openapi.js';
 import type { Metrics } from '../metrics.js';
@@ -33,6 +34,11 @@ export function buildRouter({ config, albums, delivery, imports, readiness, vers
   });
   api.use(albumRouter.routes(), albumRouter.allowedMethods());
   api.use(imageRouter.routes(), imageRouter.allowedMethods());
+  const diffRouter = diffRoutes({
+    albums, inspect: { maxInputPixels: config.images.maxInputPixels, allowSvg: config.images.allowSvg },
+    maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
+  });
+  api.use(diffRouter.routes(), diffRouter.allowedMethods());
   const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes });
   api.use(importRouter.routes(), importRouter.allowedMethods());
 

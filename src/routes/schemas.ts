@@ -32,6 +32,28 @@ export const TransformQuery = z.object({
   download: z.boolean().optional().describe('Content-Disposition: attachment instead of inline'),
 });
 
+/** Query of GET /api/v1/diff, for the OpenAPI document (routes/diff.ts checks it). */
+export const DiffQuery = z.object({
+  a: z.string().describe('First image: {album}/{image} or an image id'),
+  b: z.string().describe('Second image: {album}/{image} or an image id'),
+  threshold: z.number().min(0).max(1).optional().describe('Per-pixel colour threshold, 0 strict to 1 (default 0.1)'),
+  includeAA: z.boolean().optional().describe('Count anti-aliased pixels as differences (default false)'),
+  output: z.enum(['json', 'png', 'side-by-side']).optional().describe('json (default), the diff picture, or a | b | diff'),
+  resize: z.enum(['fit']).optional().describe('Scale b to a\'s size instead of answering 422 for different sizes'),
+  mergeDistance: z.number().int().min(0).max(1000).optional().describe('Regions closer than this many pixels are one box (default 4)'),
+  maxBoxes: z.number().int().min(1).max(1000).optional().describe('At most this many boxes, largest first (default 50)'),
+});
+
+const Box = z.object({ x: z.number().int(), y: z.number().int(), width: z.number().int(), height: z.number().int(), pixels: z.number().int() });
+const Size = z.object({ width: z.number().int(), height: z.number().int() });
+
+/** Answer of the diff routes (JSON). */
+export const DiffResponse = z.object({
+  a: Size, b: Size, width: z.number().int(), height: z.number().int(),
+  differentPixels: z.number().int(), differentFraction: z.number(), ssim: z.number(),
+  boxes: z.array(Box), truncated: z.boolean(),
+});
+
 export const AlbumObject = z.object({ name: z.string(), createdAt: z.string() });
 
 export const ImageObject = z.object({
