@@ -59,6 +59,8 @@ export interface Config {
     concurrency: number;
     timeoutMs: number;
     retries: number;
+    /** First retry delay; doubled for each further retry (IMPORT_RETRY_BASE_DELAY_MS). */
+    retryBaseDelayMs: number;
     maxUrls: number;
     /** Hosts (names or IPs) exempt from the SSRF guard. */
     allowHosts: string[];
@@ -219,6 +221,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       concurrency: r.int('IMPORT_CONCURRENCY', 4, 1, 256),
       timeoutMs: r.int('IMPORT_TIMEOUT_MS', 60_000, 100, 3_600_000),
       retries: r.int('IMPORT_RETRIES', 3, 0, 20),
+      retryBaseDelayMs: r.int('IMPORT_RETRY_BASE_DELAY_MS', 500, 0, 600_000),
       maxUrls: r.int('IMPORT_MAX_URLS', 1000, 1, 100_000),
       allowHosts: r.string('IMPORT_ALLOW_HOSTS', '').split(',').map((h) => h.trim().toLowerCase().replace(/^\[|\]$/g, '')).filter(Boolean),
     },

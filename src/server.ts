@@ -86,7 +86,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     new JobStore(layout.importsDir),
     new OutboxNotifier(outbox, config.eventSource),
     {
-      ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes, retryBaseDelayMs: 500,
+      ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes,
       allowHosts: new Set(config.imports.allowHosts),
     },
     log.child({ component: 'imports' }),

@@ -164,7 +164,7 @@ export class FsAlbumStore implements AlbumStore {
     try {
       const info = await this.readImage(album, name);
       const localPath = PROC_FD ? `/proc/self/fd/${file.fd}` : this.layout.imageFile(album, name);
-      return { info, localPath, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close() };
+      return { info, localPath: async () => localPath, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close() };
     } catch (err) {
       await file.close();
       throw err;

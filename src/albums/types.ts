@@ -53,8 +53,12 @@ export interface StagedFile {
 /** An image opened for reading: its metadata and a way to stream (part of) it. */
 export interface ImageHandle {
   info: ImageInfo;
-  /** A path the image engine can read, valid until close (survives a concurrent rename). */
-  localPath: string;
+  /**
+   * A local file path the image engine can read, valid until close: the file
+   * itself (through /proc, so a concurrent rename does no harm) for the
+   * filesystem store, a temporary copy for object storage.
+   */
+  localPath(): Promise<string>;
   /** Streams bytes `start`..`end` inclusive (the whole file by default). */
   stream(range?: { start: number; end: number }): Readable;
   /** Releases the open file when the bytes are not streamed (HEAD, 304). */

@@ -35,7 +35,7 @@ export interface RequestSpec {
   /** Sent as JSON with Content-Type application/json. */
   json?: unknown;
   /** Any other body (FormData, a stream). Streams cannot be retried; POST never is. */
-  body?: BodyInit;
+  body?: RequestInit['body'];
   headers?: Record<string, string>;
   signal?: AbortSignal;
   /** Non-2xx statuses that are answers rather than errors (304, 503 for /readyz). */
@@ -103,7 +103,7 @@ export class HttpClient {
    * checks it against `schema` first.
    * @throws {ImageStoreError} `invalid_response` when the body is not JSON or does not match
    */
-  async json<S extends z.ZodType>(spec: RequestSpec, schema?: S): Promise<z.infer<S>> {
+  async json<T = unknown>(spec: RequestSpec, schema?: z.ZodType<T>): Promise<T> {
     const res = await this.request(spec);
     const text = await res.text();
     let body: unknown;
@@ -120,7 +120,7 @@ export class HttpClient {
       }
       return checked.data;
     }
-    return body as z.infer<S>;
+    return body as T;
   }
 
   private async send(spec: RequestSpec, url: string): Promise<Response> {

@@ -43,9 +43,9 @@ export class ImageDelivery {
       const format = spec.format === 'auto' ? negotiateFormat(accept, original) : (spec.format ?? original);
       const resolved: ResolvedSpec = { ...spec, format };
       const source = { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages: info.pages ?? 1 };
-      const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], (tmp) =>
-        transformToFile(handle.localPath, tmp, resolved, source, this.maxInputPixels).then(() => undefined),
-      );
+      const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], async (tmp) => {
+        await transformToFile(await handle.localPath(), tmp, resolved, source, this.maxInputPixels);
+      });
       const file = await fs.open(derivative.file, 'r'); // open now: an eviction after this cannot cut the download
       return {
         size: derivative.size, type: MIME_BY_OUTPUT[format], etag: derivative.etag, lastModified: new Date(info.modifiedAt),

@@ -30,7 +30,7 @@ export function diffRoutes({ albums, inspect, maxUploadBytes, maxConcurrentUploa
     const handles: ImageHandle[] = [];
     try {
       for (const ref of [param(ctx, 'a'), param(ctx, 'b')]) handles.push(await openRef(albums, ref, ctx.state.requestId));
-      await answer(ctx, handles[0].localPath, handles[1].localPath, options);
+      await answer(ctx, await handles[0].localPath(), await handles[1].localPath(), options);
     } finally {
       await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
     }

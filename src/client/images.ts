@@ -1,0 +1,128 @@
+import { ImageListResponse, ImageObject, ImageResponse } from '../routes/schemas.js';
+import { albumPath } from './albums.js';
+import type { HttpClient, QueryValues } from './http.js';
+import type { ImageInfo, ImageList, ImageResult, ListOptions, TransformOptions } from './types.js';
+import { uploadBody, type UploadOptions, type UploadSource } from './upload-source.js';
+
+/** `/api/v1/albums/{album}/images/{image}`, names percent-encoded. */
+export function imagePath(album: string, image: string): string {
+  return `${albumPath(album)}/images/${encodeURIComponent(image)}`;
+}
+
+/** Options of a download: a transform, plus HTTP conditions. */
+export interface DownloadOptions extends TransformOptions {
+  /** Bytes `start`..`end` inclusive (206); `end` defaults to the last byte. */
+  range?: { start: number; end?: number };
+  /** An ETag from an earlier download: a 304 answer (`notModified`) when unchanged. */
+  ifNoneMatch?: string;
+  /** `Accept` header, for `format: 'auto'`. */
+  accept?: string;
+  signal?: AbortSignal;
+}
+
+/** A download's answer; read the body once, with `bytes()` or `stream()`. */
+export interface ImageDownload {
+  status: number;
+  /** True for a 304 answer to `ifNoneMatch` (no body). */
+  notModified: boolean;
+  contentType: string;
+  /** Content-Length of this answer (the range's length for a 206). */
+  size: number | undefined;
+  etag: string | undefined;
+  /** The answer itself, for headers not copied here. */
+  response: Response;
+  /** The whole body: a Buffer in Node, a Uint8Array in browsers. */
+  bytes(): Promise<Uint8Array>;
+  /** The body as a web stream (Node: `Readable.fromWeb(download.stream())`). */
+  stream(): ReadableStream<Uint8Array>;
+}
+
+/** The query of a transform: `{ w: 64, grayscale: true }` → `w=64&grayscale=true`. */
+export function transformQuery(options: TransformOptions): QueryValues {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as QueryValues;
+}
+
+/** GET /albums/{album}/images: one page of names (and objects with `details`). */
+export function listImages(http: HttpClient, album: string, options: ListOptions = {}): Promise<ImageList> {
+  const { limit, cursor, details, signal } = options;
+  return http.json({ method: 'GET', path: `${albumPath(album)}/images`, query: { limit, cursor, details: details || undefined }, signal }, ImageListResponse);
+}
+
+/**
+ * Every image of an album with its metadata, following the pages.
+ * @param pageSize images per request, default 1000
+ */
+export async function listAllImages(http: HttpClient, album: string, pageSize = 1000, signal?: AbortSignal): Promise<ImageInfo[]> {
+  const images: ImageInfo[] = [];
+  let cursor: string | undefined;
+  // Bounded: a listing that keeps returning cursors stops after 100,000 pages.
+  for (let page = 0; page < 100_000; page += 1) {
+    const listing = await listImages(http, album, { limit: pageSize, cursor, details: true, signal });
+    images.push(...(listing.images ?? []));
+    cursor = listing.nextCursor;
+    if (cursor === undefined) return images;
+  }
+  throw new Error(`the listing of ${album} did not end`);
+}
+
+/** POST /albums/{album}/images: uploads one image (never retried: POST). */
+export async function uploadImage(http: HttpClient, album: string, source: UploadSource, options: UploadOptions = {}): Promise<ImageResult> {
+  const upload = await uploadBody(source, options);
+  return http.json({
+    method: 'POST', path: `${albumPath(album)}/images`, body: upload.body, signal: options.signal,
+    headers: upload.contentType ? { 'Content-Type': upload.contentType } : undefined,
+  }, ImageResponse);
+}
+
+/** GET /albums/{album}/images/{image}: the image, or a transform of it. */
+export function getImage(http: HttpClient, album: string, image: string, options: DownloadOptions = {}): Promise<ImageDownload> {
+  return download(http, imagePath(album, image), options);
+}
+
+/**
+ * GET /images/{id}[.ext]: an image by its stable id; an extension converts it
+ * (`abc.webp` is `abc` with `format: 'webp'`).
+ */
+export function getImageById(http: HttpClient, idWithExtension: string, options: DownloadOptions = {}): Promise<ImageDownload> {
+  return download(http, `/api/v1/images/${encodeURIComponent(idWithExtension)}`, options);
+}
+
+/** GET /albums/{album}/images/{image}/metadata. */
+export function getImageMetadata(http: HttpClient, album: string, image: string, signal?: AbortSignal): Promise<ImageInfo> {
+  return http.json({ method: 'GET', path: `${imagePath(album, image)}/metadata`, signal }, ImageObject);
+}
+
+/** PATCH /albums/{album}/images/{image}. */
+export function renameImage(http: HttpClient, album: string, from: string, to: string, signal?: AbortSignal): Promise<ImageResult> {
+  return http.json({ method: 'PATCH', path: imagePath(album, from), json: { imageName: to }, signal }, ImageResponse);
+}
+
+/** DELETE /albums/{album}/images/{image}. */
+export function deleteImage(http: HttpClient, album: string, image: string, signal?: AbortSignal): Promise<ImageResult> {
+  return http.json({ method: 'DELETE', path: imagePath(album, image), signal }, ImageResponse);
+}
+
+async function download(http: HttpClient, path: string, options: DownloadOptions): Promise<ImageDownload> {
+  const { range, ifNoneMatch, accept, signal, ...transform } = options;
+  const headers: Record<string, string> = {};
+  if (range) headers.Range = `bytes=${range.start}-${range.end ?? ''}`;
+  if (ifNoneMatch) headers['If-None-Match'] = ifNoneMatch;
+  if (accept) headers.Accept = accept;
+  const res = await http.request({ method: 'GET', path, query: transformQuery(transform), headers, signal, accept: [304] });
+  const length = res.headers.get('content-length');
+  return {
+    status: res.status,
+    notModified: res.status === 304,
+    contentType: res.headers.get('content-type') ?? 'application/octet-stream',
+    size: length === null ? undefined : Number(length),
+    etag: res.headers.get('etag') ?? undefined,
+    response: res,
+    async bytes() {
+      const buffer = await res.arrayBuffer();
+      return typeof Buffer === 'function' ? Buffer.from(buffer) : new Uint8Array(buffer);
+    },
+    stream() {
+      return res.body ?? new ReadableStream({ start: (c) => c.close() });
+    },
+  };
+}
