@@ -98,8 +98,8 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     pendingEvents: () => outbox.pendingCount,
   };
   const metrics = createMetrics({
-    albums: () => store.counts().albums,
-    images: () => store.counts().images,
+    albums: async () => (await store.counts()).albums,
+    images: async () => (await store.counts()).images,
     outboxPending: () => outbox.pendingCount,
     eventsPublished: () => dispatcher.delivered,
     brokerClients: () => broker?.broker.connectedClients ?? 0,
@@ -119,6 +119,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const httpServer = certFile && keyFile
     ? https.createServer({ ...serverOptions, cert: readFileSync(certFile), key: readFileSync(keyFile) }, app.callback())
     : http.createServer(serverOptions, app.callback());
+  httpServer.on('clientError', answerClientError);
   if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath);
   httpServer.listen(config.http.port, config.http.host);
   await once(httpServer, 'listening');
@@ -154,4 +155,21 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       await store.close();
     },
   };
+}
+
+/**
+ * Requests Node's HTTP parser refuses (431 headers too large, 400 malformed)
+ * never reach Koa: answer them in JSON too, like every other error.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (!socket.writable || (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const [status, text] =
+    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
+        : [400, 'Bad Request'];
+  const body = JSON.stringify({ error: `${text}: the request could not be parsed` });
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }

@@ -40,6 +40,9 @@ export interface FsckReport {
 export async function fsck(root: string, options: FsckOptions): Promise<FsckReport> {
   const layout = new Layout(root);
   const report: FsckReport = { problems: [], albums: 0, images: 0, index: new Map() };
+  if (!options.repair && !(await fs.stat(root).then((s) => s.isDirectory(), () => false))) {
+    throw new Error(`${root} is not a directory (not an imagestore data dir)`);
+  }
   const note = (problem: Omit<FsckProblem, 'repaired'>, repaired = options.repair) =>
     report.problems.push({ ...problem, repaired });
 
