@@ -3,8 +3,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 /** Readings the metrics pull from the running parts at scrape time. */
 export interface MetricSources {
-  albums(): number;
-  images(): number;
+  albums(): number | Promise<number>;
+  images(): number | Promise<number>;
   outboxPending(): number;
   eventsPublished(): number;
   brokerClients(): number;
@@ -68,8 +68,8 @@ export function createMetrics(sources: MetricSources): Metrics {
   };
 }
 
-function gauge(registry: Registry, name: string, help: string, read: () => number): void {
-  new Gauge({ name, help, registers: [registry], collect() { this.set(read()); } });
+function gauge(registry: Registry, name: string, help: string, read: () => number | Promise<number>): void {
+  new Gauge({ name, help, registers: [registry], async collect() { this.set(await read()); } });
 }
 
 /** A counter mirroring a monotonic reading taken at scrape time. */

@@ -97,7 +97,7 @@ export class AlbumService {
 
   /** Like fetchImage, by the image's stable id. */
   async fetchImageById(id: string, ctx: CallContext = {}, announce = true): Promise<ImageHandle> {
-    const found = this.store.findImage(id);
+    const found = await this.store.findImage(id);
     if (!found) throw new NotFoundError(`no image with id ${id}`);
     return this.fetchImage(found.album, found.name, ctx, announce);
   }
@@ -123,7 +123,7 @@ export class AlbumService {
 
   async deleteImage(album: string, name: string, ctx: CallContext = {}): Promise<ImageInfo> {
     const image = await this.store.deleteImage(album, name);
-    if (!this.store.isContentUsed(image.sha256)) await this.contentReleased(image.sha256);
+    if (!(await this.store.isContentUsed(image.sha256))) await this.contentReleased(image.sha256);
     await this.notifier.publish({ type: 'imagestore.image.deleted', ...eventFields(image) }, { reqId: ctx.reqId, durable: true });
     return image;
   }

@@ -13,6 +13,7 @@ import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { claimDataDir, releaseDataDir } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
+import { readRange } from './read-range.js';
 
 /** On Linux, an open file can be read again by path through /proc, whatever renames happen meanwhile. */
 const PROC_FD = existsSync('/proc/self/fd');
@@ -164,7 +165,10 @@ export class FsAlbumStore implements AlbumStore {
     try {
       const info = await this.readImage(album, name);
       const localPath = PROC_FD ? `/proc/self/fd/${file.fd}` : this.layout.imageFile(album, name);
-      return { info, localPath: async () => localPath, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close() };
+      return {
+        info, localPath: async () => localPath, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close(),
+        read: (range) => readRange(file, range?.start ?? 0, range ? range.end - range.start + 1 : info.size).finally(() => file.close()),
+      };
     } catch (err) {
       await file.close();
       throw err;
@@ -203,15 +207,15 @@ export class FsAlbumStore implements AlbumStore {
     });
   }
 
-  counts(): { albums: number; images: number } {
+  async counts(): Promise<{ albums: number; images: number }> {
     return { albums: this.albums.size, images: this.ids.size };
   }
 
-  findImage(id: string): { album: string; name: string } | undefined {
+  async findImage(id: string): Promise<{ album: string; name: string } | undefined> {
     return this.ids.find(id);
   }
 
-  isContentUsed(sha256: string): boolean {
+  async isContentUsed(sha256: string): Promise<boolean> {
     return this.ids.hasContent(sha256);
   }
 

@@ -20,6 +20,11 @@ export async function readImageMeta(file: string): Promise<StoredImageMeta | und
   } catch {
     return undefined;
   }
+  return parseImageMeta(text);
+}
+
+/** Parses and checks metadata JSON (a file's or an object's); undefined when unreadable or incomplete. */
+export function parseImageMeta(text: string): StoredImageMeta | undefined {
   try {
     const meta = JSON.parse(text) as StoredImageMeta;
     const valid =

@@ -61,13 +61,18 @@ export interface ImageHandle {
   localPath(): Promise<string>;
   /** Streams bytes `start`..`end` inclusive (the whole file by default). */
   stream(range?: { start: number; end: number }): Readable;
+  /**
+   * Optional: reads bytes `start`..`end` inclusive (the whole file by default) into
+   * one buffer and releases the file, for small bodies (cheaper than a stream).
+   */
+  read?(range?: { start: number; end: number }): Promise<Buffer>;
   /** Releases the open file when the bytes are not streamed (HEAD, 304). */
   close(): Promise<void>;
 }
 
 /**
- * The storage behind the album service. Implementations: FsAlbumStore (the data dir);
- * an object-storage backend will follow. Names given here are already checked (names.ts).
+ * The storage behind the album service. Implementations: FsAlbumStore (the data dir),
+ * S3AlbumStore (a bucket; s3-store.ts); both pass test/contract/album-store.contract.ts. Names given here are already checked (names.ts).
  * Errors: NotFoundError for an unknown album or image, ConflictError for a taken name.
  */
 export interface AlbumStore {
@@ -87,12 +92,12 @@ export interface AlbumStore {
   openImage(album: string, name: string): Promise<ImageHandle>;
   renameImage(album: string, from: string, to: string): Promise<ImageInfo>;
   deleteImage(album: string, name: string): Promise<ImageInfo>;
-  /** Where the image with this id is now (ids survive renames). */
-  findImage(id: string): { album: string; name: string } | undefined;
-  /** Albums and images stored. */
-  counts(): { albums: number; images: number };
+  /** Where the image with this id is now (ids survive renames); async, since object storage must ask the bucket. */
+  findImage(id: string): Promise<{ album: string; name: string } | undefined>;
+  /** Albums and images stored (object storage may answer from a recent count). */
+  counts(): Promise<{ albums: number; images: number }>;
   /** True while some stored image has this content. */
-  isContentUsed(sha256: string): boolean;
+  isContentUsed(sha256: string): Promise<boolean>;
 
   /** Directory where uploads are staged (same filesystem as the store, so commits are renames). */
   readonly stagingDir: string;

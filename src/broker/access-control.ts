@@ -28,7 +28,10 @@ export function brokerAccessControl(keys: ApiKeys) {
     },
     authorizePublish(client: Client | null, packet: PublishPacket, done: (error?: Error | null) => void) {
       if (client === null) return done(null);
-      if (packet.topic.startsWith(SERVICE_TOPIC_PREFIX)) return done(new Error(`only the service publishes under ${SERVICE_TOPIC_PREFIX}`));
+      // The bare root too: a subscription to `imagestore/#` matches `imagestore` itself (MQTT 3.1.1 4.7.1.2).
+      if (packet.topic.startsWith(SERVICE_TOPIC_PREFIX) || packet.topic === SERVICE_TOPIC_PREFIX.slice(0, -1)) {
+        return done(new Error(`only the service publishes under ${SERVICE_TOPIC_PREFIX}`));
+      }
       const role = roles.get(client);
       if (keys.enabled && (!role || !roleAllows(role, 'write'))) return done(new Error('a read key may only subscribe'));
       return done(null);

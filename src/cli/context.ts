@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { ImageStoreClient, defaultMqttUrl } from '../client/index.js';
 
 /** Exit codes of the CLI. */
@@ -8,7 +8,6 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
-  env: Record<string, string | undefined>;
 }
 
 /** The global options, from flags or environment variables. */
@@ -75,11 +74,11 @@ export class CliContext {
   }
 }
 
-/** Parses a positive integer option value, or throws a usage error naming the option. */
-export function positiveInt(name: string, max = 1_000_000) {
+/** An option parser for integers in min..max (commander reports a bad value as a usage error). */
+export function intIn(min: number, max: number) {
   return (value: string): number => {
     const n = Number(value);
-    if (!/^\d+$/.test(value) || n < 1 || n > max) throw new UsageError(`${name}: expected an integer 1-${max}, got ${JSON.stringify(value)}`);
+    if (!/^-?\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`expected an integer ${min}-${max}`);
     return n;
   };
 }

@@ -3,13 +3,20 @@ import { formatBytes, type CliIo } from './context.js';
 /** Counters of a batch (upload, download, import). */
 export interface BatchCounts {
   total: number;
-  /** Files done so far (stored + skipped + failed). */
+  /** Items done so far (stored + skipped + failed; for imports "skipped" counts cancelled URLs). */
   done: number;
   stored: number;
   skipped: number;
   failed: number;
   /** Bytes transferred (stored files only). */
   bytes: number;
+}
+
+/** How the line names things: `upload 3/9 files: 2 stored, 1 skipped, …`. */
+export interface ProgressWords {
+  unit: string;
+  stored: string;
+  skipped: string;
 }
 
 /** Milliseconds between two redraws of the TTY line. */
@@ -27,19 +34,18 @@ export class Progress {
   readonly started = Date.now();
   private lastDraw = 0;
   private lastTenth = 0;
-  private drawn = false;
 
   constructor(
     private readonly io: CliIo,
     private readonly mode: 'tty' | 'plain' | 'none',
     private readonly label: string,
-    private readonly verb = 'stored',
+    private readonly words: ProgressWords = { unit: 'files', stored: 'stored', skipped: 'skipped' },
   ) {}
 
   /** The progress line for `counts`. */
   line(counts: BatchCounts, now = Date.now()): string {
     const seconds = Math.max((now - this.started) / 1000, 0.001);
-    return `${this.label} ${counts.done}/${counts.total} files: ${counts.stored} ${this.verb}, ${counts.skipped} skipped, ${counts.failed} failed`
+    return `${this.label} ${counts.done}/${counts.total} ${this.words.unit}: ${counts.stored} ${this.words.stored}, ${counts.skipped} ${this.words.skipped}, ${counts.failed} failed`
       + ` | ${formatBytes(counts.bytes)} | ${formatBytes(Math.round(counts.bytes / seconds))}/s`;
   }
 
@@ -49,7 +55,6 @@ export class Progress {
     if (this.mode === 'tty') {
       if (now - this.lastDraw < TTY_REDRAW_MS) return;
       this.lastDraw = now;
-      this.drawn = true;
       this.io.stderr.write(`\r\x1b[2K${this.fit(this.line(counts, now))}`);
     } else if (this.mode === 'plain') {
       const tenth = counts.total === 0 ? 10 : Math.floor((counts.done * 10) / counts.total);
@@ -65,8 +70,7 @@ export class Progress {
     if (this.mode === 'none') return;
     const line = this.line(counts);
     if (this.mode === 'tty') this.io.stderr.write(`\r\x1b[2K${this.fit(line)}\n`);
-    else if (this.lastTenth < 10 || !this.drawn) this.io.stderr.write(`${line}\n`);
-    this.drawn = true;
+    else if (this.lastTenth < 10) this.io.stderr.write(`${line}\n`);
     this.lastTenth = 10;
   }
 

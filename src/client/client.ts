@@ -1,11 +1,12 @@
 import * as albums from './albums.js';
+import * as diff from './diff.js';
 import { events, type EventStream, type EventsOptions } from './events.js';
 import { HttpClient, type HttpOptions } from './http.js';
 import * as images from './images.js';
 import * as imports from './imports.js';
 import * as service from './service.js';
 import type {
-  AlbumList, AlbumResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ListOptions, MessageResult, Readiness,
+  AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ListOptions, MessageResult, Readiness,
   SignedUrl, SignUrlOptions,
 } from './types.js';
 import type { UploadOptions, UploadSource } from './upload-source.js';
@@ -101,6 +102,26 @@ export class ImageStoreClient {
 
   deleteImage(album: string, image: string, signal?: AbortSignal): Promise<ImageResult> {
     return images.deleteImage(this.http, album, image, signal);
+  }
+
+  /** Compares two stored images (`{album}/{image}` or an id): differing pixels, SSIM, region boxes. */
+  diffStored(a: diff.ImageRef, b: diff.ImageRef, options?: DiffOptions, signal?: AbortSignal): Promise<DiffResult> {
+    return diff.diffStored(this.http, a, b, options, signal);
+  }
+
+  /** The diff of two stored images as a PNG: the diff picture, or a | b | diff side by side. */
+  diffStoredPicture(a: diff.ImageRef, b: diff.ImageRef, output: diff.DiffPicture, options?: DiffOptions, signal?: AbortSignal): Promise<Uint8Array> {
+    return diff.diffStoredPicture(this.http, a, b, output, options, signal);
+  }
+
+  /** Compares two images sent with the request (paths, bytes, blobs or streams). */
+  diffUploaded(a: UploadSource, b: UploadSource, options?: DiffOptions, signal?: AbortSignal): Promise<DiffResult> {
+    return diff.diffUploaded(this.http, a, b, options, signal);
+  }
+
+  /** The diff of two sent images as a PNG. */
+  diffUploadedPicture(a: UploadSource, b: UploadSource, output: diff.DiffPicture, options?: DiffOptions, signal?: AbortSignal): Promise<Uint8Array> {
+    return diff.diffUploadedPicture(this.http, a, b, output, options, signal);
   }
 
   /** Starts an import job of `urls` into `album`. */

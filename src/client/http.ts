@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type * as schemaModule from '../routes/schemas.js';
 import { codeForStatus, ImageStoreError } from './errors.js';
 
 /** Settings of the HTTP layer; every one but `baseUrl` has a default. */
@@ -22,6 +23,10 @@ export interface HttpOptions {
   /** Extra headers on every request. */
   headers?: Record<string, string>;
 }
+
+type Schemas = typeof schemaModule;
+/** The response schemas of src/routes/schemas.ts, by export name. */
+export type SchemaName = { [K in keyof Schemas]: Schemas[K] extends z.ZodType ? K : never }[keyof Schemas];
 
 /** Query values; undefined ones are left out, booleans become `true`/`false`. */
 export type QueryValues = Record<string, string | number | boolean | undefined>;
@@ -99,11 +104,14 @@ export class HttpClient {
   }
 
   /**
-   * Sends the request and parses its JSON answer; with `validateResponses`,
-   * checks it against `schema` first.
+   * Sends the request and parses its JSON answer. With `validateResponses`,
+   * checks it against the named schema of src/routes/schemas.ts first (loaded
+   * on first use, so zod is not loaded by clients that do not validate).
    * @throws {ImageStoreError} `invalid_response` when the body is not JSON or does not match
    */
-  async json<T = unknown>(spec: RequestSpec, schema?: z.ZodType<T>): Promise<T> {
+  async json<K extends SchemaName>(spec: RequestSpec, schema: K): Promise<z.infer<Schemas[K]>>;
+  async json<T = unknown>(spec: RequestSpec): Promise<T>;
+  async json(spec: RequestSpec, schema?: SchemaName): Promise<unknown> {
     const res = await this.request(spec);
     const text = await res.text();
     let body: unknown;
@@ -112,15 +120,14 @@ export class HttpClient {
     } catch {
       throw invalidResponse(spec, res.url, `expected JSON but received ${JSON.stringify(text.slice(0, 80))}`);
     }
-    if (schema && this.options.validateResponses) {
-      const checked = schema.safeParse(body);
-      if (!checked.success) {
-        const issue = checked.error.issues[0];
-        throw invalidResponse(spec, res.url, `answer does not match the schema at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-      }
-      return checked.data;
+    if (schema === undefined || !this.options.validateResponses) return body;
+    const schemas = await import('../routes/schemas.js');
+    const checked = (schemas[schema] as z.ZodType).safeParse(body);
+    if (!checked.success) {
+      const issue = checked.error.issues[0];
+      throw invalidResponse(spec, res.url, `answer does not match ${schema} at ${issue.path.join('.') || '(root)'}: ${issue.message}`);
     }
-    return body as T;
+    return checked.data;
   }
 
   private async send(spec: RequestSpec, url: string): Promise<Response> {

@@ -1,4 +1,3 @@
-import { ImageListResponse, ImageObject, ImageResponse } from '../routes/schemas.js';
 import { albumPath } from './albums.js';
 import type { HttpClient, QueryValues } from './http.js';
 import type { ImageInfo, ImageList, ImageResult, ListOptions, TransformOptions } from './types.js';
@@ -45,7 +44,7 @@ export function transformQuery(options: TransformOptions): QueryValues {
 /** GET /albums/{album}/images: one page of names (and objects with `details`). */
 export function listImages(http: HttpClient, album: string, options: ListOptions = {}): Promise<ImageList> {
   const { limit, cursor, details, signal } = options;
-  return http.json({ method: 'GET', path: `${albumPath(album)}/images`, query: { limit, cursor, details: details || undefined }, signal }, ImageListResponse);
+  return http.json({ method: 'GET', path: `${albumPath(album)}/images`, query: { limit, cursor, details: details || undefined }, signal }, 'ImageListResponse');
 }
 
 /**
@@ -71,7 +70,7 @@ export async function uploadImage(http: HttpClient, album: string, source: Uploa
   return http.json({
     method: 'POST', path: `${albumPath(album)}/images`, body: upload.body, signal: options.signal,
     headers: upload.contentType ? { 'Content-Type': upload.contentType } : undefined,
-  }, ImageResponse);
+  }, 'ImageResponse');
 }
 
 /** GET /albums/{album}/images/{image}: the image, or a transform of it. */
@@ -89,17 +88,17 @@ export function getImageById(http: HttpClient, idWithExtension: string, options:
 
 /** GET /albums/{album}/images/{image}/metadata. */
 export function getImageMetadata(http: HttpClient, album: string, image: string, signal?: AbortSignal): Promise<ImageInfo> {
-  return http.json({ method: 'GET', path: `${imagePath(album, image)}/metadata`, signal }, ImageObject);
+  return http.json({ method: 'GET', path: `${imagePath(album, image)}/metadata`, signal }, 'ImageObject');
 }
 
 /** PATCH /albums/{album}/images/{image}. */
 export function renameImage(http: HttpClient, album: string, from: string, to: string, signal?: AbortSignal): Promise<ImageResult> {
-  return http.json({ method: 'PATCH', path: imagePath(album, from), json: { imageName: to }, signal }, ImageResponse);
+  return http.json({ method: 'PATCH', path: imagePath(album, from), json: { imageName: to }, signal }, 'ImageResponse');
 }
 
 /** DELETE /albums/{album}/images/{image}. */
 export function deleteImage(http: HttpClient, album: string, image: string, signal?: AbortSignal): Promise<ImageResult> {
-  return http.json({ method: 'DELETE', path: imagePath(album, image), signal }, ImageResponse);
+  return http.json({ method: 'DELETE', path: imagePath(album, image), signal }, 'ImageResponse');
 }
 
 async function download(http: HttpClient, path: string, options: DownloadOptions): Promise<ImageDownload> {

@@ -1,9 +1,10 @@
 import type { z } from 'zod';
 import type {
-  AlbumListResponse, AlbumObject, AlbumResponse, ImageListResponse, ImageObject, ImageResponse, MessageResponse, TransformQuery,
+  AlbumListResponse, AlbumObject, AlbumResponse, DiffQuery, DiffResponse, ImageListResponse, ImageObject, ImageResponse, MessageResponse, TransformQuery,
 } from '../routes/schemas.js';
 import type { SignUrlBody } from '../routes/admin.js';
 import type { FsckProblem } from '../albums/fsck.js';
+import type { ItemState, JobState, jobView } from '../imports/job.js';
 
 // Every type here comes from the service's own schemas and types, so client and server cannot drift apart.
 
@@ -63,27 +64,15 @@ export interface Readiness {
 }
 
 /** State of an import job. */
-export type ImportJobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
+export type ImportJobState = JobState;
 /** State of one URL of an import job. */
-export type ImportItemState = 'queued' | 'downloading' | 'stored' | 'failed' | 'cancelled';
+export type ImportItemState = ItemState;
+/** An import job as the API shows it (GET /imports/{jobId}): the stored job plus its counts by state. */
+export type ImportJob = ReturnType<typeof jobView>;
+/** One URL of an import job: state, bytes, the stored image once `stored`, the error once `failed`. */
+export type ImportItem = ImportJob['items'][number];
 
-/** One URL of an import job. */
-export interface ImportItem {
-  url: string;
-  state: ImportItemState;
-  bytes: number;
-  /** The stored image, once `stored`. */
-  image?: { name: string; id: string };
-  error?: string;
-}
-
-/** An import job (GET /imports/{jobId}). */
-export interface ImportJob {
-  id: string;
-  album: string;
-  state: ImportJobState;
-  createdAt: string;
-  updatedAt: string;
-  items: ImportItem[];
-  counts: Record<ImportItemState, number>;
-}
+/** Options of the diff operations (DiffQuery without the image references and the output). */
+export type DiffOptions = Omit<z.infer<typeof DiffQuery>, 'a' | 'b' | 'output'>;
+/** A comparison: sizes, differing pixels, SSIM and the boxes of the differing regions. */
+export type DiffResult = z.infer<typeof DiffResponse>;

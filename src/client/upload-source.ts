@@ -42,32 +42,58 @@ export function baseName(filePath: string): string {
   return filePath.split(/[\\/]/).pop() ?? filePath;
 }
 
-/**
- * Builds the multipart body (field `file`) of an upload.
- * @throws {TypeError} when no name is given for a source without one, or the source is of no known kind
- */
-export async function uploadBody(source: UploadSource, options: UploadOptions = {}): Promise<UploadBody> {
+/** A source resolved to a Blob (paths, bytes, blobs) or a stream (streams, iterables), with its name. */
+interface ResolvedSource {
+  name: string;
+  type: string;
+  blob?: Blob;
+  stream?: ReadableStream<Uint8Array>;
+}
+
+async function resolveSource(source: UploadSource, options: UploadOptions): Promise<ResolvedSource> {
   if (typeof source === 'string') {
     const name = options.name ?? baseName(source);
+    const type = options.contentType ?? typeFromName(name);
     // Node only: a dynamic import, so browsers never load node:fs.
     const fs = await import('node:fs');
-    const blob = await fs.openAsBlob(source, { type: options.contentType ?? typeFromName(name) });
-    return formBody(blob as Blob, name);
+    return { name, type, blob: (await fs.openAsBlob(source, { type })) as Blob };
   }
   if (source instanceof Blob) {
-    const name = options.name ?? (source as Blob & { name?: string }).name;
-    return formBody(source, requireName(name));
+    const name = requireName(options.name ?? (source as Blob & { name?: string }).name);
+    return { name, type: source.type, blob: source };
   }
   if (source instanceof Uint8Array || source instanceof ArrayBuffer) {
     const name = requireName(options.name);
-    return formBody(new Blob([source] as unknown as ConstructorParameters<typeof Blob>[0], { type: options.contentType ?? typeFromName(name) }), name);
+    const type = options.contentType ?? typeFromName(name);
+    return { name, type, blob: new Blob([source] as unknown as ConstructorParameters<typeof Blob>[0], { type }) };
   }
   const stream = source instanceof ReadableStream ? source : isAsyncIterable(source) ? iterableToStream(source) : undefined;
   if (!stream) throw new TypeError('Expected a file path, Uint8Array, ArrayBuffer, Blob, ReadableStream or async iterable as the upload source');
   const name = requireName(options.name);
-  const type = options.contentType ?? typeFromName(name);
-  if (!isNode()) return formBody(await new Response(stream).blob(), name);
-  return multipartStream(stream, name, type);
+  return { name, type: options.contentType ?? typeFromName(name), stream };
+}
+
+/**
+ * Builds the multipart body (field `file`) of an upload: FormData for paths,
+ * bytes and blobs; a streamed body for streams in Node.
+ * @throws {TypeError} when no name is given for a source without one, or the source is of no known kind
+ */
+export async function uploadBody(source: UploadSource, options: UploadOptions = {}): Promise<UploadBody> {
+  const resolved = await resolveSource(source, options);
+  if (resolved.blob) return formBody(resolved.blob, resolved.name);
+  const stream = resolved.stream as ReadableStream<Uint8Array>;
+  if (!isNode()) return formBody(await new Response(stream).blob(), resolved.name);
+  return multipartStream(stream, resolved.name, resolved.type);
+}
+
+/**
+ * A source as a Blob and a name, for forms with several files (streams are
+ * read into memory first).
+ */
+export async function sourceBlob(source: UploadSource, options: UploadOptions = {}): Promise<{ name: string; blob: Blob }> {
+  const resolved = await resolveSource(source, options);
+  const blob = resolved.blob ?? (await new Response(resolved.stream).blob());
+  return { name: resolved.name, blob };
 }
 
 function formBody(blob: Blob, name: string): UploadBody {

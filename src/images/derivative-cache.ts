@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 /** One cached transform result. */
@@ -8,6 +9,11 @@ export interface Derivative {
   size: number;
   /** Strong validator: hash of the source content and the normalised spec. */
   etag: string;
+}
+
+/** A derivative opened for reading (the caller closes `handle`; an eviction after the open cannot cut the read). */
+export interface OpenDerivative extends Derivative {
+  handle: FileHandle;
 }
 
 /** Counters for tests and metrics. */
@@ -34,6 +40,8 @@ export class DerivativeCache {
   /** key → size; Map order is the LRU order (oldest first). */
   private readonly entries = new Map<string, number>();
   private readonly inFlight = new Map<string, Promise<Derivative>>();
+  /** Keys between lookup and open, with their request counts: eviction skips them (it would unlink the file before the open). */
+  private readonly pinned = new Map<string, number>();
   private bytes = 0;
   private readonly counters = { hits: 0, misses: 0, transforms: 0, evictions: 0 };
 
@@ -67,14 +75,25 @@ export class DerivativeCache {
   }
 
   /**
-   * The derivative of `sha256` for `specKey`, made by `produce(tmpFile)` on a miss.
+   * The derivative of `sha256` for `specKey`, made by `produce(tmpFile)` on a miss, opened for reading.
    * @param ext file extension of the output format
    */
-  async get(sha256: string, specKey: string, ext: string, produce: (file: string) => Promise<void>): Promise<Derivative> {
+  async get(sha256: string, specKey: string, ext: string, produce: (file: string) => Promise<void>): Promise<OpenDerivative> {
     const specHash = createHash('sha256').update(specKey).digest('hex').slice(0, 24);
     const key = `${sha256}-${specHash}.${ext}`;
+    this.pinned.set(key, (this.pinned.get(key) ?? 0) + 1);
+    try {
+      const derivative = await this.lookup(key, `"${sha256.slice(0, 32)}-${specHash}"`, produce);
+      return { ...derivative, handle: await fs.open(derivative.file, 'r') };
+    } finally {
+      const count = this.pinned.get(key)! - 1;
+      if (count === 0) this.pinned.delete(key);
+      else this.pinned.set(key, count);
+    }
+  }
+
+  private async lookup(key: string, etag: string, produce: (file: string) => Promise<void>): Promise<Derivative> {
     const file = this.pathOf(key);
-    const etag = `"${sha256.slice(0, 32)}-${specHash}"`;
     const size = this.entries.get(key);
     if (size !== undefined && (await exists(file))) {
       this.counters.hits += 1;
@@ -126,7 +145,7 @@ export class DerivativeCache {
   private async evict(keep?: string): Promise<void> {
     for (const key of this.entries.keys()) {
       if (this.bytes <= this.budgetBytes) return;
-      if (key === keep) continue;
+      if (key === keep || this.pinned.has(key)) continue;
       this.counters.evictions += 1;
       await this.remove(key);
     }

@@ -66,7 +66,8 @@ export async function diffImages(a: Input, b: Input, options: DiffOptions): Prom
   const differentPixels = pixelmatch(pixelsA, pixelsB, mask, width, height, {
     threshold: options.threshold, includeAA: options.includeAA, diffMask: true,
   });
-  const all = findRegions(mask, width, height, options.mergeDistance, Number.MAX_SAFE_INTEGER);
+  // One more than asked: enough to tell whether there were more, without sorting every region.
+  const all = findRegions(mask, width, height, options.mergeDistance, options.maxBoxes + 1);
   return {
     result: {
       a: metaA, b: metaB, width, height, differentPixels, differentFraction: differentPixels / (width * height),

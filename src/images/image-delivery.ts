@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { readRange } from '../albums/read-range.js';
 import type { ImageHandle, ImageInfo } from '../albums/types.js';
 import { UnsupportedMediaTypeError } from '../errors.js';
 import type { ImageBody } from '../routes/send-image.js';
@@ -36,6 +36,7 @@ export class ImageDelivery {
       return {
         size: info.size, type: info.type, etag: `"${info.sha256}"`, lastModified: new Date(info.modifiedAt), name: info.name, cacheControl,
         stream: (range) => handle.stream(range), close: () => handle.close(),
+        read: handle.read ? (range) => handle.read!(range) : undefined,
       };
     }
     try {
@@ -46,11 +47,12 @@ export class ImageDelivery {
       const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], async (tmp) => {
         await transformToFile(await handle.localPath(), tmp, resolved, source, this.maxInputPixels);
       });
-      const file = await fs.open(derivative.file, 'r'); // open now: an eviction after this cannot cut the download
+      const file = derivative.handle; // opened by the cache: an eviction after this cannot cut the download
       return {
         size: derivative.size, type: MIME_BY_OUTPUT[format], etag: derivative.etag, lastModified: new Date(info.modifiedAt),
         name: withExtension(info.name, EXTENSIONS[format]), cacheControl, varyAccept: spec.format === 'auto',
         stream: (range) => file.createReadStream(range ?? {}), close: () => file.close(),
+        read: (range) => readRange(file, range?.start ?? 0, range ? range.end - range.start + 1 : derivative.size).finally(() => file.close()),
       };
     } finally {
       await handle.close();

@@ -122,9 +122,13 @@ function parseCrop(raw: string): TransformSpec['crop'] {
 
 /** Chooses the output format for `format=auto` from an Accept header: AVIF, then WebP, else the original's. */
 export function negotiateFormat(accept: string, original: OutputFormat): OutputFormat {
-  const accepted = accept.toLowerCase();
-  if (/\bimage\/avif\b/.test(accepted)) return 'avif';
-  if (/\bimage\/webp\b/.test(accepted)) return 'webp';
+  // Media ranges named explicitly, except those with q=0 ("not acceptable", RFC 9110 12.4.2).
+  const accepted = accept.toLowerCase().split(',').flatMap((range) => {
+    const [type, ...params] = range.split(';').map((part) => part.trim());
+    return params.some((param) => /^q=0(\.0{0,3})?$/.test(param)) ? [] : [type];
+  });
+  if (accepted.includes('image/avif')) return 'avif';
+  if (accepted.includes('image/webp')) return 'webp';
   return original;
 }
 

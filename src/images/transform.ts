@@ -1,7 +1,7 @@
 import sharp, { type Sharp } from 'sharp';
 import { ValidationError } from '../errors.js';
 import { UnprocessableImageError } from './inspect.js';
-import type { OutputFormat, TransformSpec } from './transform-spec.js';
+import { MAX_OUTPUT_SIDE, type OutputFormat, type TransformSpec } from './transform-spec.js';
 
 /** A spec whose output format is decided (format=auto resolved). */
 export type ResolvedSpec = Omit<TransformSpec, 'format'> & { format: OutputFormat };
@@ -35,10 +35,29 @@ const crop: Step = (image, { crop: box }, source) => {
   return image.extract(box);
 };
 
-const resize: Step = (image, spec) =>
-  spec.width || spec.height
-    ? image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', withoutEnlargement: !spec.enlarge })
-    : image;
+const resize: Step = (image, spec, source) => {
+  if (!spec.width && !spec.height) return image;
+  if (spec.enlarge) checkEnlargedSize(spec, source);
+  return image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', withoutEnlargement: !spec.enlarge });
+};
+
+/**
+ * With `enlarge`, a single side or fit=inside/outside can scale the other side
+ * past MAX_OUTPUT_SIDE (w=8192 of a 10x1000 image is 8192x819200): refuse it.
+ * @throws {ValidationError}
+ */
+function checkEnlargedSize(spec: ResolvedSpec, source: SourceFacts): void {
+  const sideways = source.orientation >= 5 && source.orientation <= 8;
+  const [width, height] = spec.crop ? [spec.crop.width, spec.crop.height] : sideways ? [source.height, source.width] : [source.width, source.height];
+  const scales = [spec.width && spec.width / width, spec.height && spec.height / height].filter((s): s is number => !!s);
+  const fit = spec.fit ?? 'cover';
+  if (scales.length === 2 && fit !== 'inside' && fit !== 'outside') return; // exactly w x h
+  const scale = fit === 'outside' ? Math.max(...scales) : Math.min(...scales);
+  const [outWidth, outHeight] = [Math.round(width * scale), Math.round(height * scale)];
+  if (outWidth > MAX_OUTPUT_SIDE || outHeight > MAX_OUTPUT_SIDE) {
+    throw new ValidationError(`w and h with enlarge would make a ${outWidth}x${outHeight} image; no side may exceed ${MAX_OUTPUT_SIDE} px`);
+  }
+}
 
 const rotate: Step = (image, spec) => (spec.rotate ? image.rotate(spec.rotate) : image);
 const flipFlop: Step = (image, spec) => image.flip(spec.flip ?? false).flop(spec.flop ?? false);

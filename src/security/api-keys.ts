@@ -37,7 +37,8 @@ export class ApiKeys {
     const problems: string[] = [];
     (envList ?? '').split(',').map((s) => s.trim()).filter(Boolean).forEach((item, i) => {
       const [role, key] = splitOnce(item);
-      if (!isRole(role) || !key) problems.push(`invalid API_KEYS: expected role:key with role read, write or admin, got item ${i + 1} with role ${JSON.stringify(role)}`);
+      // The item is never echoed: without a colon the "role" is the key itself.
+      if (!isRole(role) || !key) problems.push(`invalid API_KEYS: item ${i + 1}: expected role:key with role read, write or admin, got ${isRole(role) ? 'no key' : 'no valid role'}`);
       else if (key.length < 16) problems.push(`invalid API_KEYS: item ${i + 1}: keys must be at least 16 characters`);
       else entries.push({ role, digest: sha256(key) });
     });

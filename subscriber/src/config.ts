@@ -1,8 +1,14 @@
+import { createHash } from 'node:crypto';
+import { hostname } from 'node:os';
+import path from 'node:path';
 import { EVENT_TYPES, NOTIFIER_TOPIC, type EventType } from '../../src/notifier/events.js';
 import { parseFlags } from './flags.js';
 
 /** Broker used when neither MQTT_URL nor --url is given. */
 export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1883';
+
+/** REST API used by the mirror when neither IMAGESTORE_URL nor --api is given. */
+export const DEFAULT_API_URL = 'http://127.0.0.1:3333';
 
 /** URL schemes mqtt.js can connect with that we accept. */
 const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'ws:', 'wss:'];
@@ -16,13 +22,31 @@ export interface EventFilter {
   types: EventType[];
 }
 
+/** Mirror mode: where the copy lives and where the service's REST API is. */
+export interface MirrorConfig {
+  /** Absolute path of the mirror directory. */
+  dir: string;
+  /** Base URL of the service, without /api/v1. */
+  apiUrl: string;
+}
+
 /** The subscriber's whole configuration, checked. */
 export interface SubscriberConfig {
   /** True when --help was given: print usage and exit, nothing else is read. */
   help: boolean;
-  mqtt: { url: string; topic: string; clientId?: string; username?: string; password?: string };
+  mqtt: {
+    url: string;
+    topic: string;
+    clientId?: string;
+    username?: string;
+    password?: string;
+    /** False for a persistent session (mirror mode): the broker queues QoS 1 events while we are away. */
+    clean: boolean;
+  };
   format: OutputFormat;
   filter: EventFilter;
+  /** Present in mirror mode (--mirror DIR). */
+  mirror?: MirrorConfig;
 }
 
 /** Thrown by `loadSubscriberConfig` with every problem found, one per line in the message. */
@@ -46,23 +70,58 @@ export class SubscriberConfigError extends Error {
 export function loadSubscriberConfig(argv: string[], env: NodeJS.ProcessEnv): SubscriberConfig {
   const problems: string[] = [];
   const flags = parseFlags(argv, problems);
+  const mirror = checkMirror(flags, env, problems);
+  if (flags.clientId !== undefined && flags.clientId.trim() === '') problems.push('invalid --client-id: expected a client id, got ""');
   const config: SubscriberConfig = {
     help: flags.help,
     mqtt: {
       url: checkUrl(flags.url !== undefined ? '--url' : 'MQTT_URL', flags.url ?? env.MQTT_URL ?? DEFAULT_MQTT_URL, problems),
       topic: checkTopic(env.MQTT_TOPIC ?? NOTIFIER_TOPIC, problems),
-      clientId: optional(env.MQTT_CLIENT_ID),
+      clientId: flags.clientId ?? optional(env.MQTT_CLIENT_ID) ?? (mirror ? mirrorClientId(mirror.dir) : undefined),
       username: optional(env.MQTT_USERNAME),
       password: optional(env.MQTT_PASSWORD),
+      clean: mirror === undefined,
     },
     format: flags.json ? 'json' : checkFormat(env.LOG_FORMAT, problems),
     filter: { albums: checkAlbums(flags.albums, problems), types: checkTypes(flags.types, problems) },
   };
+  if (mirror) config.mirror = mirror;
   if (config.mqtt.password !== undefined && config.mqtt.username === undefined) {
     problems.push('invalid MQTT_PASSWORD: expected MQTT_USERNAME to be set as well, got a password only');
   }
+  if (mirror && flags.types.length > 0) {
+    problems.push(`invalid --type: expected no --type with --mirror (the mirror needs every event type), got "${flags.types.join('", "')}"`);
+  }
   if (problems.length > 0 && !config.help) throw new SubscriberConfigError(problems);
   return config;
+}
+
+/**
+ * The MQTT client id of a mirror when none is given: stable for one directory on one host, so
+ * that a restarted mirror resumes its persistent session (and the events queued for it).
+ * @example mirrorClientId('/srv/mirror') // 'imagestore-mirror-3f2a9c0b1d4e5f60'
+ */
+export function mirrorClientId(dir: string): string {
+  const digest = createHash('sha256').update(`${hostname()}\u0000${path.resolve(dir)}`).digest('hex');
+  return `imagestore-mirror-${digest.slice(0, 16)}`;
+}
+
+function checkMirror(flags: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEnv, problems: string[]): MirrorConfig | undefined {
+  if (flags.mirror === undefined) {
+    if (flags.api !== undefined) problems.push(`invalid --api: expected --mirror DIR as well (only the mirror uses the REST API), got "${flags.api}"`);
+    return undefined;
+  }
+  if (flags.mirror.trim() === '') problems.push('invalid --mirror: expected a directory, got ""');
+  const name = flags.api !== undefined ? '--api' : 'IMAGESTORE_URL';
+  const apiUrl = flags.api ?? optional(env.IMAGESTORE_URL) ?? DEFAULT_API_URL;
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(apiUrl).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') problems.push(`invalid ${name}: expected an http:// or https:// URL, got "${apiUrl}"`);
+  return { dir: path.resolve(flags.mirror), apiUrl: apiUrl.replace(/\/+$/, '') };
 }
 
 function optional(value: string | undefined): string | undefined {

@@ -52,10 +52,20 @@ export function handleMessage(topic: string, payload: Buffer, opts: HandleOption
   if (problem) return { kind: 'invalid', reason: `payload on ${topic} is not an imagestore CloudEvent: ${problem}` };
   const event = parsed as ReceivedEvent;
   const { albums, types } = opts.filter;
-  if ((albums.length > 0 && !albums.includes(event.data.album)) || (types.length > 0 && !types.some((t) => t === event.type))) {
+  if ((albums.length > 0 && !concernsAlbums(event, albums)) || (types.length > 0 && !types.some((t) => t === event.type))) {
     return { kind: 'filtered', event };
   }
   return { kind: 'event', event, line: opts.format === 'json' ? JSON.stringify(event) : formatLine(event) };
+}
+
+/**
+ * True when the event is about one of `albums`. An album rename concerns both its old and its
+ * new name, so a subscriber of "holidays" sees "holidays" being renamed away.
+ */
+export function concernsAlbums(event: Pick<ReceivedEvent, 'type' | 'data'>, albums: string[]): boolean {
+  if (albums.includes(event.data.album)) return true;
+  const { previousName } = event.data;
+  return event.type === 'imagestore.album.renamed' && previousName !== undefined && albums.includes(previousName);
 }
 
 /** Returns what is wrong with `value` as a ReceivedEvent, or undefined when it is one. */

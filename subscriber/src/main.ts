@@ -1,6 +1,7 @@
 import { pino } from 'pino';
 import { loadSubscriberConfig, SubscriberConfigError, type SubscriberConfig } from './config.js';
 import { USAGE } from './flags.js';
+import { Mirror, MirrorSetupError } from './mirror/mirror.js';
 import { startSubscriber } from './subscriber.js';
 
 /** Exit code for a configuration error (the message has already been printed). */
@@ -29,7 +30,17 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number | un
   }
   // Synchronous stderr so that the last lines before exit are not lost.
   const log = pino({ name: 'imagestore-subscriber' }, pino.destination({ dest: 2, sync: true }));
-  const subscriber = startSubscriber({ config, log, write: (line) => process.stdout.write(`${line}\n`) });
+  let mirror: Mirror | undefined;
+  if (config.mirror) {
+    try {
+      mirror = await Mirror.open({ ...config.mirror, albums: config.filter.albums, log: log.child({ component: 'mirror' }) });
+    } catch (err) {
+      if (!(err instanceof MirrorSetupError)) throw err;
+      process.stderr.write(`imagestore-subscriber: ${err.message}\n`);
+      return EXIT_CONFIG_ERROR;
+    }
+  }
+  const subscriber = startSubscriber({ config, log, write: (line) => process.stdout.write(`${line}\n`), sink: mirror });
 
   let closing = false;
   const stop = async (reason: string, code: number): Promise<void> => {

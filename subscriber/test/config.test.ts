@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { DEFAULT_MQTT_URL, loadSubscriberConfig, SubscriberConfigError } from '../src/config.js';
+import path from 'node:path';
+import { DEFAULT_API_URL, DEFAULT_MQTT_URL, loadSubscriberConfig, mirrorClientId, SubscriberConfigError } from '../src/config.js';
 
 /** The problems reported for argv/env; fails if the config loads. */
 function problemsOf(argv: string[], env: NodeJS.ProcessEnv = {}): string[] {
@@ -16,7 +17,7 @@ describe('subscriber loadSubscriberConfig', () => {
   it('has defaults for everything', () => {
     expect(loadSubscriberConfig([], {})).to.deep.equal({
       help: false,
-      mqtt: { url: DEFAULT_MQTT_URL, topic: 'imagestore/notifier', clientId: undefined, username: undefined, password: undefined },
+      mqtt: { url: DEFAULT_MQTT_URL, topic: 'imagestore/notifier', clientId: undefined, username: undefined, password: undefined, clean: true },
       format: 'text',
       filter: { albums: [], types: [] },
     });
@@ -25,7 +26,7 @@ describe('subscriber loadSubscriberConfig', () => {
   it('reads the environment, treating empty optional variables as unset', () => {
     const env = { MQTT_URL: 'wss://broker.example:443/mqtt', MQTT_TOPIC: 'imagestore/+', MQTT_CLIENT_ID: '', MQTT_USERNAME: 'u', MQTT_PASSWORD: 'p', LOG_FORMAT: 'json' };
     const config = loadSubscriberConfig([], env);
-    expect(config.mqtt).to.deep.equal({ url: env.MQTT_URL, topic: 'imagestore/+', clientId: undefined, username: 'u', password: 'p' });
+    expect(config.mqtt).to.deep.equal({ url: env.MQTT_URL, topic: 'imagestore/+', clientId: undefined, username: 'u', password: 'p', clean: true });
     expect(config.format).to.equal('json');
   });
 
@@ -53,7 +54,7 @@ describe('subscriber loadSubscriberConfig', () => {
     expect(all).to.match(/invalid LOG_FORMAT: expected "text" or "json", got "xml"/);
     expect(all).to.match(/invalid MQTT_TOPIC: expected an MQTT topic filter .* got "a\/#\/b"/);
     expect(all).to.match(/invalid MQTT_PASSWORD: expected MQTT_USERNAME to be set as well/);
-    expect(all).to.match(/invalid --type: expected one of album\.created, .*image\.fetched, got "image\.exploded"/);
+    expect(all).to.match(/invalid --type: expected one of album\.created, .*image\.fetched(, [a-z.]+)*, got "image\.exploded"/);
     expect(all).to.match(/unknown option --bogus/);
     expect(all).to.match(/unexpected argument: .* got "stray"/);
     expect(all).to.match(/invalid --album: expected an album name, got ""/);
@@ -86,5 +87,52 @@ describe('subscriber loadSubscriberConfig', () => {
 
   it('returns help: true with --help, even when other settings are wrong', () => {
     expect(loadSubscriberConfig(['--help'], { MQTT_URL: 'http://x' }).help).to.equal(true);
+  });
+
+  describe('mirror mode', () => {
+    it('takes --mirror DIR (made absolute), the API from IMAGESTORE_URL or its default, and a persistent session', () => {
+      const config = loadSubscriberConfig(['--mirror', 'copy/'], {});
+      expect(config.mirror).to.deep.equal({ dir: path.resolve('copy'), apiUrl: DEFAULT_API_URL });
+      expect(config.mqtt.clean).to.equal(false);
+      expect(config.mqtt.clientId).to.equal(mirrorClientId('copy'));
+      expect(loadSubscriberConfig(['--mirror', 'copy'], { IMAGESTORE_URL: 'https://store.example/base/' }).mirror?.apiUrl).to.equal(
+        'https://store.example/base',
+      );
+    });
+
+    it('lets --api win over IMAGESTORE_URL and --client-id over MQTT_CLIENT_ID', () => {
+      const env = { IMAGESTORE_URL: 'http://ignored:1', MQTT_CLIENT_ID: 'from-env' };
+      const config = loadSubscriberConfig(['--mirror', '/m', '--api', 'http://127.0.0.1:3333', '--client-id', 'mine'], env);
+      expect(config.mirror?.apiUrl).to.equal('http://127.0.0.1:3333');
+      expect(config.mqtt.clientId).to.equal('mine');
+      expect(loadSubscriberConfig(['--mirror', '/m'], env).mqtt.clientId).to.equal('from-env');
+    });
+
+    it('derives a client id that is stable for a directory and differs between directories', () => {
+      expect(mirrorClientId('/srv/a')).to.equal(mirrorClientId('/srv/a/'));
+      expect(mirrorClientId('/srv/a')).to.not.equal(mirrorClientId('/srv/b'));
+      expect(mirrorClientId('/srv/a')).to.match(/^imagestore-mirror-[0-9a-f]{16}$/);
+    });
+
+    it('keeps the logging mode on a clean session, with --client-id if given', () => {
+      const config = loadSubscriberConfig(['--client-id', 'logger-1'], {});
+      expect(config.mirror).to.equal(undefined);
+      expect(config.mqtt).to.include({ clientId: 'logger-1', clean: true });
+    });
+
+    it('reports --type with --mirror, --api without --mirror, and bad mirror values', () => {
+      expect(problemsOf(['--mirror', '/m', '--type', 'image.created'])).to.deep.equal([
+        'invalid --type: expected no --type with --mirror (the mirror needs every event type), got "image.created"',
+      ]);
+      expect(problemsOf(['--api', 'http://x'])).to.deep.equal([
+        'invalid --api: expected --mirror DIR as well (only the mirror uses the REST API), got "http://x"',
+      ]);
+      expect(problemsOf(['--mirror', '/m', '--api', 'mqtt://x'])).to.deep.equal(['invalid --api: expected an http:// or https:// URL, got "mqtt://x"']);
+      expect(problemsOf(['--mirror', '/m'], { IMAGESTORE_URL: 'nope' })).to.deep.equal([
+        'invalid IMAGESTORE_URL: expected an http:// or https:// URL, got "nope"',
+      ]);
+      expect(problemsOf(['--mirror', ''])).to.deep.equal(['invalid --mirror: expected a directory, got ""']);
+      expect(problemsOf(['--mirror', '/m', '--client-id', ''])).to.deep.equal(['invalid --client-id: expected a client id, got ""']);
+    });
   });
 });

@@ -69,6 +69,16 @@ describe('subscriber handleMessage', () => {
       expect(filtered({ albums: [], types: ['imagestore.album.created', 'imagestore.image.deleted'] })).to.equal('filtered');
     });
 
+    it('counts an album rename as an event of both the old and the new album', () => {
+      const renamed = event({ type: 'imagestore.album.renamed', album: 'trips', previousName: 'holidays' });
+      expect(filtered({ albums: ['holidays'], types: [] }, renamed)).to.equal('event');
+      expect(filtered({ albums: ['trips'], types: [] }, renamed)).to.equal('event');
+      expect(filtered({ albums: ['work'], types: [] }, renamed)).to.equal('filtered');
+      // An image rename's previousName is an image name, not an album.
+      const image = event({ type: 'imagestore.image.renamed', album: 'trips', image: 'b.jpg', previousName: 'holidays' });
+      expect(filtered({ albums: ['holidays'], types: [] }, image)).to.equal('filtered');
+    });
+
     it('needs both album and type to match when both are given', () => {
       expect(filtered({ albums: ['holidays'], types: ['imagestore.image.deleted'] })).to.equal('filtered');
       expect(filtered({ albums: ['holidays'], types: ['imagestore.image.created'] })).to.equal('event');

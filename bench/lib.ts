@@ -1,0 +1,340 @@
+/**
+ * Shared helpers of the hand-run benchmarks (never run in CI): start the
+ * compiled service and nginx as child processes owned by the benchmark (stopped
+ * by PID), run wrk, sample RSS from /proc, describe the machine, summarise.
+ * Every network target is 127.0.0.1.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { promises as fs, readFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** Repository root (the service runs from here). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** Debian's libjemalloc2, for the `LD_PRELOAD` runs (sharp's advice for glibc). */
+export const JEMALLOC = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+/** The real ImageMagick 6 binary (not a stand-in earlier on PATH). */
+export const IM_CONVERT = '/usr/bin/convert';
+export const NGINX_BIN = '/usr/sbin/nginx';
+export const WRK_BIN = '/usr/bin/wrk';
+
+/** A port that was free a moment ago (bound to 127.0.0.1:0, then closed). */
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export async function makeTmpDir(prefix: string): Promise<string> {
+  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Median of a list of numbers. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/** The p-th percentile (0-100, nearest rank) of a list of numbers. */
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank];
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+/** Load averages, as `uptime` prints them. */
+export function loadAverage(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(', ');
+}
+
+/** nproc, memory, CPU model (lscpu), kernel, node, date, load: the header of a results section. */
+export function machineInfo(): string {
+  const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
+  const model = /^Model name:\s*(.+)$/m.exec(lscpu)?.[1] ?? 'unknown';
+  const virt = /^Hypervisor vendor:\s*(.+)$/m.exec(lscpu)?.[1];
+  const memGiB = (os.totalmem() / 1024 ** 3).toFixed(1);
+  return [
+    `- Date: ${new Date().toISOString()}`,
+    `- Machine: ${os.availableParallelism()} CPUs (nproc), ${model}${virt ? ` (${virt} guest)` : ''}, ${memGiB} GiB RAM, Linux ${os.release()}`,
+    `- Node ${process.version}; load average at start: ${loadAverage()} (shared machine: other jobs were running)`,
+  ].join('\n');
+}
+
+/** VmRSS and VmHWM of a process, in MiB, from /proc/<pid>/status. */
+export function memoryOf(pid: number): { rssMiB: number; hwmMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: kb('VmRSS') / 1024, hwmMiB: kb('VmHWM') / 1024 };
+}
+
+/** Samples VmRSS every `intervalMs`; `stop()` returns the highest sample and VmHWM. */
+export function sampleRss(pid: number, intervalMs = 50): { stop(): { peakSampleMiB: number; hwmMiB: number; samples: number } } {
+  let peak = 0;
+  let samples = 0;
+  const take = () => {
+    try {
+      peak = Math.max(peak, memoryOf(pid).rssMiB);
+      samples += 1;
+    } catch {
+      // process gone
+    }
+  };
+  take();
+  const timer = setInterval(take, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return { peakSampleMiB: peak, hwmMiB: memoryOf(pid).hwmMiB, samples };
+    },
+  };
+}
+
+/** Resets the kernel's peak-RSS counter (VmHWM) of a process we own: `echo 5 > /proc/<pid>/clear_refs`. */
+export async function resetPeakRss(pid: number): Promise<void> {
+  await fs.writeFile(`/proc/${pid}/clear_refs`, '5');
+}
+
+/** A child process we started; `stop()` signals its PID only. */
+export interface Child {
+  pid: number;
+  proc: ChildProcess;
+  output: string[];
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function own(proc: ChildProcess): Child {
+  const output: string[] = [];
+  if (proc.stdout) createInterface({ input: proc.stdout }).on('line', (l) => output.push(l));
+  if (proc.stderr) createInterface({ input: proc.stderr }).on('line', (l) => output.push(l));
+  const exited = once(proc, 'exit');
+  return {
+    pid: proc.pid!,
+    proc,
+    output,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Opens TCP connections to 127.0.0.1:port every 25 ms until one succeeds (bounded by `timeoutMs`). */
+export async function waitForPort(port: number, alive: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error('the process exited');
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(25);
+  }
+  throw new Error(`nothing listens on ${port} after ${timeoutMs} ms`);
+}
+
+/** The compiled service (`node dist/src/main.js`) running as our child process. */
+export interface Service extends Child {
+  url: string;
+  api: string;
+  port: number;
+  mqttPort: number;
+  mqttUrl: string;
+  dataDir: string;
+  /** Stops the process and removes its data dir. */
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  /** Extra environment (e.g. MQTT_URL, DERIVATIVE_CACHE_BYTES). */
+  env?: Record<string, string>;
+  /** Run with `LD_PRELOAD=libjemalloc.so.2`. */
+  jemalloc?: boolean;
+  /** Extra node flags (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+}
+
+/**
+ * Starts `node dist/src/main.js` (run `npm run build` first) with a fresh temp
+ * IMAGE_DB_DIR, HOST=127.0.0.1, free PORT and MQTT_PORT, LOG_LEVEL=warn; waits
+ * until GET /livez answers.
+ */
+export async function startService(options: ServiceOptions = {}): Promise<Service> {
+  const dataDir = await makeTmpDir('imagestore-bench-');
+  const port = await freePort();
+  const mqttPort = await freePort();
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|IMAGE_DB_DIR$|PORT$|HOST$|LD_PRELOAD$)/.test(k)));
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/src/main.js'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...inherited,
+      IMAGE_DB_DIR: dataDir, HOST: '127.0.0.1', PORT: String(port), MQTT_PORT: String(mqttPort), LOG_LEVEL: 'warn',
+      ...(options.jemalloc ? { LD_PRELOAD: JEMALLOC } : {}),
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const child = own(proc);
+  const alive = () => proc.exitCode === null && proc.signalCode === null;
+  try {
+    await waitForPort(port, alive);
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.ok, () => false))) await sleep(25);
+  } catch (err) {
+    await child.stop('SIGKILL');
+    throw new Error(`the service did not start: ${(err as Error).message}\n${child.output.join('\n')}`);
+  }
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    ...child,
+    url,
+    api: `${url}/api/v1`,
+    port,
+    mqttPort,
+    mqttUrl: options.env?.MQTT_URL ?? `mqtt://127.0.0.1:${mqttPort}`,
+    dataDir,
+    async close() {
+      await child.stop();
+      await fs.rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** POST /albums. */
+export async function createAlbum(api: string, name: string): Promise<void> {
+  const res = await fetch(`${api}/albums`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ albumName: name }) });
+  if (res.status !== 201) throw new Error(`create album ${name}: ${res.status} ${await res.text()}`);
+}
+
+/** Uploads `bytes` as `name` into `album`; returns the stored image's metadata. */
+export async function uploadImage(api: string, album: string, name: string, bytes: Buffer, type = 'application/octet-stream'): Promise<{ id: string; size: number; sha256: string }> {
+  const form = new FormData();
+  form.append('file', new Blob([bytes], { type }), name);
+  const res = await fetch(`${api}/albums/${encodeURIComponent(album)}/images`, { method: 'POST', body: form });
+  if (res.status !== 201) throw new Error(`upload ${name}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { image: { id: string; size: number; sha256: string } }).image;
+}
+
+/** nginx as our child (`-c conf -p prefix`, `daemon off`), serving `rootDir` on a free 127.0.0.1 port. */
+export async function startNginx(rootDir: string, workers: 'auto' | number = 1): Promise<Child & { port: number; url: string; conf: string }> {
+  const prefix = await makeTmpDir('bench-nginx-');
+  const port = await freePort();
+  const conf = [
+    'daemon off;',
+    `worker_processes ${workers};`,
+    `pid ${prefix}/nginx.pid;`,
+    `error_log ${prefix}/error.log warn;`,
+    'events { worker_connections 1024; }',
+    'http {',
+    '  access_log off;',
+    '  sendfile on;',
+    '  tcp_nopush on;',
+    '  keepalive_requests 100000;',
+    '  types { image/jpeg jpg; image/webp webp; }',
+    `  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fastcgi; uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
+    `  server { listen 127.0.0.1:${port}; root ${rootDir}; }`,
+    '}',
+  ].join('\n');
+  const confFile = path.join(prefix, 'nginx.conf');
+  await fs.writeFile(confFile, `${conf}\n`);
+  const proc = spawn(NGINX_BIN, ['-c', confFile, '-p', prefix], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = own(proc);
+  try {
+    await waitForPort(port, () => proc.exitCode === null);
+  } catch (err) {
+    await child.stop('SIGKILL');
+    throw new Error(`nginx did not start: ${(err as Error).message}\n${child.output.join('\n')}`);
+  }
+  return {
+    ...child,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    conf,
+    async stop() {
+      await child.stop('SIGQUIT'); // graceful: the master stops its workers
+      await fs.rm(prefix, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What a wrk run reported. */
+export interface WrkResult {
+  rps: number;
+  requests: number;
+  /** Non-2xx/3xx answers and socket errors. */
+  errors: number;
+  latencyAvgMs: number;
+  mbPerSec: number;
+}
+
+/** `wrk -c<c> -t<t> -d<d>s [-H header] <url>`; parses requests/s, errors and latency. */
+export async function runWrk(url: string, { connections = 64, threads = 2, seconds = 10, headers = [] as string[] } = {}): Promise<WrkResult> {
+  const args = [`-c${connections}`, `-t${threads}`, `-d${seconds}s`, ...headers.flatMap((h) => ['-H', h]), url];
+  const proc = spawn(WRK_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const [code] = await once(proc, 'exit');
+  if (code !== 0) throw new Error(`wrk failed (${code}): ${out}`);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrors = sock ? sock.slice(1).reduce((s, n) => s + Number(n), 0) : 0;
+  const lat = /Latency\s+([\d.]+)(us|ms|s)/.exec(out);
+  const latencyAvgMs = lat ? Number(lat[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[lat[2]] : NaN;
+  const transfer = /Transfer\/sec:\s+([\d.]+)(KB|MB|GB)/.exec(out);
+  const mbPerSec = transfer ? Number(transfer[1]) * ({ KB: 1 / 1024, MB: 1, GB: 1024 } as Record<string, number>)[transfer[2]] : NaN;
+  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output: ${out}`);
+  return { rps, requests, errors: non2xx + socketErrors, latencyAvgMs, mbPerSec };
+}
+
+/** Runs `command` once per job with at most `concurrency` at a time; returns the wall time in ms. */
+export async function runPool<T>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<void>): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await work(items[i], i);
+      }
+    }),
+  );
+  return performance.now() - started;
+}
+
+/** Runs a process to completion; rejects on a non-zero exit. */
+export async function run(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<void> {
+  const proc = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = await once(proc, 'exit');
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}: ${err}`);
+}
+
+/** Prints a markdown section to stdout and, with `--write`, nothing else: the caller appends it to RESULTS.md. */
+export function printSection(markdown: string): void {
+  process.stdout.write(`${markdown.trimEnd()}\n`);
+}

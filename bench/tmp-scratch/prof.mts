@@ -1,0 +1,10 @@
+import { startService, createAlbum, uploadImage, runWrk } from '../lib.js';
+import { readFileSync } from 'node:fs';
+const bytes = readFileSync('/tmp/bench-100k.jpg');
+const svc = await startService({ nodeArgs: ['--cpu-prof', '--cpu-prof-dir=/tmp/prof'] });
+await createAlbum(svc.api, 'bench');
+await uploadImage(svc.api, 'bench', 'photo.jpg', bytes);
+const path = process.argv[2] ?? '/albums/bench/images/photo.jpg';
+console.log(await runWrk(svc.api + path, { seconds: 10 }));
+console.log(svc.pid);
+await svc.close();

@@ -1,0 +1,10 @@
+import { startService, createAlbum, uploadImage, runWrk } from '../lib.js';
+import { readFileSync } from 'node:fs';
+const bytes = readFileSync('/tmp/bench-100k.jpg');
+const svc = await startService({ nodeArgs: (process.env.NODE_ARGS ?? '').split(' ').filter(Boolean) });
+await createAlbum(svc.api, 'bench');
+await uploadImage(svc.api, 'bench', 'photo.jpg', bytes);
+const path = process.argv[2] ?? '/albums/bench/images/photo.jpg';
+await runWrk(svc.api + path, { seconds: 2 });
+for (let i = 0; i < 2; i++) console.log((await runWrk(svc.api + path, { seconds: 5 })).rps);
+await svc.close();

@@ -1,0 +1,429 @@
+import { randomUUID } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { ConflictError, NotFoundError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { FsckReport } from './fsck.js';
+import { newImageId, parseImageMeta, type StoredImageMeta } from './image-meta.js';
+import { KeyedLock } from './keyed-lock.js';
+import { Layout } from './layout.js';
+import { claimDataDir, releaseDataDir } from './owner.js';
+import { S3Bucket, createS3Client, mapLimit, type ConditionalWrites, type S3Settings } from './s3-bucket.js';
+import { S3ImageHandle } from './s3-image-handle.js';
+import { S3Layout } from './s3-layout.js';
+import { decodeCursor, encodeCursor } from './sorted-names.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+
+/** An album marker's content. `renamingTo`/`renamedFrom` journal an album rename in progress. */
+export interface AlbumMarker {
+  createdAt: string;
+  renamingTo?: string;
+  renamedFrom?: string;
+}
+
+/** Tuning; the defaults suit production. */
+export interface S3StoreOptions {
+  /** `auto` (default) probes the backend at open; tests force `none` to exercise the fallback. */
+  conditionalWrites?: ConditionalWrites | 'auto';
+  /** See S3Bucket.copyPartBytes. */
+  copyPartBytes?: number;
+  /** counts() answers from a count at most this old, unless this node changed something (default 30 s). */
+  countsTtlMs?: number;
+  /** Metadata without image bytes older than this is a dead upload's claim and may be taken over (default 1 h). */
+  claimTtlMs?: number;
+}
+
+/** Requests in flight at once for listings with details and album copies. */
+const PARALLEL_REQUESTS = 16;
+
+/**
+ * The object-storage store: albums, images, metadata and the id index as
+ * objects in one bucket (see s3-layout.ts), so any number of nodes can serve
+ * the same store; nothing is cached between calls except the counts.
+ *
+ * Writes: a new name is claimed by creating its metadata object only if absent
+ * (`If-None-Match: *` where the backend honours it, else HEAD then PUT: see
+ * ConditionalWrites), then the bytes are streamed from the staged file. A
+ * per-node KeyedLock serialises changes to one album on this node; nothing
+ * locks across nodes. Renames are copy then delete (see renameImage, renameAlbum).
+ * The data dir is still used for staging, and is claimed like the filesystem store's.
+ */
+export class S3AlbumStore implements AlbumStore {
+  readonly stagingDir: string;
+  private readonly lock = new KeyedLock();
+  private counted?: { at: number; value: Promise<{ albums: number; images: number }> };
+  private readonly countsTtlMs: number;
+  private readonly claimTtlMs: number;
+
+  private constructor(
+    readonly bucket: S3Bucket,
+    readonly layout: S3Layout,
+    private readonly dataLayout: Layout,
+    private readonly log: Logger,
+    options: S3StoreOptions,
+  ) {
+    this.stagingDir = dataLayout.tmpDir;
+    this.countsTtlMs = options.countsTtlMs ?? 30_000;
+    this.claimTtlMs = options.claimTtlMs ?? 3_600_000;
+  }
+
+  /**
+   * Connects to the bucket (which must exist), finds out whether it honours
+   * conditional writes, and claims the local data dir (staging, emptied).
+   * `recovery` is empty: there is no local state to recover.
+   * @throws {Error} bucket not accessible, or data dir used by another process
+   */
+  static async open(settings: S3Settings, dataDir: string, log: Logger, options: S3StoreOptions = {}): Promise<{ store: S3AlbumStore; recovery: FsckReport }> {
+    const dataLayout = new Layout(path.resolve(dataDir));
+    await fs.mkdir(dataLayout.tmpDir, { recursive: true });
+    await claimDataDir(dataLayout.ownerFile);
+    const bucket = new S3Bucket(createS3Client(settings), settings.bucket, options.copyPartBytes);
+    try {
+      for (const entry of await fs.readdir(dataLayout.tmpDir)) await fs.rm(path.join(dataLayout.tmpDir, entry), { recursive: true, force: true });
+      await bucket.checkExists();
+      const layout = new S3Layout(settings.prefix);
+      const mode = options.conditionalWrites ?? 'auto';
+      if (mode === 'auto') await bucket.detectConditionalWrites(layout.probePrefix);
+      else bucket.conditionalWrites = mode;
+      if (bucket.conditionalWrites === 'none') {
+        log.warn({ bucket: settings.bucket }, 'the S3 backend refuses conditional writes (If-None-Match): names are claimed with HEAD then PUT, so two nodes creating one name at the same moment may both succeed');
+      }
+      log.info({ bucket: settings.bucket, prefix: layout.prefix, conditionalWrites: bucket.conditionalWrites }, 'S3 store opened');
+      const store = new S3AlbumStore(bucket, layout, dataLayout, log, options);
+      return { store, recovery: { problems: [], albums: 0, images: 0, index: new Map() } };
+    } catch (err) {
+      bucket.client.destroy();
+      await releaseDataDir(dataLayout.ownerFile);
+      throw err;
+    }
+  }
+
+  async listAlbums(page?: PageRequest): Promise<Page<string>> {
+    return this.page(this.layout.albumsPrefix, page);
+  }
+
+  async albumInfos(names: string[]): Promise<AlbumInfo[]> {
+    const markers = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.marker(name));
+    return names.flatMap((name, i) => (markers[i] ? [{ name, createdAt: markers[i].createdAt }] : []));
+  }
+
+  async createAlbum(name: string): Promise<AlbumInfo> {
+    return this.lock.with([name], async () => {
+      if (await this.bucket.head(this.layout.albumKey(name))) throw new ConflictError(`${name} album already present`);
+      await this.purgeAlbumObjects(name);
+      const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
+      const marker: AlbumMarker = { createdAt: info.createdAt };
+      if (!(await this.bucket.createIfAbsent(this.layout.albumKey(name), JSON.stringify(marker)))) throw new ConflictError(`${name} album already present`);
+      this.changed();
+      return info;
+    });
+  }
+
+  /**
+   * Copies every image to the new name, then deletes the old objects. Not atomic:
+   * meanwhile other nodes see the new album fill up and the old one empty. The
+   * markers journal the move (`renamingTo`, `renamedFrom`), so a rename cut short
+   * by a crash is finished by asking for the same rename again; until then both
+   * albums exist and writes into the old one may be lost.
+   */
+  async renameAlbum(from: string, to: string): Promise<AlbumInfo> {
+    return this.lock.with([from, to], async () => {
+      const marker = await this.requireMarker(from);
+      if (from === to) return { name: to, createdAt: marker.createdAt };
+      if (marker.renamingTo !== undefined && marker.renamingTo !== to) throw new ConflictError(`${from} album is being renamed to ${marker.renamingTo}`);
+      const target = await this.marker(to);
+      if (target && target.renamedFrom !== from) throw new ConflictError(`${to} album already present`);
+      if (!target) {
+        await this.purgeAlbumObjects(to);
+        const journal: AlbumMarker = { createdAt: marker.createdAt, renamedFrom: from };
+        if (!(await this.bucket.createIfAbsent(this.layout.albumKey(to), JSON.stringify(journal)))) throw new ConflictError(`${to} album already present`);
+      }
+      await this.bucket.putJson(this.layout.albumKey(from), { ...marker, renamingTo: to });
+      await this.moveImages(from, to);
+      await this.bucket.delete(this.layout.albumKey(from));
+      await this.bucket.putJson(this.layout.albumKey(to), { createdAt: marker.createdAt } satisfies AlbumMarker);
+      this.changed();
+      return { name: to, createdAt: marker.createdAt };
+    });
+  }
+
+  /**
+   * Deletes the images (bytes first, so they leave listings first), their ids and
+   * content references, then the marker. Cut short, the album remains with fewer
+   * images, and deleting it again finishes the job.
+   */
+  async deleteAlbum(name: string): Promise<{ unusedContent: string[] }> {
+    return this.lock.with([name], async () => {
+      await this.requireMarker(name);
+      const { contents } = await this.removeImages(name);
+      await this.bucket.delete(this.layout.albumKey(name));
+      this.changed();
+      const used = await mapLimit([...contents], PARALLEL_REQUESTS, (sha) => this.isContentUsed(sha));
+      return { unusedContent: [...contents].filter((_, i) => !used[i]) };
+    });
+  }
+
+  async listImages(album: string, page?: PageRequest): Promise<Page<string>> {
+    const [, listing] = await Promise.all([this.requireMarker(album), this.page(this.layout.imagesPrefix(album), page)]);
+    return listing;
+  }
+
+  async imageInfos(album: string, names: string[]): Promise<ImageInfo[]> {
+    const metas = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.readMetaKey(this.layout.metaKey(album, name)));
+    return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
+  }
+
+  async commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo> {
+    return this.lock.with([album], async () => {
+      await this.requireMarker(album);
+      const now = new Date().toISOString();
+      const meta: StoredImageMeta = {
+        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
+      };
+      await this.claimName(album, name, meta);
+      try {
+        // Conditional as well where honoured: a node whose claim was wrongly taken over as stale cannot overwrite.
+        await this.bucket.upload(this.layout.imageKey(album, name), staged.path, staged.type, this.bucket.conditionalWrites === 'put');
+      } catch (err) {
+        await this.releaseClaim(album, name, meta.id);
+        if (err instanceof ConflictError) throw new ConflictError(`${name} image already present`);
+        throw err;
+      }
+      await this.recordImage(album, meta);
+      await fs.rm(staged.path, { force: true });
+      this.changed();
+      return { ...meta, album };
+    });
+  }
+
+  async openImage(album: string, name: string): Promise<ImageHandle> {
+    const [marker, meta, bytes] = await Promise.all([
+      this.marker(album), this.readMetaKey(this.layout.metaKey(album, name)), this.bucket.head(this.layout.imageKey(album, name)),
+    ]);
+    if (!marker) throw new NotFoundError(`${album} album is not present`);
+    if (!meta || !bytes) throw new NotFoundError(`${name} image is not present`);
+    return new S3ImageHandle({ ...meta, album }, this.bucket, this.layout.imageKey(album, name), bytes.etag, this.stagingDir);
+  }
+
+  /**
+   * Claims the new name, copies the bytes server-side, points the id at the new
+   * name, then deletes the old objects. Other nodes may see both names for that
+   * moment; a crash in between leaves both (same id, found under the new name),
+   * and deleting the old one does not lose the id.
+   */
+  async renameImage(album: string, from: string, to: string): Promise<ImageInfo> {
+    return this.lock.with([album], async () => {
+      const old = await this.requireImage(album, from);
+      if (from === to) return { ...old, album };
+      const meta: StoredImageMeta = { ...old, name: to, modifiedAt: new Date().toISOString() };
+      await this.claimName(album, to, meta);
+      try {
+        await this.bucket.copy(this.layout.imageKey(album, from), this.layout.imageKey(album, to), old.size);
+      } catch (err) {
+        await this.releaseClaim(album, to, meta.id);
+        throw err;
+      }
+      await this.bucket.putJson(this.layout.idKey(meta.id), { album, name: to });
+      await this.bucket.delete(this.layout.imageKey(album, from));
+      await this.bucket.delete(this.layout.metaKey(album, from));
+      return { ...meta, album };
+    });
+  }
+
+  async deleteImage(album: string, name: string): Promise<ImageInfo> {
+    return this.lock.with([album], async () => {
+      const meta = await this.requireImage(album, name);
+      await this.bucket.delete(this.layout.imageKey(album, name));
+      await this.bucket.delete(this.layout.metaKey(album, name));
+      await this.forgetImage(album, meta);
+      this.changed();
+      return { ...meta, album };
+    });
+  }
+
+  /** Reads the id's location object and checks that the image there still has this id. */
+  async findImage(id: string): Promise<{ album: string; name: string } | undefined> {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return undefined;
+    const where = await this.bucket.getJson<{ album: string; name: string }>(this.layout.idKey(id));
+    if (typeof where?.album !== 'string' || typeof where.name !== 'string') return undefined;
+    const meta = await this.readMetaKey(this.layout.metaKey(where.album, where.name));
+    return meta?.id === id ? { album: where.album, name: where.name } : undefined;
+  }
+
+  /**
+   * Counts by listing every marker and image key: a recent count is reused for
+   * `countsTtlMs` (other nodes' changes show within that time), a change on this
+   * node invalidates it.
+   */
+  async counts(): Promise<{ albums: number; images: number }> {
+    if (!this.counted || Date.now() - this.counted.at > this.countsTtlMs) {
+      const value = Promise.all([this.bucket.count(this.layout.albumsPrefix), this.bucket.count(`${this.layout.prefix}images/`)])
+        .then(([albums, images]) => ({ albums, images }));
+      const counted = { at: Date.now(), value };
+      this.counted = counted;
+      value.catch(() => {
+        if (this.counted === counted) this.counted = undefined;
+      });
+    }
+    return this.counted.value;
+  }
+
+  async isContentUsed(sha256: string): Promise<boolean> {
+    return this.bucket.hasAny(this.layout.contentPrefix(sha256));
+  }
+
+  async checkWritable(): Promise<void> {
+    const key = `${this.layout.probePrefix}${randomUUID()}`;
+    await this.bucket.putJson(key, { probe: true });
+    await this.bucket.delete(key);
+  }
+
+  async close(): Promise<void> {
+    this.bucket.client.destroy();
+    await releaseDataDir(this.dataLayout.ownerFile);
+  }
+
+  /**
+   * Writes an album marker as given, unconditionally (the migration command, which
+   * keeps creation times).
+   */
+  async importAlbum(info: AlbumInfo): Promise<void> {
+    await this.bucket.putJson(this.layout.albumKey(info.name), { createdAt: info.createdAt } satisfies AlbumMarker);
+    this.changed();
+  }
+
+  /**
+   * Stores an image with its existing metadata (id and times kept), replacing
+   * whatever has that name: for the migration command, which checks first.
+   */
+  async importImage(album: string, meta: StoredImageMeta, file: string): Promise<void> {
+    await this.bucket.upload(this.layout.imageKey(album, meta.name), file, meta.type);
+    await this.bucket.putJson(this.layout.metaKey(album, meta.name), meta);
+    await this.recordImage(album, meta);
+    this.changed();
+  }
+
+  /** An image's stored metadata and whether its bytes are there (size), for the migration command. */
+  async inspectImage(album: string, name: string): Promise<{ meta?: StoredImageMeta; size?: number }> {
+    const [meta, bytes] = await Promise.all([this.readMetaKey(this.layout.metaKey(album, name)), this.bucket.head(this.layout.imageKey(album, name))]);
+    return { meta, size: bytes?.size };
+  }
+
+  private async page(prefix: string, request: PageRequest = {}): Promise<Page<string>> {
+    if (request.limit === 0) return { items: [] };
+    const after = request.cursor === undefined ? undefined : prefix + decodeCursor(request.cursor);
+    const { keys, more } = await this.bucket.listPage(prefix, after, request.limit ?? Number.POSITIVE_INFINITY);
+    const items = keys.map((key) => key.slice(prefix.length));
+    return more && items.length > 0 ? { items, nextCursor: encodeCursor(items[items.length - 1]) } : { items };
+  }
+
+  private async marker(album: string): Promise<AlbumMarker | undefined> {
+    return this.bucket.getJson<AlbumMarker>(this.layout.albumKey(album));
+  }
+
+  private async requireMarker(album: string): Promise<AlbumMarker> {
+    const marker = await this.marker(album);
+    if (!marker) throw new NotFoundError(`${album} album is not present`);
+    return marker;
+  }
+
+  private async requireImage(album: string, name: string): Promise<StoredImageMeta> {
+    const [, meta] = await Promise.all([this.requireMarker(album), this.readMetaKey(this.layout.metaKey(album, name))]);
+    if (!meta) throw new NotFoundError(`${name} image is not present`);
+    return meta;
+  }
+
+  private async readMetaKey(key: string): Promise<StoredImageMeta | undefined> {
+    const text = await this.bucket.getText(key);
+    return text === undefined ? undefined : parseImageMeta(text);
+  }
+
+  /**
+   * Creates the name's metadata object if absent. A name whose metadata exists but
+   * whose bytes do not, unchanged for `claimTtlMs`, was claimed by an upload that
+   * died (or left by an interrupted delete) and is taken over.
+   * @throws {ConflictError} the name is taken
+   */
+  private async claimName(album: string, name: string, meta: StoredImageMeta): Promise<void> {
+    const key = this.layout.metaKey(album, name);
+    if (await this.bucket.createIfAbsent(key, JSON.stringify(meta))) return;
+    const [existing, bytes] = await Promise.all([this.readMetaKey(key), this.bucket.head(this.layout.imageKey(album, name))]);
+    const age = existing ? Date.now() - Date.parse(existing.modifiedAt ?? existing.createdAt) : Number.POSITIVE_INFINITY;
+    if (bytes || age <= this.claimTtlMs) throw new ConflictError(`${name} image already present`);
+    this.log.warn({ album, image: name }, 'taking over a stale claim (metadata without image bytes)');
+    await this.bucket.putJson(key, meta);
+  }
+
+  /** Removes a claim after a failed write, if it is still ours. */
+  private async releaseClaim(album: string, name: string, id: string): Promise<void> {
+    const key = this.layout.metaKey(album, name);
+    if ((await this.readMetaKey(key).catch(() => undefined))?.id === id) await this.bucket.delete(key).catch(() => undefined);
+  }
+
+  /** Id location and content reference of a stored image. */
+  private async recordImage(album: string, meta: StoredImageMeta): Promise<void> {
+    await Promise.all([
+      this.bucket.putJson(this.layout.idKey(meta.id), { album, name: meta.name }),
+      this.bucket.putJson(this.layout.contentKey(meta.sha256, meta.id), {}),
+    ]);
+  }
+
+  /** Drops an image's id (unless it points elsewhere now, after an interrupted rename) and content reference. */
+  private async forgetImage(album: string, meta: StoredImageMeta): Promise<void> {
+    const where = await this.bucket.getJson<{ album: string; name: string }>(this.layout.idKey(meta.id));
+    if (where !== undefined && (where.album !== album || where.name !== meta.name)) return;
+    await this.bucket.delete(this.layout.idKey(meta.id));
+    await this.bucket.delete(this.layout.contentKey(meta.sha256, meta.id));
+  }
+
+  /** Copies an album's images and metadata to another name, repoints their ids, deletes the originals. */
+  private async moveImages(from: string, to: string): Promise<void> {
+    const imagesPrefix = this.layout.imagesPrefix(from);
+    for await (const keys of this.bucket.keys(imagesPrefix)) {
+      const names = keys.map((key) => key.slice(imagesPrefix.length));
+      await mapLimit(names, PARALLEL_REQUESTS, async (name) => {
+        const meta = await this.readMetaKey(this.layout.metaKey(from, name));
+        const size = meta?.size ?? (await this.bucket.head(this.layout.imageKey(from, name)))?.size ?? 0;
+        await this.bucket.copy(this.layout.imageKey(from, name), this.layout.imageKey(to, name), size);
+        if (!meta) return;
+        await this.bucket.putJson(this.layout.metaKey(to, name), meta);
+        await this.bucket.putJson(this.layout.idKey(meta.id), { album: to, name });
+      });
+      await this.bucket.deleteKeys(keys);
+      await this.bucket.deleteKeys(names.map((name) => this.layout.metaKey(from, name)));
+    }
+    await this.bucket.deletePrefix(this.layout.metaPrefix(from)); // claims of uploads that never finished
+  }
+
+  /**
+   * Deletes every image of an album: bytes first (they leave listings first), then
+   * metadata, ids and content references; then bytes without metadata, if any.
+   * @returns the contents (sha256) of the deleted images and the number of objects deleted
+   */
+  private async removeImages(album: string): Promise<{ contents: Set<string>; objects: number }> {
+    const contents = new Set<string>();
+    let objects = 0;
+    const metaPrefix = this.layout.metaPrefix(album);
+    for await (const keys of this.bucket.keys(metaPrefix)) {
+      const metas = await mapLimit(keys, PARALLEL_REQUESTS, (key) => this.readMetaKey(key));
+      await this.bucket.deleteKeys(keys.map((key) => this.layout.imageKey(album, key.slice(metaPrefix.length))));
+      await this.bucket.deleteKeys(keys);
+      const present = metas.filter((m): m is StoredImageMeta => m !== undefined);
+      await mapLimit(present, PARALLEL_REQUESTS, (meta) => this.forgetImage(album, meta));
+      for (const meta of present) contents.add(meta.sha256);
+      objects += keys.length;
+    }
+    objects += await this.bucket.deletePrefix(this.layout.imagesPrefix(album));
+    return { contents, objects };
+  }
+
+  /** Removes objects left under an album name with no marker (an interrupted delete), so a new album starts empty. */
+  private async purgeAlbumObjects(album: string): Promise<void> {
+    const { objects } = await this.removeImages(album);
+    if (objects > 0) this.log.warn({ album, objects }, 'removed objects left by an interrupted album delete');
+  }
+
+  private changed(): void {
+    this.counted = undefined;
+  }
+}

@@ -1,0 +1,126 @@
+import { expect } from 'chai';
+import path from 'node:path';
+import { buildEvent, NOTIFIER_TOPIC } from '../../src/notifier/events.js';
+import { startTestService, type TestService } from '../../test/helpers/service.js';
+import { makeTmpDir, removeDir } from '../../test/helpers/tmp-dir.js';
+import { publish, startTestBroker, type TestBroker } from './helpers.js';
+import {
+  distinctPng as png, downloadedSnapshot, fixedPorts, mirrorSnapshot, startMirror, storeApi, waitForConvergence, type RunningMirror,
+} from './mirror-helpers.js';
+
+describe('subscriber mirror mode through outages (service restarts, broker and API unreachable)', function () {
+  let svc: TestService | undefined;
+  let dir: string;
+  let running: RunningMirror[] = [];
+  let broker: TestBroker | undefined;
+  const extraDirs: string[] = [];
+
+  /** Starts a mirror of `svc` into `dir`, stopped by afterEach. */
+  async function mirrorOf(service: TestService): Promise<RunningMirror> {
+    const m = await startMirror(['--url', service.service.mqttUrl, '--api', service.service.httpUrl, '--mirror', dir]);
+    running.push(m);
+    return m;
+  }
+  const converged = (service: TestService) => waitForConvergence(dir, service.service.httpUrl);
+
+  beforeEach(async () => {
+    dir = path.join(await makeTmpDir('imagestore-mirror-'), 'copy');
+  });
+  afterEach(async () => {
+    await Promise.all(running.map((m) => m.close()));
+    running = [];
+    await svc?.close();
+    svc = undefined;
+    await broker?.close();
+    broker = undefined;
+    await removeDir(path.dirname(dir));
+    for (const d of extraDirs.splice(0)) await removeDir(d);
+  });
+
+  it('follows the service through restarts on the same data dir, including changes it could not see', async () => {
+    const fixed = await fixedPorts();
+    svc = await startTestService({ config: fixed });
+    const dataDir = svc.dataDir;
+    const api = () => storeApi(svc!.http);
+    const m = await mirrorOf(svc);
+    await api().createAlbum('holidays');
+    for (let i = 0; i < 3; i++) await api().upload('holidays', `${i}.png`, await png(20 + i));
+    await converged(svc);
+
+    await svc.stop();
+    await m.waitForLog('offline');
+    // Meanwhile the store changes through a service the mirror cannot reach (other ports).
+    const elsewhere = await startTestService({ dataDir });
+    await storeApi(elsewhere.http).deleteImage('holidays', '0.png');
+    await storeApi(elsewhere.http).renameAlbum('holidays', 'trips');
+    await storeApi(elsewhere.http).upload('trips', 'new.png', await png(30));
+    await elsewhere.stop();
+
+    svc = await startTestService({ dataDir, config: fixed });
+    await api().upload('trips', 'after.png', await png(31));
+    await converged(svc);
+    await m.waitForLog('subscribed', 2);
+
+    // Once more, with changes right after the restart, before the mirror is back.
+    await svc.stop();
+    svc = await startTestService({ dataDir, config: fixed });
+    await api().deleteImage('trips', '1.png');
+    await api().createAlbum('work');
+    await api().upload('work', 'w.png', await png(32));
+    await converged(svc);
+    await m.mirror.whenIdle();
+    expect(await mirrorSnapshot(dir)).to.deep.equal(await downloadedSnapshot(svc.service.httpUrl));
+    expect((await m.waitForLog('reconciled', 3)).length).to.be.at.least(3);
+  });
+
+  it('keeps retrying while the service is unreachable at start, then converges', async () => {
+    const fixed = await fixedPorts();
+    const m = await startMirror(['--url', `mqtt://127.0.0.1:${fixed.mqtt.port}`, '--api', `http://127.0.0.1:${fixed.http.port}`, '--mirror', dir], {
+      waitSubscribed: false,
+    });
+    running.push(m);
+    await m.waitForLog('reconcile failed; will retry');
+    const dataDir = await makeTmpDir();
+    extraDirs.push(dataDir);
+    const offline = await startTestService({ dataDir });
+    await storeApi(offline.http).createAlbum('holidays');
+    await storeApi(offline.http).upload('holidays', 'a.png', await png(40));
+    await offline.stop();
+
+    svc = await startTestService({ dataDir, config: fixed });
+    await converged(svc);
+    expect(m.mirror.stats.reconcileFailures).to.be.at.least(1);
+  });
+
+  it('defers events while the service is unreachable, and reconciles once it is back', async () => {
+    const fixed = await fixedPorts();
+    svc = await startTestService({ config: fixed });
+    const dataDir = svc.dataDir;
+    await storeApi(svc.http).createAlbum('holidays');
+    await storeApi(svc.http).upload('holidays', 'a.png', await png(80));
+    // Events come from a broker of their own, so that they keep coming while the service is down.
+    broker = await startTestBroker();
+    const m = await startMirror(['--url', broker.url, '--api', svc.service.httpUrl, '--mirror', dir]);
+    running.push(m);
+    await converged(svc);
+
+    await svc.stop();
+    const source = '/imagestore/test';
+    await publish(
+      broker.url,
+      NOTIFIER_TOPIC,
+      buildEvent({ type: 'imagestore.image.created', album: 'holidays', image: 'b.png' }, source),
+      buildEvent({ type: 'imagestore.image.deleted', album: 'holidays', image: 'a.png' }, source),
+    );
+    await m.waitForLog('service unreachable; events wait for a reconcile');
+    const elsewhere = await startTestService({ dataDir });
+    await storeApi(elsewhere.http).upload('holidays', 'b.png', await png(81));
+    await storeApi(elsewhere.http).deleteImage('holidays', 'a.png');
+    await elsewhere.stop();
+
+    svc = await startTestService({ dataDir, config: fixed });
+    await converged(svc);
+    expect(m.mirror.stats.events.deferred).to.equal(2);
+    expect(await mirrorSnapshot(dir)).to.deep.equal(await downloadedSnapshot(svc.service.httpUrl));
+  });
+});
