@@ -32,9 +32,10 @@ export class ImageDelivery {
    */
   async body(handle: ImageHandle, spec: TransformSpec | undefined, accept: string, cacheControl: string): Promise<ImageBody> {
     const { info } = handle;
-    if (!spec || isSameFormatOnly(spec, info)) {
+    if (!spec || originalSatisfies(spec, info, accept)) {
       return {
         size: info.size, type: info.type, etag: `"${info.sha256}"`, lastModified: new Date(info.modifiedAt), name: info.name, cacheControl,
+        varyAccept: spec?.format === 'auto',
         stream: (range) => handle.stream(range), close: () => handle.close(),
         read: handle.read ? (range) => handle.read!(range) : undefined,
       };
@@ -62,15 +63,23 @@ export class ImageDelivery {
 
 /** The output format matching a stored image's own format. */
 function originalFormat(info: ImageInfo): OutputFormat {
-  if (info.format && (OUTPUT_FORMATS as readonly string[]).includes(info.format) && info.width && info.height) {
-    return info.format as OutputFormat;
-  }
+  if (isTransformable(info)) return info.format as OutputFormat;
   throw new UnsupportedMediaTypeError(`${info.name} is not an image that can be transformed (${info.type})`);
 }
 
-/** `/images/{id}.jpg` of a JPEG asks for nothing new: the original is sent as it is. */
-function isSameFormatOnly(spec: TransformSpec, info: ImageInfo): boolean {
-  return Object.keys(spec).length === 1 && spec.format !== undefined && spec.format === info.format;
+/**
+ * A request for a format only, which the original already is (`/images/{id}.jpg`
+ * of a JPEG, or format=auto when the client takes neither AVIF nor WebP):
+ * the original bytes are sent as they are, not re-encoded.
+ */
+function originalSatisfies(spec: TransformSpec, info: ImageInfo, accept: string): boolean {
+  if (Object.keys(spec).length !== 1 || spec.format === undefined || !isTransformable(info)) return false;
+  const wanted = spec.format === 'auto' ? negotiateFormat(accept, info.format as OutputFormat) : spec.format;
+  return wanted === info.format;
+}
+
+function isTransformable(info: ImageInfo): boolean {
+  return Boolean(info.format && (OUTPUT_FORMATS as readonly string[]).includes(info.format) && info.width && info.height);
 }
 
 function withExtension(name: string, ext: string): string {

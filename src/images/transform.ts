@@ -69,7 +69,8 @@ const output: Step = (image, spec) => {
   const quality = spec.quality;
   const colour = image.toColourspace('srgb').keepIccProfile();
   switch (spec.format) {
-    case 'jpeg': return colour.jpeg({ quality, mozjpeg: false });
+    // JPEG has no alpha: transparent areas become white (as browsers show them), not black.
+    case 'jpeg': return colour.flatten({ background: '#ffffff' }).jpeg({ quality, mozjpeg: false });
     case 'png': return colour.png({ quality });
     case 'webp': return colour.webp({ quality });
     case 'avif': return colour.avif({ quality, effort: 2 });

@@ -50,6 +50,8 @@ export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
   ctx.set('Cache-Control', body.cacheControl);
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('X-Content-Type-Options', 'nosniff');
+  // An SVG (accepted only with ALLOW_SVG) can carry script: opened directly, it runs sandboxed, without scripts.
+  if (body.type === 'image/svg+xml') ctx.set('Content-Security-Policy', "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:");
   if (body.varyAccept) ctx.vary('Accept');
   const download = ctx.query.download === '1' || ctx.query.download === 'true';
   ctx.set('Content-Disposition', contentDisposition(download ? 'attachment' : 'inline', body.name));
