@@ -39,7 +39,7 @@ describe('image delivery choices: original bytes when they satisfy, white behind
     const { data: src } = await sharp(png).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
     let checked = 0;
     for (let i = 0; i < (meta.width ?? 0) * (meta.height ?? 0) && checked < 5; i++) {
-      if (src[i * 4 + 3] !== 0) continue;
+      if (src[i * 4 + 3] !== 0 || i % width < width / 2 + 4) continue; // away from the edge, where JPEG blurs colours
       const [r, g, b] = [data[i * info.channels], data[i * info.channels + 1], data[i * info.channels + 2]];
       expect(Math.min(r, g, b), `pixel ${i}`).to.be.greaterThan(245);
       checked += 1;
