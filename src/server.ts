@@ -145,7 +145,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       await closed;
       clearTimeout(timer);
       clearInterval(idleSweep);
-      imports.close();
+      await imports.close();
       const drained = await dispatcher.drain(config.shutdownTimeoutMs);
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();

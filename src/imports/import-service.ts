@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlbumService } from '../albums/album-service.js';
 import { checkName } from '../albums/names.js';
 import { describeFile } from '../albums/image-meta.js';
@@ -39,6 +40,7 @@ export class ImportService {
   private readonly queue: Array<{ job: ImportJob; item: ImportItem }> = [];
   private readonly controllers = new Map<string, AbortController>();
   private readonly saves = new Map<string, Promise<void>>();
+  private readonly running = new Set<Promise<void>>();
   private active = 0;
   private closed = false;
 
@@ -121,10 +123,15 @@ export class ImportService {
     return jobView(job);
   }
 
-  /** Stops starting downloads (jobs resume on the next start). */
-  close(): void {
+  /**
+   * Stops starting downloads, aborts those in flight and waits until they have
+   * settled and saved their jobs (jobs resume on the next start): nothing writes
+   * to the data dir after this.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     for (const controller of this.controllers.values()) controller.abort();
+    await Promise.allSettled([...this.running]);
   }
 
   private pump(): void {
@@ -132,10 +139,14 @@ export class ImportService {
       const next = this.queue.shift()!;
       if (next.item.state !== 'queued' || next.job.state === 'cancelled') continue;
       this.active += 1;
-      void this.run(next.job, next.item).finally(() => {
+      const running: Promise<void> = this.run(next.job, next.item)
+        .catch((err) => this.log.error({ err, jobId: next.job.id }, 'import item failed unexpectedly'))
+        .finally(() => {
+        this.running.delete(running);
         this.active -= 1;
         this.pump();
       });
+      this.running.add(running);
     }
   }
 
@@ -183,7 +194,7 @@ export class ImportService {
         if (!retryable || item.attempts > options.retries || signal.aborted) throw err;
         const delay = options.retryBaseDelayMs * 2 ** (item.attempts - 1);
         this.log.info({ jobId: job.id, url: item.url, attempt: item.attempts, delayMs: delay, err: (err as Error).message }, 'import download failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, delay));
+        await sleep(delay, undefined, { signal }); // a cancel or a shutdown ends the wait
       }
     }
   }

@@ -16,7 +16,8 @@ for (const [addr, prefix] of [
   ['192.0.0.0', 24], ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) BLOCKED.addSubnet(addr, prefix, 'ipv4');
 for (const [addr, prefix] of [
-  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['2001:db8::', 32],
+  ['::', 96], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['2001:db8::', 32],
+  ['100::', 64], ['2002::', 16], // discard prefix; 6to4, which can embed any IPv4 address
 ] as const) BLOCKED.addSubnet(addr, prefix, 'ipv6');
 
 /** True when an IP address is in a blocked range (IPv4-mapped IPv6 is checked as IPv4). */

@@ -24,7 +24,8 @@ export interface TestService {
  */
 export async function startTestService(options: { dataDir?: string; config?: Partial<Config> } = {}): Promise<TestService> {
   const dataDir = options.dataDir ?? (await makeTmpDir());
-  const config: Config = { ...defaultConfig(), imageDbDir: dataDir, shutdownTimeoutMs: 3000, ...options.config };
+  // imageDbDir last: a whole Config passed in (built from defaultConfig()) must never point the test at ./image-db.
+  const config: Config = { ...defaultConfig(), shutdownTimeoutMs: 3000, ...options.config, imageDbDir: dataDir };
   const service = await startService(config, silentLogger(), 'test');
   let stopped = false;
   const stop = async () => {
