@@ -1,3 +1,4 @@
+import { diffCommand } from './commands/diff.js';
 import { Command, CommanderError, Option } from 'commander';
 import { ImageStoreError } from '../client/index.js';
 import { albumsCommand } from './commands/albums.js';
@@ -32,6 +33,7 @@ export function buildProgram(io: CliIo, version = '0.0.0'): Command {
   importCommand(program, io);
   watchCommand(program, io);
   fsckCommand(program, io);
+  diffCommand(program, io);
   return program;
 }
 

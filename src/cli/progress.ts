@@ -32,7 +32,7 @@ const PLAIN_EVERY_MS = 2000;
  */
 export class Progress {
   readonly started = Date.now();
-  private lastDraw = 0;
+  private lastDraw = this.started;
   private lastTenth = 0;
 
   constructor(

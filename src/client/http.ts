@@ -14,7 +14,7 @@ export interface HttpOptions {
   retryBaseDelayMs?: number;
   /** Longest wait before a retry; a Retry-After asking for more is not waited for (the error is thrown). Default 10 s. */
   maxRetryDelayMs?: number;
-  /** Time to wait for the answer's headers, per attempt; default 30 s. Reading a body is not limited. */
+  /** Time to wait for the answer's headers, per attempt; default 30 s. Reading a body is not limited, nor are uploads (use a signal). */
   timeoutMs?: number;
   /** Check JSON answers against the service's zod schemas (off by default: it costs time on big listings). */
   validateResponses?: boolean;
@@ -138,9 +138,10 @@ export class HttpClient {
       headers['Content-Type'] = 'application/json';
       body = JSON.stringify(spec.json);
     }
-    // The timeout covers the wait for the headers only, so long downloads are not cut.
+    // The timeout covers the wait for the headers only, so long downloads are not cut; uploads
+    // (a FormData or stream body) have none: their answer comes after the whole body is sent.
     const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(new TimeoutSignal()), this.options.timeoutMs ?? 30_000);
+    const timer = spec.body === undefined ? setTimeout(() => controller.abort(new TimeoutSignal()), this.options.timeoutMs ?? 30_000) : undefined;
     const onAbort = () => controller.abort(spec.signal?.reason);
     if (spec.signal?.aborted) onAbort();
     spec.signal?.addEventListener('abort', onAbort, { once: true });

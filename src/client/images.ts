@@ -105,7 +105,12 @@ async function download(http: HttpClient, path: string, options: DownloadOptions
   const { range, ifNoneMatch, accept, signal, ...transform } = options;
   const headers: Record<string, string> = {};
   if (range) headers.Range = `bytes=${range.start}-${range.end ?? ''}`;
-  if (ifNoneMatch) headers['If-None-Match'] = ifNoneMatch;
+  if (ifNoneMatch) {
+    headers['If-None-Match'] = ifNoneMatch;
+    // fetch adds `Cache-Control: no-cache` to conditional requests unless one is given, and the
+    // service (koa's ctx.fresh, the `fresh` package) then ignores If-None-Match and answers 200.
+    headers['Cache-Control'] = 'max-age=0';
+  }
   if (accept) headers.Accept = accept;
   const res = await http.request({ method: 'GET', path, query: transformQuery(transform), headers, signal, accept: [304] });
   const length = res.headers.get('content-length');

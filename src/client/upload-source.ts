@@ -56,6 +56,8 @@ async function resolveSource(source: UploadSource, options: UploadOptions): Prom
     const type = options.contentType ?? typeFromName(name);
     // Node only: a dynamic import, so browsers never load node:fs.
     const fs = await import('node:fs');
+    // stat first: openAsBlob reports a missing file as "Unable to open file as blob", without the path.
+    if (!(await fs.promises.stat(source)).isFile()) throw new TypeError(`Expected a file but ${source} is not one`);
     return { name, type, blob: (await fs.openAsBlob(source, { type })) as Blob };
   }
   if (source instanceof Blob) {

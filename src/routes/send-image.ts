@@ -58,7 +58,7 @@ export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
   ctx.type = body.type;
   ctx.status = 200;
 
-  if (ctx.fresh) {
+  if (notModified(ctx.get('If-None-Match'), ctx.get('If-Modified-Since'), body.etag, body.lastModified)) {
     ctx.status = 304;
     await body.close();
     return;
@@ -103,4 +103,22 @@ export function parseRange(header: string, size: number, ifRange: string, etag: 
   }
   if (start >= size || size === 0) return 'unsatisfiable';
   return { start, end };
+}
+
+/**
+ * Conditional GET (RFC 9110 13.1.1-13.1.3): If-None-Match wins over
+ * If-Modified-Since. Unlike koa's `ctx.fresh`, a request `Cache-Control:
+ * no-cache` does not disable it: that directive is for caches, and fetch()
+ * adds it to every revalidation, which would otherwise never get a 304.
+ */
+export function notModified(ifNoneMatch: string, ifModifiedSince: string, etag: string, lastModified: Date): boolean {
+  if (ifNoneMatch) {
+    const weak = (tag: string) => tag.trim().replace(/^W\//, '');
+    return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => weak(tag) === weak(etag));
+  }
+  if (ifModifiedSince) {
+    const since = Date.parse(ifModifiedSince);
+    return Number.isFinite(since) && Math.floor(lastModified.getTime() / 1000) * 1000 <= since;
+  }
+  return false;
 }

@@ -7,7 +7,11 @@ import { eventSchema, messageKey } from '../../src/docs/asyncapi.js';
 import { EVENT_TYPES, NOTIFIER_TOPIC, type EventType } from '../../src/notifier/events.js';
 import type { ReadinessChecks } from '../../src/routes/health.js';
 import { buildRouter } from '../../src/routes/index.js';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { defaultConfig } from '../../src/config.js';
 import { makePng } from '../helpers/images.js';
+import { waitFor } from '../helpers/wait-for.js';
 import { recordEvents } from '../helpers/mqtt.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 
@@ -103,7 +107,7 @@ describe('API documents (OpenAPI and AsyncAPI)', () => {
   let asyncApi: Json;
 
   before(async () => {
-    svc = await startTestService();
+    svc = await startTestService({ config: { imports: { ...defaultConfig().imports, allowHosts: ['127.0.0.1'], timeoutMs: 5000 } } });
     openApi = (await svc.http.get('/openapi.json').expect(200).expect('Content-Type', /application\/json/)).body;
     asyncApi = (await svc.http.get('/asyncapi.json').expect(200).expect('Content-Type', /application\/json/)).body;
   });
@@ -235,7 +239,30 @@ describe('API documents (OpenAPI and AsyncAPI)', () => {
         await svc.http.delete(`${album}/images/b.png`).expect(200);
         await svc.http.patch(album).send({ albumName: 'docs-events-2' }).expect(200);
         await svc.http.delete('/api/v1/albums/docs-events-2').expect(200);
-        const got = await events.waitForCount(EVENT_TYPES.length);
+        // Import jobs: one that completes (a PNG from a local server), one that fails (an address the
+        // SSRF guard refuses before connecting), one cancelled while its download hangs.
+        await svc.http.post('/api/v1/albums').send({ albumName: 'docs-imports' }).expect(201);
+        const png = await makePng();
+        const hanging: http.ServerResponse[] = [];
+        const server = http.createServer((req, res) => (req.url === '/hang.png' ? hanging.push(res) : res.end(png)));
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+        try {
+          const imports = '/api/v1/albums/docs-imports/imports';
+          const done = await svc.http.post(imports).send({ urls: [`${base}/ok.png`] }).expect(202);
+          await svc.http.post(imports).send({ urls: ['http://169.254.169.254/refused.png'] }).expect(202);
+          const hang = await svc.http.post(imports).send({ urls: [`${base}/hang.png`] }).expect(202);
+          await waitFor('the hanging download', () => hanging.length === 1);
+          await svc.http.delete(`/api/v1/imports/${hang.body.job.id}`).expect(200);
+          await waitFor('the first import', async () => (await svc.http.get(`/api/v1/imports/${done.body.job.id}`)).body.state === 'done');
+        } finally {
+          for (const res of hanging) res.destroy();
+          server.closeAllConnections();
+          server.close();
+        }
+        await waitFor('one event of each type', () => EVENT_TYPES.every((type) => events.events.some((e) => e.type === type)));
+        // Keep one event per type (an import emits a progress event per item, an upload an image event too).
+        const got = EVENT_TYPES.map((type) => events.events.find((e) => e.type === type)!);
         expect(got.map((e) => e.type)).to.have.members([...EVENT_TYPES]);
         for (const { topic, ...event } of got) {
           expect(topic).to.equal(asyncApi.channels.notifier.address);

@@ -47,6 +47,15 @@ describe('image delivery choices: original bytes when they satisfy, white behind
     expect(checked, 'the fixture has fully transparent pixels').to.be.greaterThan(0);
   });
 
+  it('answers 304 to a revalidation that also says Cache-Control: no-cache (as fetch() sends it)', async () => {
+    const jpeg = await noisyJpeg(32, 32);
+    await uploadImage(svc.http, 'c', 'etag.jpg', jpeg);
+    const first = await svc.http.get(albumPath('c', 'etag.jpg')).expect(200);
+    await svc.http.get(albumPath('c', 'etag.jpg')).set('If-None-Match', first.headers.etag).set('Cache-Control', 'no-cache').expect(304);
+    await svc.http.get(albumPath('c', 'etag.jpg')).set('If-None-Match', `W/${first.headers.etag}`).expect(304);
+    await svc.http.get(albumPath('c', 'etag.jpg')).set('If-None-Match', '"other"').expect(200);
+  });
+
   it('serves an SVG (allowed by config) with a sandboxing Content-Security-Policy', async () => {
     await uploadImage(svc.http, 'c', 'v.svg', svg());
     const res = await svc.http.get(albumPath('c', 'v.svg')).expect(200);

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { OPERATIONS } from '../../src/docs/openapi.js';
 import { NOTIFIER_TOPIC, type StoreEvent } from '../../src/notifier/events.js';
@@ -63,5 +64,22 @@ describe('client library: pure helpers', () => {
     expect(matchesFilter(event, { album: 'a', image: 'x.png' })).to.equal(true);
     expect(matchesFilter(event, { album: 'b' })).to.equal(false);
     expect(matchesFilter(event, (e) => e.data.image === 'x.png')).to.equal(true);
+  });
+});
+
+describe('client library: runs in browsers', () => {
+  const dir = new URL('../../src/client/', import.meta.url);
+  const files = readdirSync(dir).filter((f) => f.endsWith('.ts'));
+
+  it('loads only its own modules statically (types, zod, mqtt and node:fs only as type imports or dynamic imports)', () => {
+    expect(files).to.include.members(['index.ts', 'http.ts', 'upload-source.ts', 'events.ts']);
+    const offending: string[] = [];
+    for (const file of files) {
+      const source = readFileSync(new URL(file, dir), 'utf8');
+      for (const match of source.matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?from\s+'([^']+)'/gms)) {
+        if (!match[1].startsWith('./')) offending.push(`${file}: ${match[1]}`);
+      }
+    }
+    expect(offending).to.deep.equal([]);
   });
 });
