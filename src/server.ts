@@ -120,7 +120,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     ? https.createServer({ ...serverOptions, cert: readFileSync(certFile), key: readFileSync(keyFile) }, app.callback())
     : http.createServer(serverOptions, app.callback());
   httpServer.on('clientError', answerClientError);
-  if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath);
+  if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath, config.security.corsOrigins);
   httpServer.listen(config.http.port, config.http.host);
   await once(httpServer, 'listening');
   const { port } = httpServer.address() as AddressInfo;

@@ -222,11 +222,16 @@ export class S3Bucket {
 
   /** Every key under `prefix`, page by page, in S3 order. */
   async *keys(prefix: string): AsyncGenerator<string[]> {
+    for await (const objects of this.objects(prefix)) yield objects.map((o) => o.key);
+  }
+
+  /** Every object under `prefix` with its size, page by page, in S3 order. */
+  async *objects(prefix: string): AsyncGenerator<Array<{ key: string; size: number }>> {
     let token: string | undefined;
     do {
       const res = await this.client.send(new ListObjectsV2Command({ Bucket: this.name, Prefix: prefix, ContinuationToken: token }));
-      const keys = (res.Contents ?? []).map((item) => item.Key!);
-      if (keys.length > 0) yield keys;
+      const objects = (res.Contents ?? []).map((item) => ({ key: item.Key!, size: item.Size ?? 0 }));
+      if (objects.length > 0) yield objects;
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
   }

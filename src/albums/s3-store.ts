@@ -5,12 +5,12 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FsckReport } from './fsck.js';
 import { newImageId, parseImageMeta, type StoredImageMeta } from './image-meta.js';
-import { KeyedLock } from './keyed-lock.js';
 import { Layout } from './layout.js';
 import { claimDataDir, releaseDataDir } from './owner.js';
 import { S3Bucket, createS3Client, mapLimit, type ConditionalWrites, type S3Settings } from './s3-bucket.js';
 import { S3ImageHandle } from './s3-image-handle.js';
 import { S3Layout } from './s3-layout.js';
+import { SharedKeyedLock } from './shared-keyed-lock.js';
 import { decodeCursor, encodeCursor } from './sorted-names.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 
@@ -43,14 +43,16 @@ const PARALLEL_REQUESTS = 16;
  *
  * Writes: a new name is claimed by creating its metadata object only if absent
  * (`If-None-Match: *` where the backend honours it, else HEAD then PUT: see
- * ConditionalWrites), then the bytes are streamed from the staged file. A
- * per-node KeyedLock serialises changes to one album on this node; nothing
- * locks across nodes. Renames are copy then delete (see renameImage, renameAlbum).
+ * ConditionalWrites), then the bytes are streamed from the staged file.
+ * Locks are per node and in memory (nothing locks across nodes): changes to one
+ * image name run one at a time, uploads into one album run side by side, and an
+ * album rename or delete waits for them (SharedKeyedLock). Renames are copy then
+ * delete (see renameImage, renameAlbum).
  * The data dir is still used for staging, and is claimed like the filesystem store's.
  */
 export class S3AlbumStore implements AlbumStore {
   readonly stagingDir: string;
-  private readonly lock = new KeyedLock();
+  private readonly lock = new SharedKeyedLock();
   private counted?: { at: number; value: Promise<{ albums: number; images: number }> };
   private readonly countsTtlMs: number;
   private readonly claimTtlMs: number;
@@ -108,7 +110,7 @@ export class S3AlbumStore implements AlbumStore {
   }
 
   async createAlbum(name: string): Promise<AlbumInfo> {
-    return this.lock.with([name], async () => {
+    return this.lockAlbums([name], async () => {
       if (await this.bucket.head(this.layout.albumKey(name))) throw new ConflictError(`${name} album already present`);
       await this.purgeAlbumObjects(name);
       const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
@@ -127,7 +129,7 @@ export class S3AlbumStore implements AlbumStore {
    * albums exist and writes into the old one may be lost.
    */
   async renameAlbum(from: string, to: string): Promise<AlbumInfo> {
-    return this.lock.with([from, to], async () => {
+    return this.lockAlbums([from, to], async () => {
       const marker = await this.requireMarker(from);
       if (from === to) return { name: to, createdAt: marker.createdAt };
       if (marker.renamingTo !== undefined && marker.renamingTo !== to) throw new ConflictError(`${from} album is being renamed to ${marker.renamingTo}`);
@@ -153,7 +155,7 @@ export class S3AlbumStore implements AlbumStore {
    * images, and deleting it again finishes the job.
    */
   async deleteAlbum(name: string): Promise<{ unusedContent: string[] }> {
-    return this.lock.with([name], async () => {
+    return this.lockAlbums([name], async () => {
       await this.requireMarker(name);
       const { contents } = await this.removeImages(name);
       await this.bucket.delete(this.layout.albumKey(name));
@@ -174,22 +176,30 @@ export class S3AlbumStore implements AlbumStore {
   }
 
   async commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo> {
-    return this.lock.with([album], async () => {
-      await this.requireMarker(album);
+    return this.lockImages(album, [name], async () => {
       const now = new Date().toISOString();
       const meta: StoredImageMeta = {
         id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
       };
-      await this.claimName(album, name, meta);
+      // The album check and the claim side by side (one round trip less); a claim in a missing album is taken back.
+      const [marker, claimed] = await Promise.allSettled([this.requireMarker(album), this.claimName(album, name, meta)]);
+      if (marker.status === 'rejected') {
+        if (claimed.status === 'fulfilled') await this.releaseClaim(album, name, meta.id);
+        throw marker.reason;
+      }
+      if (claimed.status === 'rejected') throw claimed.reason;
       try {
-        // Conditional as well where honoured: a node whose claim was wrongly taken over as stale cannot overwrite.
-        await this.bucket.upload(this.layout.imageKey(album, name), staged.path, staged.type, this.bucket.conditionalWrites === 'put');
+        await Promise.all([
+          // Conditional as well where honoured: a node whose claim was wrongly taken over as stale cannot overwrite.
+          this.bucket.upload(this.layout.imageKey(album, name), staged.path, staged.type, this.bucket.conditionalWrites === 'put'),
+          this.recordImage(album, meta),
+        ]);
       } catch (err) {
+        await this.forgetImage(album, meta).catch(() => undefined);
         await this.releaseClaim(album, name, meta.id);
         if (err instanceof ConflictError) throw new ConflictError(`${name} image already present`);
         throw err;
       }
-      await this.recordImage(album, meta);
       await fs.rm(staged.path, { force: true });
       this.changed();
       return { ...meta, album };
@@ -212,7 +222,7 @@ export class S3AlbumStore implements AlbumStore {
    * and deleting the old one does not lose the id.
    */
   async renameImage(album: string, from: string, to: string): Promise<ImageInfo> {
-    return this.lock.with([album], async () => {
+    return this.lockImages(album, [from, to], async () => {
       const old = await this.requireImage(album, from);
       if (from === to) return { ...old, album };
       const meta: StoredImageMeta = { ...old, name: to, modifiedAt: new Date().toISOString() };
@@ -223,19 +233,17 @@ export class S3AlbumStore implements AlbumStore {
         await this.releaseClaim(album, to, meta.id);
         throw err;
       }
-      await this.bucket.putJson(this.layout.idKey(meta.id), { album, name: to });
-      await this.bucket.delete(this.layout.imageKey(album, from));
+      await Promise.all([this.bucket.putJson(this.layout.idKey(meta.id), { album, name: to }), this.bucket.delete(this.layout.imageKey(album, from))]);
       await this.bucket.delete(this.layout.metaKey(album, from));
       return { ...meta, album };
     });
   }
 
   async deleteImage(album: string, name: string): Promise<ImageInfo> {
-    return this.lock.with([album], async () => {
+    return this.lockImages(album, [name], async () => {
       const meta = await this.requireImage(album, name);
-      await this.bucket.delete(this.layout.imageKey(album, name));
-      await this.bucket.delete(this.layout.metaKey(album, name));
-      await this.forgetImage(album, meta);
+      await this.bucket.delete(this.layout.imageKey(album, name)); // first: the image leaves listings
+      await Promise.all([this.bucket.delete(this.layout.metaKey(album, name)), this.forgetImage(album, meta)]);
       this.changed();
       return { ...meta, album };
     });
@@ -297,16 +305,14 @@ export class S3AlbumStore implements AlbumStore {
    * whatever has that name: for the migration command, which checks first.
    */
   async importImage(album: string, meta: StoredImageMeta, file: string): Promise<void> {
-    await this.bucket.upload(this.layout.imageKey(album, meta.name), file, meta.type);
-    await this.bucket.putJson(this.layout.metaKey(album, meta.name), meta);
-    await this.recordImage(album, meta);
+    await Promise.all([this.bucket.upload(this.layout.imageKey(album, meta.name), file, meta.type), this.recordImage(album, meta)]);
+    await this.bucket.putJson(this.layout.metaKey(album, meta.name), meta); // last: an image with metadata is complete
     this.changed();
   }
 
-  /** An image's stored metadata and whether its bytes are there (size), for the migration command. */
-  async inspectImage(album: string, name: string): Promise<{ meta?: StoredImageMeta; size?: number }> {
-    const [meta, bytes] = await Promise.all([this.readMetaKey(this.layout.metaKey(album, name)), this.bucket.head(this.layout.imageKey(album, name))]);
-    return { meta, size: bytes?.size };
+  /** An image's stored metadata (undefined when absent or unreadable), for the migration command. */
+  async storedMeta(album: string, name: string): Promise<StoredImageMeta | undefined> {
+    return this.readMetaKey(this.layout.metaKey(album, name));
   }
 
   private async page(prefix: string, request: PageRequest = {}): Promise<Page<string>> {
@@ -370,10 +376,14 @@ export class S3AlbumStore implements AlbumStore {
 
   /** Drops an image's id (unless it points elsewhere now, after an interrupted rename) and content reference. */
   private async forgetImage(album: string, meta: StoredImageMeta): Promise<void> {
+    const keys = await this.forgettableKeys(album, meta);
+    await Promise.all(keys.map((key) => this.bucket.delete(key)));
+  }
+
+  private async forgettableKeys(album: string, meta: StoredImageMeta): Promise<string[]> {
     const where = await this.bucket.getJson<{ album: string; name: string }>(this.layout.idKey(meta.id));
-    if (where !== undefined && (where.album !== album || where.name !== meta.name)) return;
-    await this.bucket.delete(this.layout.idKey(meta.id));
-    await this.bucket.delete(this.layout.contentKey(meta.sha256, meta.id));
+    if (where !== undefined && (where.album !== album || where.name !== meta.name)) return [];
+    return [this.layout.idKey(meta.id), this.layout.contentKey(meta.sha256, meta.id)];
   }
 
   /** Copies an album's images and metadata to another name, repoints their ids, deletes the originals. */
@@ -409,7 +419,7 @@ export class S3AlbumStore implements AlbumStore {
       await this.bucket.deleteKeys(keys.map((key) => this.layout.imageKey(album, key.slice(metaPrefix.length))));
       await this.bucket.deleteKeys(keys);
       const present = metas.filter((m): m is StoredImageMeta => m !== undefined);
-      await mapLimit(present, PARALLEL_REQUESTS, (meta) => this.forgetImage(album, meta));
+      await this.bucket.deleteKeys((await mapLimit(present, PARALLEL_REQUESTS, (meta) => this.forgettableKeys(album, meta))).flat());
       for (const meta of present) contents.add(meta.sha256);
       objects += keys.length;
     }
@@ -419,8 +429,20 @@ export class S3AlbumStore implements AlbumStore {
 
   /** Removes objects left under an album name with no marker (an interrupted delete), so a new album starts empty. */
   private async purgeAlbumObjects(album: string): Promise<void> {
+    const [metas, images] = await Promise.all([this.bucket.hasAny(this.layout.metaPrefix(album)), this.bucket.hasAny(this.layout.imagesPrefix(album))]);
+    if (!metas && !images) return;
     const { objects } = await this.removeImages(album);
-    if (objects > 0) this.log.warn({ album, objects }, 'removed objects left by an interrupted album delete');
+    this.log.warn({ album, objects }, 'removed objects left by an interrupted album delete');
+  }
+
+  /** Album changes: the albums' keys alone. */
+  private lockAlbums<T>(albums: string[], fn: () => Promise<T>): Promise<T> {
+    return this.lock.with({ exclusive: albums }, fn);
+  }
+
+  /** Image changes: the album's key shared (no album rename or delete meanwhile), the names' keys alone. */
+  private lockImages<T>(album: string, names: string[], fn: () => Promise<T>): Promise<T> {
+    return this.lock.with({ shared: [album], exclusive: names.map((name) => `${album}/${name}`) }, fn);
   }
 
   private changed(): void {

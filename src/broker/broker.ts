@@ -20,7 +20,7 @@ export interface EmbeddedBroker {
   /** The MQTTS listener's port, when TLS is configured. */
   tlsPort?: number;
   /** Serves MQTT over WebSocket on `path` of an HTTP(S) server (upgrade requests only): WS, or WSS on HTTPS. */
-  attachWebSocket(server: http.Server | https.Server, path: string): void;
+  attachWebSocket(server: http.Server | https.Server, path: string, allowedOrigins?: string[]): void;
   close(): Promise<void>;
 }
 
@@ -75,12 +75,18 @@ export async function startBroker({ host, port, log, persistenceDir, keys, tls: 
     port: address.port,
     url: `mqtt://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${address.port}`,
     tlsPort: tlsServer ? (tlsServer.address() as net.AddressInfo).port : undefined,
-    attachWebSocket(httpServer, path) {
+    attachWebSocket(httpServer, path, allowedOrigins = []) {
       const wss = new WebSocketServer({ noServer: true });
       wsServers.push(wss);
       httpServer.on('upgrade', (req, socket, head) => {
         if (new URL(req.url ?? '/', 'http://x').pathname !== path) {
           socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+          return;
+        }
+        // Browsers send Origin: with an allow-list (CORS_ORIGINS), other sites' pages cannot subscribe through a visitor.
+        const origin = req.headers.origin;
+        if (origin && allowedOrigins.length > 0 && !allowedOrigins.includes('*') && !allowedOrigins.includes(origin)) {
+          socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
           return;
         }
         wss.handleUpgrade(req, socket, head, (ws) => broker.handle(createWebSocketStream(ws) as unknown as net.Socket));

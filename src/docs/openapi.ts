@@ -118,6 +118,10 @@ function operationObject(op: OperationDoc) {
     ]),
   );
   const open = op.tags.includes('health') || op.tags.includes('docs');
+  if (!open) {
+    // Every protected operation can be refused by the key check or the rate limit.
+    for (const status of [401, 403, 429]) op.responses[status] ??= [ERROR_TEXT[status], ErrorResponse];
+  }
   return { operationId: op.operationId, summary: op.summary, tags: op.tags, ...(open ? { security: [] } : {}), parameters, ...(requestBody ? { requestBody } : {}), responses };
 }
 

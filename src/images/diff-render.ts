@@ -1,4 +1,4 @@
-import sharp, { type OverlayOptions } from 'sharp';
+import sharp, { type OverlayOptions, type Sharp } from 'sharp';
 import type { DiffPixels, DiffResult } from './diff.js';
 
 /** Colour of the region boxes drawn on the diff picture. */
@@ -38,7 +38,7 @@ export async function renderSideBySide(pixels: DiffPixels, result: DiffResult): 
 }
 
 /** The diff picture as an opaque RGB pipeline, ready for the caller's output format. */
-async function diffPicture(pixels: DiffPixels, result: DiffResult): Promise<sharp.Sharp> {
+async function diffPicture(pixels: DiffPixels, result: DiffResult): Promise<Sharp> {
   const { width, height } = result;
   const dimmed = await sharp(pixels.a, { raw: { width, height, channels: 4 } })
     .flatten({ background: '#ffffff' })

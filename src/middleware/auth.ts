@@ -11,12 +11,16 @@ const OPEN = [/^\/(livez|healthz|readyz)$/, /^\/(openapi|asyncapi)\.json$/, /^\/
  * The role an operation needs: reads need `read`, changes `write`; deleting an
  * album, the admin API and /metrics need `admin`. Undefined: open to all.
  */
-export function requiredRole(method: string, path: string): Role | undefined {
+export function requiredRole(method: string, rawPath: string): Role | undefined {
+  // The router matches paths case-insensitively and with trailing slashes, so the rules must too:
+  // otherwise `DELETE /API/v1/albums/x` would need only write and `GET /Metrics/` only read.
+  const path = rawPath.toLowerCase().replace(/(.)\/+$/, '$1');
   if (method === 'OPTIONS' || OPEN.some((re) => re.test(path))) return undefined;
   if (path === '/metrics' || path.startsWith('/api/v1/admin/')) return 'admin';
   if (method === 'DELETE' && /^\/api\/v1\/albums\/[^/]+\/?$/.test(path)) return 'admin';
   if (method === 'GET' || method === 'HEAD') return 'read';
-  if (method === 'POST' && path === '/api/v1/signed-urls') return 'read';
+  // Signing a URL and comparing two uploaded files store nothing: reading is enough.
+  if (method === 'POST' && (path === '/api/v1/signed-urls' || path === '/api/v1/diff')) return 'read';
   return 'write';
 }
 

@@ -46,13 +46,14 @@ async function startWithEnv(env: Record<string, string>): Promise<TestService> {
 /**
  * The role each operation needs, written out here independently of
  * middleware/auth.ts: health and docs are open; deleting an album, fsck and
- * /metrics need admin; making a signed URL needs read; any other GET needs
+ * /metrics need admin; making a signed URL and comparing two uploads (nothing
+ * stored) need read; any other GET needs
  * read and any other change needs write. A new operation in OPERATIONS is
  * checked by the general rule without editing this file.
  */
 function neededRole(op: OperationDoc): Role | 'open' {
   if (op.tags.includes('health') || op.tags.includes('docs')) return 'open';
-  const exceptions: Record<string, Role> = { deleteAlbum: 'admin', fsck: 'admin', metrics: 'admin', signUrl: 'read' };
+  const exceptions: Record<string, Role> = { deleteAlbum: 'admin', fsck: 'admin', metrics: 'admin', signUrl: 'read', diffUploaded: 'read' };
   return exceptions[op.operationId] ?? (op.method === 'get' ? 'read' : 'write');
 }
 
@@ -188,6 +189,21 @@ describe('API keys and roles on every route', function () {
       await svc.http.get('/api/v1/albums').query({ key: KEYS.admin, access_token: KEYS.admin }).expect(401);
       await svc.http.get('/api/v1/albums').set('Authorization', `Bearer ${KEYS.admin} ${KEYS.admin}`).expect(401);
       await svc.http.get('/api/v1/albums').set('Authorization', 'Bearer ').expect(401);
+    });
+
+    it('applies the admin rules to every spelling the router serves: any letter case, a trailing slash (write key: 403)', async () => {
+      const fx = await makeFixture(svc, 'spelling');
+      const spellings: Array<['get' | 'delete', string, number]> = [
+        ['get', '/METRICS', 403], ['get', '/Metrics/', 403], ['get', '/API/V1/ADMIN/FSCK', 403], ['get', '/api/v1/admin/fsck/', 403],
+        ['delete', `/API/v1/albums/${fx.album}`, 403], ['delete', `/api/v1/ALBUMS/${fx.album}/`, 403],
+        // Percent-encoded letters do not reach these routes at all.
+        ['get', '/%6Detrics', 404], ['get', '/api/v1/%61dmin/fsck', 404], ['delete', `/api/v1/%61lbums/${fx.album}`, 404],
+      ];
+      for (const [method, path, status] of spellings) {
+        const res = await svc.http[method](path).set(authorization('write'));
+        expect(res.status, `${method.toUpperCase()} ${path}: ${JSON.stringify(res.body)}`).to.equal(status);
+      }
+      await svc.http.get(`${albumPath(fx.album)}/images`).set(authorization('read')).expect(200, { imageList: ['pic.png'] });
     });
 
     it('answers 401 before looking at the route: an unknown path or a wrong method is not revealed without a key', async () => {

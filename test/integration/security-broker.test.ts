@@ -68,7 +68,9 @@ async function watch(url: string, options: IClientOptions, filter = '#'): Promis
   await client.subscribeAsync(filter, { qos: 1 });
   return {
     client, messages,
-    waitFor: (text) => waitFor(`a message with ${text}`, () => messages.some((m) => m.payload.includes(text)), WAIT_MS),
+    async waitFor(text) {
+      await waitFor(`a message with ${text}`, () => messages.some((m) => m.payload.includes(text)), WAIT_MS);
+    },
   };
 }
 
@@ -100,7 +102,7 @@ async function tryPublish(url: string, options: IClientOptions, topic: string, p
 /** Connects with a will, then drops the connection without DISCONNECT, so the broker publishes the will if allowed. */
 async function dieWithWill(url: string, options: IClientOptions, topic: string, payload: string): Promise<void> {
   const client = await connect(url, { ...options, will: { topic, payload: Buffer.from(payload), qos: 0, retain: false } });
-  const closed = new Promise((resolve) => client.once('close', resolve));
+  const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
   client.stream.destroy();
   await closed;
   client.end(true);
