@@ -28,6 +28,8 @@ export interface MirrorConfig {
   dir: string;
   /** Base URL of the service, without /api/v1. */
   apiUrl: string;
+  /** API key sent as `Authorization: Bearer` when the service has keys (a read key is enough). */
+  apiKey?: string;
 }
 
 /** The subscriber's whole configuration, checked. */
@@ -121,7 +123,8 @@ function checkMirror(flags: ReturnType<typeof parseFlags>, env: NodeJS.ProcessEn
     protocol = undefined;
   }
   if (protocol !== 'http:' && protocol !== 'https:') problems.push(`invalid ${name}: expected an http:// or https:// URL, got "${apiUrl}"`);
-  return { dir: path.resolve(flags.mirror), apiUrl: apiUrl.replace(/\/+$/, '') };
+  const apiKey = optional(env.IMAGESTORE_API_KEY);
+  return { dir: path.resolve(flags.mirror), apiUrl: apiUrl.replace(/\/+$/, ''), ...(apiKey !== undefined ? { apiKey } : {}) };
 }
 
 function optional(value: string | undefined): string | undefined {

@@ -44,6 +44,9 @@ Environment:
   MQTT_PASSWORD    password, optional (needs MQTT_USERNAME)
   LOG_FORMAT       text or json: the form of the event lines (default text)
   IMAGESTORE_URL   REST API of the service for --mirror (default http://127.0.0.1:3333)
+  IMAGESTORE_API_KEY
+                   API key of --mirror for the REST API when the service has keys (a read key
+                   is enough); the embedded broker then wants it as MQTT_PASSWORD as well
 `;
 
 const OPTIONS = {

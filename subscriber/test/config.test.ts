@@ -98,6 +98,7 @@ describe('subscriber loadSubscriberConfig', () => {
       expect(loadSubscriberConfig(['--mirror', 'copy'], { IMAGESTORE_URL: 'https://store.example/base/' }).mirror?.apiUrl).to.equal(
         'https://store.example/base',
       );
+      expect(loadSubscriberConfig(['--mirror', 'copy'], { IMAGESTORE_API_KEY: 'read-key-0123456789' }).mirror?.apiKey).to.equal('read-key-0123456789');
     });
 
     it('lets --api win over IMAGESTORE_URL and --client-id over MQTT_CLIENT_ID', () => {

@@ -8,7 +8,7 @@ import { defaultConfig, type Config } from '../../src/config.js';
 import { makePng } from '../../test/helpers/images.js';
 import { loadSubscriberConfig } from '../src/config.js';
 import { RESERVED_PREFIX } from '../src/mirror/fs-ops.js';
-import { Mirror } from '../src/mirror/mirror.js';
+import { Mirror, type MirrorOptions } from '../src/mirror/mirror.js';
 import { startSubscriber, type Subscriber } from '../src/subscriber.js';
 import { waitFor } from '../../test/helpers/wait-for.js';
 
@@ -125,6 +125,8 @@ export interface RunningMirror {
   logs: Array<Record<string, unknown>>;
   /** The event lines the subscriber printed. */
   lines: string[];
+  /** Waits until the mirror's queue is empty, failing after `timeoutMs`. */
+  idle(timeoutMs?: number): Promise<void>;
   /** Waits for `count` log lines with this `msg`. */
   waitForLog(msg: string, count?: number, timeoutMs?: number): Promise<Array<Record<string, unknown>>>;
   close(): Promise<void>;
@@ -134,11 +136,14 @@ export interface RunningMirror {
  * Starts the subscriber in mirror mode in this process, from command-line arguments
  * (e.g. `['--url', mqttUrl, '--mirror', dir, '--api', httpUrl]`), and waits until it has subscribed.
  */
-export async function startMirror(args: string[], options: { waitSubscribed?: boolean } = {}): Promise<RunningMirror> {
-  const config = loadSubscriberConfig(args, {});
+export async function startMirror(
+  args: string[],
+  options: { waitSubscribed?: boolean; env?: NodeJS.ProcessEnv; mirror?: Pick<MirrorOptions, 'reconcileRetry'> } = {},
+): Promise<RunningMirror> {
+  const config = loadSubscriberConfig(args, options.env ?? {});
   const logs: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const mirror = await Mirror.open({ ...config.mirror!, albums: config.filter.albums, log });
+  const mirror = await Mirror.open({ ...config.mirror!, albums: config.filter.albums, log, ...options.mirror });
   const lines: string[] = [];
   const subscriber = startSubscriber({ config, log, write: (line) => lines.push(line), sink: mirror });
   const matching = (msg: string) => logs.filter((l) => l.msg === msg);
@@ -147,6 +152,17 @@ export async function startMirror(args: string[], options: { waitSubscribed?: bo
     subscriber,
     logs,
     lines,
+    async idle(timeoutMs = 8000) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the mirror was still busy after ${timeoutMs} ms`)), timeoutMs);
+      });
+      try {
+        await Promise.race([mirror.whenIdle(), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
     waitForLog: (msg, count = 1, timeoutMs = 8000) =>
       waitFor(`${count} "${msg}" log line(s)`, () => matching(msg).length >= count && matching(msg), timeoutMs),
     close: () => subscriber.close(),
@@ -155,16 +171,23 @@ export async function startMirror(args: string[], options: { waitSubscribed?: bo
   return running;
 }
 
-/** The REST calls the tests make to change a store, each expecting success. */
-export function storeApi(http: ReturnType<typeof supertest>) {
+/**
+ * The REST calls the tests make to change a store, each expecting success.
+ * @param apiKey sent as `Authorization: Bearer` when given
+ */
+export function storeApi(http: ReturnType<typeof supertest>, apiKey?: string) {
   const album = (name: string) => `/api/v1/albums/${enc(name)}`;
+  const auth = { Authorization: apiKey ? `Bearer ${apiKey}` : '' };
+  const headers = apiKey ? auth : {};
   return {
-    createAlbum: (name: string) => http.post('/api/v1/albums').send({ albumName: name }).expect(201),
-    renameAlbum: (from: string, to: string) => http.patch(album(from)).send({ albumName: to }).expect(200),
-    deleteAlbum: (name: string) => http.delete(album(name)).expect(200),
-    upload: (albumName: string, image: string, bytes: Buffer) => http.post(`${album(albumName)}/images`).attach('file', bytes, image).expect(201),
-    renameImage: (albumName: string, from: string, to: string) => http.patch(`${album(albumName)}/images/${enc(from)}`).send({ imageName: to }).expect(200),
-    deleteImage: (albumName: string, image: string) => http.delete(`${album(albumName)}/images/${enc(image)}`).expect(200),
+    createAlbum: (name: string) => http.post('/api/v1/albums').set(headers).send({ albumName: name }).expect(201),
+    renameAlbum: (from: string, to: string) => http.patch(album(from)).set(headers).send({ albumName: to }).expect(200),
+    deleteAlbum: (name: string) => http.delete(album(name)).set(headers).expect(200),
+    upload: (albumName: string, image: string, bytes: Buffer) =>
+      http.post(`${album(albumName)}/images`).set(headers).attach('file', bytes, image).expect(201),
+    renameImage: (albumName: string, from: string, to: string) =>
+      http.patch(`${album(albumName)}/images/${enc(from)}`).set(headers).send({ imageName: to }).expect(200),
+    deleteImage: (albumName: string, image: string) => http.delete(`${album(albumName)}/images/${enc(image)}`).set(headers).expect(200),
   };
 }
 

@@ -9,6 +9,7 @@ import {
 } from './mirror-helpers.js';
 
 describe('subscriber mirror mode through outages (service restarts, broker and API unreachable)', function () {
+  this.timeout(30_000); // service restarts and reconnects (1 s period) add up on a loaded machine
   let svc: TestService | undefined;
   let dir: string;
   let running: RunningMirror[] = [];
@@ -21,7 +22,7 @@ describe('subscriber mirror mode through outages (service restarts, broker and A
     running.push(m);
     return m;
   }
-  const converged = (service: TestService) => waitForConvergence(dir, service.service.httpUrl);
+  const converged = (service: TestService) => waitForConvergence(dir, service.service.httpUrl, 20_000);
 
   beforeEach(async () => {
     dir = path.join(await makeTmpDir('imagestore-mirror-'), 'copy');
@@ -68,7 +69,7 @@ describe('subscriber mirror mode through outages (service restarts, broker and A
     await api().createAlbum('work');
     await api().upload('work', 'w.png', await png(32));
     await converged(svc);
-    await m.mirror.whenIdle();
+    await m.idle();
     expect(await mirrorSnapshot(dir)).to.deep.equal(await downloadedSnapshot(svc.service.httpUrl));
     expect((await m.waitForLog('reconciled', 3)).length).to.be.at.least(3);
   });
@@ -100,7 +101,10 @@ describe('subscriber mirror mode through outages (service restarts, broker and A
     await storeApi(svc.http).upload('holidays', 'a.png', await png(80));
     // Events come from a broker of their own, so that they keep coming while the service is down.
     broker = await startTestBroker();
-    const m = await startMirror(['--url', broker.url, '--api', svc.service.httpUrl, '--mirror', dir]);
+    // Retry reconciles at most every second, so that the test does not wait out the 10 s default backoff.
+    const m = await startMirror(['--url', broker.url, '--api', svc.service.httpUrl, '--mirror', dir], {
+      mirror: { reconcileRetry: { firstDelayMs: 200, maxDelayMs: 1000 } },
+    });
     running.push(m);
     await converged(svc);
 

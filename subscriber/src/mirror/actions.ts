@@ -56,7 +56,8 @@ export async function applyEvent(deps: ActionDeps, event: ReceivedEvent): Promis
     case 'imagestore.image.deleted':
       return inScope(album) ? deleteImage(deps, album, image(), event.data.id) : 'ignored';
     default:
-      // image.fetched changes nothing; unknown types come from a newer service.
+      // image.fetched and import.* change nothing here (an imported image comes as image.created);
+      // unknown types come from a newer service.
       return 'ignored';
   }
 }

@@ -46,6 +46,8 @@ export interface RemoteImage {
 export interface ApiClientOptions {
   signal?: AbortSignal;
   retry?: RetryPolicy;
+  /** Sent as `Authorization: Bearer <key>`. */
+  apiKey?: string;
 }
 
 /**
@@ -56,6 +58,7 @@ export interface ApiClientOptions {
 export class ApiClient {
   private readonly retry: RetryPolicy;
   private readonly signal?: AbortSignal;
+  private readonly headers: Record<string, string>;
 
   /** @param baseUrl the service, e.g. `http://127.0.0.1:3333` (no trailing slash, no /api/v1) */
   constructor(
@@ -64,6 +67,7 @@ export class ApiClient {
   ) {
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.signal = options.signal;
+    this.headers = { 'user-agent': 'imagestore-mirror', ...(options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {}) };
   }
 
   /** Every album name, read page by page. */
@@ -121,7 +125,7 @@ export class ApiClient {
 
   /** GET `url`; a non-2xx answer throws ApiError (5xx are retried by withRetry). */
   private async request(url: string): Promise<Response> {
-    const res = await fetch(url, { signal: this.signal, headers: { 'user-agent': 'imagestore-mirror' } });
+    const res = await fetch(url, { signal: this.signal, headers: this.headers });
     if (res.ok) return res;
     let message = res.statusText;
     try {
@@ -151,11 +155,11 @@ export class ApiClient {
 
 /**
  * Network trouble worth another try: fetch's TypeError ("fetch failed", "terminated" when the
- * socket closes mid-body), socket error codes, 5xx answers, and a checksum mismatch (the image
- * may have been replaced while we read it).
+ * socket closes mid-body), socket error codes, 5xx and 429 answers, and a checksum mismatch (the
+ * image may have been replaced while we read it).
  */
 function isTransient(err: unknown): boolean {
-  if (err instanceof ApiError) return err.status >= 500;
+  if (err instanceof ApiError) return err.status >= 500 || err.status === 429;
   if (err instanceof TypeError || (err as Error)?.name === 'ChecksumError') return true;
   const code = (err as NodeJS.ErrnoException)?.code ?? ((err as Error)?.cause as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === 'string' && /^(ECONN|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EAI_AGAIN|UND_ERR)/.test(code);

@@ -19,11 +19,15 @@ export interface MirrorOptions {
   dir: string;
   /** The service, e.g. `http://127.0.0.1:3333`. */
   apiUrl: string;
+  /** API key for the service, when it has keys. */
+  apiKey?: string;
   /** Only these albums are mirrored; all when empty or absent. */
   albums?: string[];
   log: Logger;
   /** Retries of one HTTP request (default DEFAULT_RETRY of api-client.ts). */
   retry?: RetryPolicy;
+  /** Waits between failed reconciles (default RECONCILE_RETRY). */
+  reconcileRetry?: { firstDelayMs: number; maxDelayMs: number };
 }
 
 /** Counters of what the mirror did, since it was opened. */
@@ -72,7 +76,8 @@ export class Mirror {
   /** The service could not be reached: events are deferred until a reconcile succeeds. */
   private serviceAway = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = RECONCILE_RETRY.firstDelayMs;
+  private readonly reconcileRetry: { firstDelayMs: number; maxDelayMs: number };
+  private retryDelayMs: number;
   private lastSave = 0;
 
   private constructor(
@@ -81,8 +86,10 @@ export class Mirror {
     options: MirrorOptions,
   ) {
     const albums = options.albums ?? [];
+    this.reconcileRetry = options.reconcileRetry ?? RECONCILE_RETRY;
+    this.retryDelayMs = this.reconcileRetry.firstDelayMs;
     this.deps = {
-      api: new ApiClient(options.apiUrl, { signal: this.abort.signal, retry: options.retry }),
+      api: new ApiClient(options.apiUrl, { signal: this.abort.signal, retry: options.retry, apiKey: options.apiKey }),
       files,
       state,
       log: options.log,
@@ -208,7 +215,7 @@ export class Mirror {
       this.stats.reconciles++;
       this.stats.downloads += report.downloaded;
       this.serviceAway = false;
-      this.retryDelayMs = RECONCILE_RETRY.firstDelayMs;
+      this.retryDelayMs = this.reconcileRetry.firstDelayMs;
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;
       log.info({ reason, ...report }, 'reconciled');
@@ -228,7 +235,7 @@ export class Mirror {
       this.requestReconcile('retry');
     }, this.retryDelayMs);
     this.retryTimer.unref();
-    this.retryDelayMs = Math.min(this.retryDelayMs * 2, RECONCILE_RETRY.maxDelayMs);
+    this.retryDelayMs = Math.min(this.retryDelayMs * 2, this.reconcileRetry.maxDelayMs);
   }
 
   /** Saves the state when it changed: always with `force`, else at most every STATE_SAVE_INTERVAL_MS. */
