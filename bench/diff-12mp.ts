@@ -15,9 +15,10 @@
  * /proc/<pid>/clear_refs, so each figure is that phase's own peak.
  */
 import { execFileSync } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import sharp from 'sharp';
+import sharp, { type Sharp } from 'sharp';
 import { spawnService, REPO_ROOT, type SpawnedService } from '../test/helpers/spawn-service.js';
 import { makeTmpDir, removeDir } from '../test/helpers/tmp-dir.js';
 import { photoPixels } from './fixtures.js';
@@ -37,12 +38,15 @@ const CHANGES: Array<[number, number, number, number, string]> = [
 interface Phase {
   label: string;
   timesMs: number[];
+  /** The child's CPU time (user + system, all threads) per run, from /proc/<pid>/stat. */
+  cpuMs: number[];
   peakMiB: number;
   detail: string;
 }
 
 async function main(): Promise<void> {
   const dryRun = process.argv.includes('--dry-run');
+  const loadBefore = os.loadavg().map((l) => l.toFixed(2)).join(', ');
   const started = performance.now();
   const { a, b, other } = await makePair();
   console.error(`pictures generated in ${Math.round(performance.now() - started)} ms: a ${kb(a)} KB, b ${kb(b)} KB, other ${kb(other)} KB`);
@@ -68,14 +72,14 @@ async function main(): Promise<void> {
     await removeDir(dataDir);
   }
 
-  const section = render(phases);
+  const section = render(phases, loadBefore);
   process.stdout.write(`${section}\n`);
   if (!dryRun) await appendSection(section);
 }
 
 /** `a`, `b` (a + the painted changes) and an unrelated picture, as JPEG q90. */
 async function makePair(): Promise<{ a: Buffer; b: Buffer; other: Buffer }> {
-  const jpeg = (s: sharp.Sharp) => s.jpeg({ quality: 90 }).toBuffer();
+  const jpeg = (s: Sharp) => s.jpeg({ quality: 90 }).toBuffer();
   const { data } = await photoPixels(WIDTH, HEIGHT, 11);
   const raw = { raw: { width: WIDTH, height: HEIGHT, channels: 3 as const } };
   const patches = CHANGES.map(([left, top, width, height, colour]) => ({ input: { create: { width, height, channels: 3 as const, background: colour } }, left, top }));
@@ -91,18 +95,28 @@ async function makePair(): Promise<{ a: Buffer; b: Buffer; other: Buffer }> {
 async function phase(svc: SpawnedService, label: string, runs: number, url: string, describe: (body: Buffer, res: Response) => Promise<string>): Promise<Phase> {
   await resetPeakRss(svc.pid);
   const timesMs: number[] = [];
+  const cpuMs: number[] = [];
   let detail = '';
   for (let i = 0; i < runs; i++) {
     const t0 = performance.now();
+    const cpu0 = cpuTimeMs(svc.pid);
     const res = await fetch(url);
     const body = Buffer.from(await res.arrayBuffer());
     timesMs.push(performance.now() - t0);
+    cpuMs.push(cpuTimeMs(svc.pid) - cpu0);
     if (res.status !== 200) throw new Error(`${label}: ${res.status} ${body.toString()}`);
     detail = await describe(body, res);
   }
   const peakMiB = memoryOf(svc.pid).hwmMiB;
-  console.error(`${label}: ${timesMs.map((t) => t.toFixed(0)).join(', ')} ms; peak ${peakMiB.toFixed(0)} MiB; ${detail}`);
-  return { label, timesMs, peakMiB, detail };
+  console.error(`${label}: ${timesMs.map((t) => t.toFixed(0)).join(', ')} ms (CPU ${cpuMs.map((t) => t.toFixed(0)).join(', ')} ms); peak ${peakMiB.toFixed(0)} MiB; ${detail}`);
+  return { label, timesMs, cpuMs, peakMiB, detail };
+}
+
+/** utime + stime of a process (all its threads), in ms: fields 14 and 15 of /proc/<pid>/stat, in clock ticks (USER_HZ = 100 on Linux). */
+function cpuTimeMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // after "pid (comm) ": field 3 onwards
+  return (Number(fields[11]) + Number(fields[12])) * 10;
 }
 
 async function describeJson(body: Buffer): Promise<string> {
@@ -131,9 +145,9 @@ async function upload(api: string, album: string, name: string, bytes: Buffer): 
   if (res.status !== 201) throw new Error(`upload ${name}: ${res.status} ${await res.text()}`);
 }
 
-function render(phases: Phase[]): string {
+function render(phases: Phase[], loadBefore: string): string {
   const ms = (t: number) => `${(t / 1000).toFixed(2)} s`;
-  const rows = phases.map((p) => `| ${p.label} | ${p.timesMs.map(ms).join(', ')} | ${ms(Math.min(...p.timesMs))} | ${p.peakMiB.toFixed(0)} MiB | ${p.detail} |`);
+  const rows = phases.map((p) => `| ${p.label} | ${p.timesMs.map(ms).join(', ')} | ${ms(Math.min(...p.timesMs))} | ${p.cpuMs.map(ms).join(', ')} | ${p.peakMiB.toFixed(0)} MiB | ${p.detail} |`);
   return [
     '## Image diff, 12 megapixels (bench/diff-12mp.ts)',
     '',
@@ -141,10 +155,11 @@ function render(phases: Phase[]): string {
     `- Machine: ${machine()}`,
     `- Inputs: two generated photo-like ${WIDTH}×${HEIGHT} JPEGs (q90, 4:2:0; bench/fixtures.ts photoPixels), b = a with ${CHANGES.length} painted rectangles (${CHANGES.map(([x, y, w, h]) => `${w}×${h}@${x},${y}`).join(', ')}); default threshold 0.1, mergeDistance 4, maxBoxes 50.`,
     '- The service runs as a child process (`node --import tsx src/main.ts`, test/helpers/spawn-service.ts); the diffs are GET /api/v1/diff requests on 127.0.0.1, one at a time, timed from request to the last byte of the answer.',
+    `- Load average before the run: ${loadBefore} (2-CPU machine shared with other jobs: wall times vary with it; the service's CPU time, user + system over all its threads, varies less).`,
     '- Peak memory: the child\'s VmHWM (/proc/<pid>/status), reset (clear_refs 5) before each phase: the whole process (Node heap + libvips + buffers), not just the diff.',
     '',
-    '| Phase | Runs | Best | Peak RSS | Result |',
-    '|---|---|---|---|---|',
+    '| Phase | Wall time per run | Best | Service CPU per run | Peak RSS | Result |',
+    '|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
 }

@@ -89,10 +89,13 @@ export class AlbumService {
    */
   async fetchImage(album: string, name: string, ctx: CallContext = {}, announce = true): Promise<ImageHandle> {
     const handle = await this.store.openImage(album, name);
-    if (announce) {
-      await this.notifier.publish({ type: 'imagestore.image.fetched', ...eventFields(handle.info) }, { reqId: ctx.reqId, durable: false });
-    }
+    if (announce) await this.announceFetch(handle.info, ctx);
     return handle;
+  }
+
+  /** Records the fetch event of an image opened with `announce` false, once it is really used. */
+  async announceFetch(image: ImageInfo, ctx: CallContext = {}): Promise<void> {
+    await this.notifier.publish({ type: 'imagestore.image.fetched', ...eventFields(image) }, { reqId: ctx.reqId, durable: false });
   }
 
   /** Like fetchImage, by the image's stable id. */

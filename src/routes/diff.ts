@@ -1,10 +1,10 @@
 import Router from '@koa/router';
-import type { Context } from 'koa';
+import type { Context, Middleware } from 'koa';
 import type { File } from 'formidable';
 import type { AlbumService } from '../albums/album-service.js';
 import { checkName } from '../albums/names.js';
 import type { ImageHandle } from '../albums/types.js';
-import { ValidationError } from '../errors.js';
+import { ServiceUnavailableError, ValidationError } from '../errors.js';
 import { diffImages, type DiffOptions } from '../images/diff.js';
 import { renderDiffPng, renderSideBySide } from '../images/diff-render.js';
 import type { InspectOptions } from '../images/inspect.js';
@@ -25,18 +25,22 @@ export interface DiffRoutesDeps {
  */
 export function diffRoutes({ albums, inspect, maxUploadBytes, maxConcurrentUploads }: DiffRoutesDeps): Router {
   const router = new Router();
-  router.get('/diff', async (ctx) => {
+  const slots = diffSlots(MAX_CONCURRENT_DIFFS);
+  router.get('/diff', slots, async (ctx) => {
     const options = diffOptions(ctx, inspect.maxInputPixels);
     const handles: ImageHandle[] = [];
     try {
-      for (const ref of [param(ctx, 'a'), param(ctx, 'b')]) handles.push(await openRef(albums, ref, ctx.state.requestId));
+      for (const ref of [param(ctx, 'a'), param(ctx, 'b')]) handles.push(await openRef(albums, ref));
       await answer(ctx, await handles[0].localPath(), await handles[1].localPath(), options);
+      // Announced once both were found and compared, like a download that happened.
+      for (const handle of handles) await albums.announceFetch(handle.info, { reqId: ctx.state.requestId });
     } finally {
       await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
     }
   });
   router.post(
     '/diff',
+    slots,
     multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: maxUploadBytes, maxConcurrent: maxConcurrentUploads, maxFiles: 2 }),
     async (ctx) => {
       const options = diffOptions(ctx, inspect.maxInputPixels);
@@ -64,11 +68,28 @@ async function answer(ctx: Context, a: string, b: string, options: DiffOptions &
   ctx.body = options.output === 'png' ? await renderDiffPng(pixels, result) : await renderSideBySide(pixels, result);
 }
 
-/** `album/image` (names cannot contain "/") or an image id. Opening it publishes the fetch event. */
-async function openRef(albums: AlbumService, ref: string, reqId: string): Promise<ImageHandle> {
+/** `album/image` (names cannot contain "/") or an image id, opened without announcing it yet. */
+async function openRef(albums: AlbumService, ref: string): Promise<ImageHandle> {
   const slash = ref.indexOf('/');
-  if (slash < 0) return albums.fetchImageById(ref, { reqId });
-  return albums.fetchImage(checkName('album', ref.slice(0, slash)), checkName('image', ref.slice(slash + 1)), { reqId });
+  if (slash < 0) return albums.fetchImageById(ref, {}, false);
+  return albums.fetchImage(checkName('album', ref.slice(0, slash)), checkName('image', ref.slice(slash + 1)), {}, false);
+}
+
+/** Diffs at once: each holds several full-size pixel buffers (about 230 MiB at 12 MP). */
+const MAX_CONCURRENT_DIFFS = 2;
+
+/** Answers 503 + Retry-After past `max` diffs in progress. */
+function diffSlots(max: number): Middleware {
+  let active = 0;
+  return async function diffSlotsMiddleware(_ctx, next) {
+    if (active >= max) throw new ServiceUnavailableError(`too many comparisons in progress (limit ${max}); retry shortly`);
+    active += 1;
+    try {
+      await next();
+    } finally {
+      active -= 1;
+    }
+  };
 }
 
 function param(ctx: Context, name: string): string {
