@@ -1,8 +1,10 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { ApiKeys } from './security/api-keys.js';
+import type { S3Settings } from './albums/s3-bucket.js';
+import { s3SettingsFromEnv } from './migrate/s3-env.js';
 
 /** The service's whole configuration, checked once at start. */
 export interface Config {
@@ -17,6 +19,9 @@ export interface Config {
     keepAliveTimeoutMs: number;
   };
   imageDbDir: string;
+  /** Where albums and images live: the data dir (`fs`) or an S3 bucket (`s3`, with `s3`). */
+  storage: 'fs' | 's3';
+  s3?: S3Settings;
   mqtt: {
     /** External broker; when set, no embedded broker is started. */
     url?: string;
@@ -52,6 +57,8 @@ export interface Config {
     allowSvg: boolean;
     /** Byte budget of the derivative cache (least recently used entries go first). */
     derivativeCacheBytes: number;
+    /** sharp pipelines (transforms and upload checks) running at once; more wait (bounds memory, keeps pool threads for I/O). */
+    transformConcurrency: number;
   };
   shutdownTimeoutMs: number;
   imports: {
@@ -189,6 +196,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       keepAliveTimeoutMs: r.int('KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
     },
     imageDbDir: path.resolve(r.string('IMAGE_DB_DIR', './image-db')),
+    storage: r.oneOf('STORAGE', 'fs', ['fs', 's3']) as 'fs' | 's3',
+    s3: readS3(env, r),
     mqtt: {
       url: r.url('MQTT_URL', MQTT_SCHEMES),
       port: r.int('MQTT_PORT', 1883, 0, 65535),
@@ -215,6 +224,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       maxInputPixels: r.int('MAX_INPUT_PIXELS', 100_000_000, 1, 2 ** 40),
       allowSvg: r.bool('ALLOW_SVG', false),
       derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
+      transformConcurrency: r.int('TRANSFORM_CONCURRENCY', availableParallelism(), 1, 1024),
     },
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     imports: {
@@ -243,6 +253,17 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   r.problems.push(...crossFieldProblems(config));
   if (r.problems.length > 0) throw new ConfigError(r.problems);
   return config;
+}
+
+/** The S3_* variables, read (and checked) only with STORAGE=s3. */
+function readS3(env: Env, r: EnvReader): S3Settings | undefined {
+  if (env.STORAGE?.trim() !== 's3') return undefined;
+  try {
+    return s3SettingsFromEnv(env);
+  } catch (err) {
+    if (err instanceof ConfigError) r.problems.push(...err.problems);
+    return undefined;
+  }
 }
 
 function protocolVersion(value: string): 4 | 5 | 'auto' {

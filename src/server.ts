@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { AlbumService } from './albums/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
+import { S3AlbumStore } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
 import type { FsckReport } from './albums/fsck.js';
 import type { Config } from './config.js';
@@ -19,6 +20,7 @@ import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
+import { EngineSlots } from './images/engine-slots.js';
 import { ImageDelivery } from './images/image-delivery.js';
 import { inspectImage } from './images/inspect.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -49,7 +51,10 @@ export interface RunningService {
  */
 export async function startService(config: Config, log: Logger, version = '0.0.0'): Promise<RunningService> {
   const layout = new Layout(config.imageDbDir);
-  const { store, recovery } = await FsAlbumStore.open(config.imageDbDir, log.child({ component: 'store' }));
+  const storeLog = log.child({ component: 'store' });
+  const { store, recovery } = config.storage === 's3' && config.s3
+    ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog)
+    : await FsAlbumStore.open(config.imageDbDir, storeLog);
   const outbox = await Outbox.open(layout.outboxDir);
   if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
 
@@ -74,13 +79,14 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
 
   const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes);
   const { maxInputPixels, allowSvg } = config.images;
+  const engine = new EngineSlots(config.images.transformConcurrency);
   const albums = new AlbumService(
     store,
     new OutboxNotifier(outbox, config.eventSource),
-    (file) => inspectImage(file, { maxInputPixels, allowSvg }),
+    (file) => engine.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
     (sha256) => derivatives.forget(sha256),
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels);
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, engine);
   const imports = new ImportService(
     albums,
     new JobStore(layout.importsDir),

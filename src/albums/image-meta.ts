@@ -12,11 +12,26 @@ export function newImageId(): string {
   return randomBytes(12).toString('base64url');
 }
 
-/** Reads and checks a metadata file; undefined when missing or unreadable JSON. */
+/** Metadata files are a few hundred bytes: one read of this size takes them whole. */
+const META_READ_BYTES = 16 * 1024;
+
+/**
+ * Reads and checks a metadata file; undefined when missing or unreadable JSON.
+ * Open, one read, close: every download reads one, and fs.readFile would add an
+ * fstat (each file operation is a thread-pool round trip, bench/RESULTS.md).
+ */
 export async function readImageMeta(file: string): Promise<StoredImageMeta | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    const handle = await fs.open(file, 'r');
+    try {
+      const buffer = Buffer.allocUnsafe(META_READ_BYTES);
+      const { bytesRead } = await handle.read(buffer, 0, META_READ_BYTES, 0);
+      // A positioned read leaves the file offset at 0, so a (rare) larger file is read whole from the start.
+      text = bytesRead < META_READ_BYTES ? buffer.toString('utf8', 0, bytesRead) : await handle.readFile('utf8');
+    } finally {
+      await handle.close();
+    }
   } catch {
     return undefined;
   }

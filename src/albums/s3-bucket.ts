@@ -8,7 +8,7 @@ import {
   PutObjectCommand, S3Client, UploadPartCopyCommand, type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ConflictError } from '../errors.js';
+import { ConflictError, ServiceUnavailableError } from '../errors.js';
 
 /** How to reach a bucket: the S3_* variables. */
 export interface S3Settings {
@@ -38,9 +38,9 @@ export type ConditionalWrites = 'put' | 'none';
 
 /** S3 allows at most 5 GiB in one CopyObject; larger objects are copied in parts. */
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
-/** Parts of streamed uploads: memory per upload is about partSize × queueSize. */
-const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
-const UPLOAD_QUEUE_SIZE = 4;
+/** Parts of streamed uploads: memory per upload is about partSize × (queueSize + 1), whatever the file's size. */
+export const UPLOAD_PART_BYTES = 8 * 1024 * 1024;
+const UPLOAD_QUEUE_SIZE = 2;
 /** DeleteObjects takes at most 1000 keys. */
 const DELETE_BATCH = 1000;
 
@@ -51,7 +51,7 @@ const DELETE_BATCH = 1000;
  */
 export function createS3Client(settings: S3Settings): S3Client {
   const { endpoint, region, forcePathStyle, accessKeyId, secretAccessKey } = settings;
-  return new S3Client({
+  const client = new S3Client({
     endpoint, region, forcePathStyle,
     credentials: accessKeyId && secretAccessKey ? { accessKeyId, secretAccessKey } : undefined,
     requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -59,6 +59,26 @@ export function createS3Client(settings: S3Settings): S3Client {
     maxAttempts: 3,
     requestHandler: { connectionTimeout: 5_000, requestTimeout: 60_000 },
   });
+  // Outermost, so after the SDK's retries: an unreachable or failing backend is a 503 (with Retry-After), not a 500.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        throw isOutage(err) ? new ServiceUnavailableError(`object storage unavailable: ${(err as Error).message}`, 5) : err;
+      }
+    },
+    { step: 'initialize', name: 'imagestoreOutageAs503', priority: 'high' },
+  );
+  return client;
+}
+
+/** Server errors (except 501, an answer about the request) and failures to get any answer. */
+function isOutage(err: unknown): boolean {
+  const status = s3Status(err);
+  if (status !== undefined) return status >= 500 && status !== 501;
+  const code = (err as NodeJS.ErrnoException)?.code ?? (err as Error)?.name;
+  return ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', 'TimeoutError', 'RequestTimeout'].includes(code ?? '');
 }
 
 /** HTTP status of an SDK error (undefined for network errors). */
@@ -315,8 +335,8 @@ export class S3Bucket {
   }
 
   /**
-   * Streams a local file into an object (multipart above 8 MiB, 4 parts in flight):
-   * memory stays at a few parts whatever the file's size.
+   * Streams a local file into an object (multipart above 8 MiB, 2 parts in flight):
+   * memory stays at a few parts (about 24 MiB) whatever the file's size.
    * @param ifAbsent add `If-None-Match: *` (only when the backend honours it)
    * @throws {ConflictError} when `ifAbsent` and the key exists
    */

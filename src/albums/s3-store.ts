@@ -4,22 +4,17 @@ import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FsckReport } from './fsck.js';
-import { newImageId, parseImageMeta, type StoredImageMeta } from './image-meta.js';
+import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { Layout } from './layout.js';
 import { claimDataDir, releaseDataDir } from './owner.js';
 import { S3Bucket, createS3Client, mapLimit, type ConditionalWrites, type S3Settings } from './s3-bucket.js';
 import { S3ImageHandle } from './s3-image-handle.js';
 import { S3Layout } from './s3-layout.js';
+import { PARALLEL_REQUESTS, S3Objects, type AlbumMarker } from './s3-objects.js';
 import { SharedKeyedLock } from './shared-keyed-lock.js';
-import { decodeCursor, encodeCursor } from './sorted-names.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 
-/** An album marker's content. `renamingTo`/`renamedFrom` journal an album rename in progress. */
-export interface AlbumMarker {
-  createdAt: string;
-  renamingTo?: string;
-  renamedFrom?: string;
-}
+export type { AlbumMarker };
 
 /** Tuning; the defaults suit production. */
 export interface S3StoreOptions {
@@ -27,14 +22,11 @@ export interface S3StoreOptions {
   conditionalWrites?: ConditionalWrites | 'auto';
   /** See S3Bucket.copyPartBytes. */
   copyPartBytes?: number;
-  /** counts() answers from a count at most this old, unless this node changed something (default 30 s). */
+  /** counts() answers from a count at most this old, unless this node changed something (default 60 s). */
   countsTtlMs?: number;
   /** Metadata without image bytes older than this is a dead upload's claim and may be taken over (default 1 h). */
   claimTtlMs?: number;
 }
-
-/** Requests in flight at once for listings with details and album copies. */
-const PARALLEL_REQUESTS = 16;
 
 /**
  * The object-storage store: albums, images, metadata and the id index as
@@ -55,18 +47,18 @@ export class S3AlbumStore implements AlbumStore {
   private readonly lock = new SharedKeyedLock();
   private counted?: { at: number; value: Promise<{ albums: number; images: number }> };
   private readonly countsTtlMs: number;
-  private readonly claimTtlMs: number;
+  private readonly objects: S3Objects;
 
   private constructor(
     readonly bucket: S3Bucket,
     readonly layout: S3Layout,
     private readonly dataLayout: Layout,
-    private readonly log: Logger,
+    log: Logger,
     options: S3StoreOptions,
   ) {
     this.stagingDir = dataLayout.tmpDir;
-    this.countsTtlMs = options.countsTtlMs ?? 30_000;
-    this.claimTtlMs = options.claimTtlMs ?? 3_600_000;
+    this.countsTtlMs = options.countsTtlMs ?? 60_000;
+    this.objects = new S3Objects(bucket, layout, log, options.claimTtlMs ?? 3_600_000);
   }
 
   /**
@@ -101,18 +93,18 @@ export class S3AlbumStore implements AlbumStore {
   }
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
-    return this.page(this.layout.albumsPrefix, page);
+    return this.objects.page(this.layout.albumsPrefix, page);
   }
 
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
-    const markers = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.marker(name));
+    const markers = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.objects.marker(name));
     return names.flatMap((name, i) => (markers[i] ? [{ name, createdAt: markers[i].createdAt }] : []));
   }
 
   async createAlbum(name: string): Promise<AlbumInfo> {
     return this.lockAlbums([name], async () => {
       if (await this.bucket.head(this.layout.albumKey(name))) throw new ConflictError(`${name} album already present`);
-      await this.purgeAlbumObjects(name);
+      await this.objects.purgeAlbumObjects(name);
       const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
       const marker: AlbumMarker = { createdAt: info.createdAt };
       if (!(await this.bucket.createIfAbsent(this.layout.albumKey(name), JSON.stringify(marker)))) throw new ConflictError(`${name} album already present`);
@@ -130,18 +122,18 @@ export class S3AlbumStore implements AlbumStore {
    */
   async renameAlbum(from: string, to: string): Promise<AlbumInfo> {
     return this.lockAlbums([from, to], async () => {
-      const marker = await this.requireMarker(from);
+      const marker = await this.objects.requireMarker(from);
       if (from === to) return { name: to, createdAt: marker.createdAt };
       if (marker.renamingTo !== undefined && marker.renamingTo !== to) throw new ConflictError(`${from} album is being renamed to ${marker.renamingTo}`);
-      const target = await this.marker(to);
+      const target = await this.objects.marker(to);
       if (target && target.renamedFrom !== from) throw new ConflictError(`${to} album already present`);
       if (!target) {
-        await this.purgeAlbumObjects(to);
+        await this.objects.purgeAlbumObjects(to);
         const journal: AlbumMarker = { createdAt: marker.createdAt, renamedFrom: from };
         if (!(await this.bucket.createIfAbsent(this.layout.albumKey(to), JSON.stringify(journal)))) throw new ConflictError(`${to} album already present`);
       }
       await this.bucket.putJson(this.layout.albumKey(from), { ...marker, renamingTo: to });
-      await this.moveImages(from, to);
+      await this.objects.moveImages(from, to);
       await this.bucket.delete(this.layout.albumKey(from));
       await this.bucket.putJson(this.layout.albumKey(to), { createdAt: marker.createdAt } satisfies AlbumMarker);
       this.changed();
@@ -156,8 +148,8 @@ export class S3AlbumStore implements AlbumStore {
    */
   async deleteAlbum(name: string): Promise<{ unusedContent: string[] }> {
     return this.lockAlbums([name], async () => {
-      await this.requireMarker(name);
-      const { contents } = await this.removeImages(name);
+      await this.objects.requireMarker(name);
+      const { contents } = await this.objects.removeImages(name);
       await this.bucket.delete(this.layout.albumKey(name));
       this.changed();
       const used = await mapLimit([...contents], PARALLEL_REQUESTS, (sha) => this.isContentUsed(sha));
@@ -166,12 +158,12 @@ export class S3AlbumStore implements AlbumStore {
   }
 
   async listImages(album: string, page?: PageRequest): Promise<Page<string>> {
-    const [, listing] = await Promise.all([this.requireMarker(album), this.page(this.layout.imagesPrefix(album), page)]);
+    const [, listing] = await Promise.all([this.objects.requireMarker(album), this.objects.page(this.layout.imagesPrefix(album), page)]);
     return listing;
   }
 
   async imageInfos(album: string, names: string[]): Promise<ImageInfo[]> {
-    const metas = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.readMetaKey(this.layout.metaKey(album, name)));
+    const metas = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.objects.readMetaKey(this.layout.metaKey(album, name)));
     return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
   }
 
@@ -182,9 +174,9 @@ export class S3AlbumStore implements AlbumStore {
         id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
       };
       // The album check and the claim side by side (one round trip less); a claim in a missing album is taken back.
-      const [marker, claimed] = await Promise.allSettled([this.requireMarker(album), this.claimName(album, name, meta)]);
+      const [marker, claimed] = await Promise.allSettled([this.objects.requireMarker(album), this.objects.claimName(album, name, meta)]);
       if (marker.status === 'rejected') {
-        if (claimed.status === 'fulfilled') await this.releaseClaim(album, name, meta.id);
+        if (claimed.status === 'fulfilled') await this.objects.releaseClaim(album, name, meta.id);
         throw marker.reason;
       }
       if (claimed.status === 'rejected') throw claimed.reason;
@@ -192,11 +184,11 @@ export class S3AlbumStore implements AlbumStore {
         await Promise.all([
           // Conditional as well where honoured: a node whose claim was wrongly taken over as stale cannot overwrite.
           this.bucket.upload(this.layout.imageKey(album, name), staged.path, staged.type, this.bucket.conditionalWrites === 'put'),
-          this.recordImage(album, meta),
+          this.objects.recordImage(album, meta),
         ]);
       } catch (err) {
-        await this.forgetImage(album, meta).catch(() => undefined);
-        await this.releaseClaim(album, name, meta.id);
+        await this.objects.forgetImage(album, meta).catch(() => undefined);
+        await this.objects.releaseClaim(album, name, meta.id);
         if (err instanceof ConflictError) throw new ConflictError(`${name} image already present`);
         throw err;
       }
@@ -208,7 +200,7 @@ export class S3AlbumStore implements AlbumStore {
 
   async openImage(album: string, name: string): Promise<ImageHandle> {
     const [marker, meta, bytes] = await Promise.all([
-      this.marker(album), this.readMetaKey(this.layout.metaKey(album, name)), this.bucket.head(this.layout.imageKey(album, name)),
+      this.objects.marker(album), this.objects.readMetaKey(this.layout.metaKey(album, name)), this.bucket.head(this.layout.imageKey(album, name)),
     ]);
     if (!marker) throw new NotFoundError(`${album} album is not present`);
     if (!meta || !bytes) throw new NotFoundError(`${name} image is not present`);
@@ -223,14 +215,14 @@ export class S3AlbumStore implements AlbumStore {
    */
   async renameImage(album: string, from: string, to: string): Promise<ImageInfo> {
     return this.lockImages(album, [from, to], async () => {
-      const old = await this.requireImage(album, from);
+      const old = await this.objects.requireImage(album, from);
       if (from === to) return { ...old, album };
       const meta: StoredImageMeta = { ...old, name: to, modifiedAt: new Date().toISOString() };
-      await this.claimName(album, to, meta);
+      await this.objects.claimName(album, to, meta);
       try {
         await this.bucket.copy(this.layout.imageKey(album, from), this.layout.imageKey(album, to), old.size);
       } catch (err) {
-        await this.releaseClaim(album, to, meta.id);
+        await this.objects.releaseClaim(album, to, meta.id);
         throw err;
       }
       await Promise.all([this.bucket.putJson(this.layout.idKey(meta.id), { album, name: to }), this.bucket.delete(this.layout.imageKey(album, from))]);
@@ -241,9 +233,9 @@ export class S3AlbumStore implements AlbumStore {
 
   async deleteImage(album: string, name: string): Promise<ImageInfo> {
     return this.lockImages(album, [name], async () => {
-      const meta = await this.requireImage(album, name);
+      const meta = await this.objects.requireImage(album, name);
       await this.bucket.delete(this.layout.imageKey(album, name)); // first: the image leaves listings
-      await Promise.all([this.bucket.delete(this.layout.metaKey(album, name)), this.forgetImage(album, meta)]);
+      await Promise.all([this.bucket.delete(this.layout.metaKey(album, name)), this.objects.forgetImage(album, meta)]);
       this.changed();
       return { ...meta, album };
     });
@@ -254,7 +246,7 @@ export class S3AlbumStore implements AlbumStore {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) return undefined;
     const where = await this.bucket.getJson<{ album: string; name: string }>(this.layout.idKey(id));
     if (typeof where?.album !== 'string' || typeof where.name !== 'string') return undefined;
-    const meta = await this.readMetaKey(this.layout.metaKey(where.album, where.name));
+    const meta = await this.objects.readMetaKey(this.layout.metaKey(where.album, where.name));
     return meta?.id === id ? { album: where.album, name: where.name } : undefined;
   }
 
@@ -305,134 +297,14 @@ export class S3AlbumStore implements AlbumStore {
    * whatever has that name: for the migration command, which checks first.
    */
   async importImage(album: string, meta: StoredImageMeta, file: string): Promise<void> {
-    await Promise.all([this.bucket.upload(this.layout.imageKey(album, meta.name), file, meta.type), this.recordImage(album, meta)]);
+    await Promise.all([this.bucket.upload(this.layout.imageKey(album, meta.name), file, meta.type), this.objects.recordImage(album, meta)]);
     await this.bucket.putJson(this.layout.metaKey(album, meta.name), meta); // last: an image with metadata is complete
     this.changed();
   }
 
   /** An image's stored metadata (undefined when absent or unreadable), for the migration command. */
   async storedMeta(album: string, name: string): Promise<StoredImageMeta | undefined> {
-    return this.readMetaKey(this.layout.metaKey(album, name));
-  }
-
-  private async page(prefix: string, request: PageRequest = {}): Promise<Page<string>> {
-    if (request.limit === 0) return { items: [] };
-    const after = request.cursor === undefined ? undefined : prefix + decodeCursor(request.cursor);
-    const { keys, more } = await this.bucket.listPage(prefix, after, request.limit ?? Number.POSITIVE_INFINITY);
-    const items = keys.map((key) => key.slice(prefix.length));
-    return more && items.length > 0 ? { items, nextCursor: encodeCursor(items[items.length - 1]) } : { items };
-  }
-
-  private async marker(album: string): Promise<AlbumMarker | undefined> {
-    return this.bucket.getJson<AlbumMarker>(this.layout.albumKey(album));
-  }
-
-  private async requireMarker(album: string): Promise<AlbumMarker> {
-    const marker = await this.marker(album);
-    if (!marker) throw new NotFoundError(`${album} album is not present`);
-    return marker;
-  }
-
-  private async requireImage(album: string, name: string): Promise<StoredImageMeta> {
-    const [, meta] = await Promise.all([this.requireMarker(album), this.readMetaKey(this.layout.metaKey(album, name))]);
-    if (!meta) throw new NotFoundError(`${name} image is not present`);
-    return meta;
-  }
-
-  private async readMetaKey(key: string): Promise<StoredImageMeta | undefined> {
-    const text = await this.bucket.getText(key);
-    return text === undefined ? undefined : parseImageMeta(text);
-  }
-
-  /**
-   * Creates the name's metadata object if absent. A name whose metadata exists but
-   * whose bytes do not, unchanged for `claimTtlMs`, was claimed by an upload that
-   * died (or left by an interrupted delete) and is taken over.
-   * @throws {ConflictError} the name is taken
-   */
-  private async claimName(album: string, name: string, meta: StoredImageMeta): Promise<void> {
-    const key = this.layout.metaKey(album, name);
-    if (await this.bucket.createIfAbsent(key, JSON.stringify(meta))) return;
-    const [existing, bytes] = await Promise.all([this.readMetaKey(key), this.bucket.head(this.layout.imageKey(album, name))]);
-    const age = existing ? Date.now() - Date.parse(existing.modifiedAt ?? existing.createdAt) : Number.POSITIVE_INFINITY;
-    if (bytes || age <= this.claimTtlMs) throw new ConflictError(`${name} image already present`);
-    this.log.warn({ album, image: name }, 'taking over a stale claim (metadata without image bytes)');
-    await this.bucket.putJson(key, meta);
-  }
-
-  /** Removes a claim after a failed write, if it is still ours. */
-  private async releaseClaim(album: string, name: string, id: string): Promise<void> {
-    const key = this.layout.metaKey(album, name);
-    if ((await this.readMetaKey(key).catch(() => undefined))?.id === id) await this.bucket.delete(key).catch(() => undefined);
-  }
-
-  /** Id location and content reference of a stored image. */
-  private async recordImage(album: string, meta: StoredImageMeta): Promise<void> {
-    await Promise.all([
-      this.bucket.putJson(this.layout.idKey(meta.id), { album, name: meta.name }),
-      this.bucket.putJson(this.layout.contentKey(meta.sha256, meta.id), {}),
-    ]);
-  }
-
-  /** Drops an image's id (unless it points elsewhere now, after an interrupted rename) and content reference. */
-  private async forgetImage(album: string, meta: StoredImageMeta): Promise<void> {
-    const keys = await this.forgettableKeys(album, meta);
-    await Promise.all(keys.map((key) => this.bucket.delete(key)));
-  }
-
-  private async forgettableKeys(album: string, meta: StoredImageMeta): Promise<string[]> {
-    const where = await this.bucket.getJson<{ album: string; name: string }>(this.layout.idKey(meta.id));
-    if (where !== undefined && (where.album !== album || where.name !== meta.name)) return [];
-    return [this.layout.idKey(meta.id), this.layout.contentKey(meta.sha256, meta.id)];
-  }
-
-  /** Copies an album's images and metadata to another name, repoints their ids, deletes the originals. */
-  private async moveImages(from: string, to: string): Promise<void> {
-    const imagesPrefix = this.layout.imagesPrefix(from);
-    for await (const keys of this.bucket.keys(imagesPrefix)) {
-      const names = keys.map((key) => key.slice(imagesPrefix.length));
-      await mapLimit(names, PARALLEL_REQUESTS, async (name) => {
-        const meta = await this.readMetaKey(this.layout.metaKey(from, name));
-        const size = meta?.size ?? (await this.bucket.head(this.layout.imageKey(from, name)))?.size ?? 0;
-        await this.bucket.copy(this.layout.imageKey(from, name), this.layout.imageKey(to, name), size);
-        if (!meta) return;
-        await this.bucket.putJson(this.layout.metaKey(to, name), meta);
-        await this.bucket.putJson(this.layout.idKey(meta.id), { album: to, name });
-      });
-      await this.bucket.deleteKeys(keys);
-      await this.bucket.deleteKeys(names.map((name) => this.layout.metaKey(from, name)));
-    }
-    await this.bucket.deletePrefix(this.layout.metaPrefix(from)); // claims of uploads that never finished
-  }
-
-  /**
-   * Deletes every image of an album: bytes first (they leave listings first), then
-   * metadata, ids and content references; then bytes without metadata, if any.
-   * @returns the contents (sha256) of the deleted images and the number of objects deleted
-   */
-  private async removeImages(album: string): Promise<{ contents: Set<string>; objects: number }> {
-    const contents = new Set<string>();
-    let objects = 0;
-    const metaPrefix = this.layout.metaPrefix(album);
-    for await (const keys of this.bucket.keys(metaPrefix)) {
-      const metas = await mapLimit(keys, PARALLEL_REQUESTS, (key) => this.readMetaKey(key));
-      await this.bucket.deleteKeys(keys.map((key) => this.layout.imageKey(album, key.slice(metaPrefix.length))));
-      await this.bucket.deleteKeys(keys);
-      const present = metas.filter((m): m is StoredImageMeta => m !== undefined);
-      await this.bucket.deleteKeys((await mapLimit(present, PARALLEL_REQUESTS, (meta) => this.forgettableKeys(album, meta))).flat());
-      for (const meta of present) contents.add(meta.sha256);
-      objects += keys.length;
-    }
-    objects += await this.bucket.deletePrefix(this.layout.imagesPrefix(album));
-    return { contents, objects };
-  }
-
-  /** Removes objects left under an album name with no marker (an interrupted delete), so a new album starts empty. */
-  private async purgeAlbumObjects(album: string): Promise<void> {
-    const [metas, images] = await Promise.all([this.bucket.hasAny(this.layout.metaPrefix(album)), this.bucket.hasAny(this.layout.imagesPrefix(album))]);
-    if (!metas && !images) return;
-    const { objects } = await this.removeImages(album);
-    this.log.warn({ album, objects }, 'removed objects left by an interrupted album delete');
+    return this.objects.readMetaKey(this.layout.metaKey(album, name));
   }
 
   /** Album changes: the albums' keys alone. */

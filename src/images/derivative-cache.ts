@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import { isErrno } from '../albums/durable.js';
 
 /** One cached transform result. */
 export interface Derivative {
@@ -81,9 +82,24 @@ export class DerivativeCache {
   async get(sha256: string, specKey: string, ext: string, produce: (file: string) => Promise<void>): Promise<OpenDerivative> {
     const specHash = createHash('sha256').update(specKey).digest('hex').slice(0, 24);
     const key = `${sha256}-${specHash}.${ext}`;
+    const etag = `"${sha256.slice(0, 32)}-${specHash}"`;
     this.pinned.set(key, (this.pinned.get(key) ?? 0) + 1);
     try {
-      const derivative = await this.lookup(key, `"${sha256.slice(0, 32)}-${specHash}"`, produce);
+      const size = this.entries.get(key);
+      if (size !== undefined) {
+        // A hit costs one file operation: the open itself (a file removed behind the cache's back is made again).
+        const file = this.pathOf(key);
+        const handle = await fs.open(file, 'r').catch((err: unknown) => {
+          if (isErrno(err, 'ENOENT')) return undefined;
+          throw err;
+        });
+        if (handle) {
+          this.counters.hits += 1;
+          this.remember(key, size);
+          return { file, size, etag, handle };
+        }
+      }
+      const derivative = await this.lookup(key, etag, produce);
       return { ...derivative, handle: await fs.open(derivative.file, 'r') };
     } finally {
       const count = this.pinned.get(key)! - 1;
@@ -92,14 +108,9 @@ export class DerivativeCache {
     }
   }
 
+  /** A derivative not on disk: joins the run making it, or starts one. */
   private async lookup(key: string, etag: string, produce: (file: string) => Promise<void>): Promise<Derivative> {
     const file = this.pathOf(key);
-    const size = this.entries.get(key);
-    if (size !== undefined && (await exists(file))) {
-      this.counters.hits += 1;
-      this.remember(key, size);
-      return { file, size, etag };
-    }
     let running = this.inFlight.get(key);
     if (running) {
       this.counters.hits += 1;
@@ -162,8 +173,4 @@ export class DerivativeCache {
   private pathOf(key: string): string {
     return path.join(this.dir, key.slice(0, 2), key);
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false);
 }

@@ -3,6 +3,7 @@ import type { ImageHandle, ImageInfo } from '../albums/types.js';
 import { UnsupportedMediaTypeError } from '../errors.js';
 import type { ImageBody } from '../routes/send-image.js';
 import type { DerivativeCache } from './derivative-cache.js';
+import type { EngineSlots } from './engine-slots.js';
 import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
 import { negotiateFormat, OUTPUT_FORMATS, specKey, type OutputFormat, type TransformSpec } from './transform-spec.js';
 
@@ -21,6 +22,8 @@ export class ImageDelivery {
   constructor(
     private readonly cache: DerivativeCache,
     private readonly maxInputPixels: number,
+    /** Caps transforms running at once (shared with upload checks); unlimited when absent. */
+    private readonly engine?: EngineSlots,
   ) {}
 
   /**
@@ -46,7 +49,9 @@ export class ImageDelivery {
       const resolved: ResolvedSpec = { ...spec, format };
       const source = { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages: info.pages ?? 1 };
       const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], async (tmp) => {
-        await transformToFile(await handle.localPath(), tmp, resolved, source, this.maxInputPixels);
+        const input = await handle.localPath();
+        const run = () => transformToFile(input, tmp, resolved, source, this.maxInputPixels);
+        await (this.engine ? this.engine.run(run) : run());
       });
       const file = derivative.handle; // opened by the cache: an eviction after this cannot cut the download
       return {

@@ -1,0 +1,268 @@
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import v8 from 'node:v8';
+import vm from 'node:vm';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { describeFile } from '../../src/albums/image-meta.js';
+import { compareCodePoints, S3Layout } from '../../src/albums/s3-layout.js';
+import { S3AlbumStore, type S3StoreOptions } from '../../src/albums/s3-store.js';
+import { S3Bucket, createS3Client } from '../../src/albums/s3-bucket.js';
+import { ConflictError, ServiceUnavailableError } from '../../src/errors.js';
+import { silentLogger } from '../../src/logger.js';
+import { requireS3, TestBucket } from '../helpers/s3.js';
+import { makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
+import { albumStoreContract, stage } from './album-store.contract.js';
+
+/**
+ * S3AlbumStore against a real S3 server (S3_TEST_ENDPOINT; .ci/run starts
+ * OpenStack Swift's s3api with scripts/swift-s3.sh): one bucket per run,
+ * a fresh key prefix (an empty store) per test.
+ */
+describe('S3AlbumStore', function () {
+  let bucket: TestBucket | undefined;
+  const open: Array<{ store: S3AlbumStore; dir: string }> = [];
+
+  before(async function () {
+    bucket = await TestBucket.create(await requireS3(this));
+  });
+  after(async function () {
+    await bucket?.destroy();
+  });
+  afterEach(async function () {
+    for (const { store, dir } of open.splice(0)) {
+      await store.close();
+      await removeDir(dir);
+    }
+  });
+
+  /** A node: its own data dir (staging), on the given prefix of the run's bucket. */
+  async function node(prefix: string, options: S3StoreOptions = {}): Promise<S3AlbumStore> {
+    const dir = await makeTmpDir();
+    const { store } = await S3AlbumStore.open(bucket!.settings(prefix), dir, silentLogger(), options);
+    open.push({ store, dir });
+    return store;
+  }
+
+  albumStoreContract(
+    'S3AlbumStore',
+    async () => {
+      const store = await node(TestBucket.prefix());
+      return { store, close: async () => undefined }; // closed by the afterEach above
+    },
+    { compare: compareCodePoints },
+  );
+
+  describe('conditional writes (If-None-Match: *)', function () {
+    it("detects whether the backend honours If-None-Match on PUT, as a raw request shows", async function () {
+      const raw = bucket!.raw();
+      const key = `${TestBucket.prefix()}probe`;
+      const put = () => raw.client.send(new PutObjectCommand({ Bucket: raw.name, Key: key, Body: 'x', IfNoneMatch: '*' }));
+      let expected: 'put' | 'none';
+      try {
+        await put();
+        expected = await put().then(() => 'none' as const, (err) => (err.$metadata?.httpStatusCode === 412 ? 'put' : Promise.reject(err)));
+      } catch (err) {
+        // Swift's s3api: 501 NotImplemented "Conditional object PUTs are not supported."
+        expect((err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode).to.equal(501);
+        expected = 'none';
+      }
+      const store = await node(TestBucket.prefix());
+      expect(store.bucket.conditionalWrites).to.equal(expected);
+    });
+
+    for (const mode of ['auto', 'none'] as const) {
+      it(`two nodes creating one album name one after the other: the second gets ConflictError (${mode})`, async function () {
+        const prefix = TestBucket.prefix();
+        const [a, b] = [await node(prefix, { conditionalWrites: mode }), await node(prefix, { conditionalWrites: mode })];
+        await a.createAlbum('shared');
+        expect(await b.createAlbum('shared').catch((e) => e)).to.be.instanceOf(ConflictError);
+        await a.commitImage('shared', 'x', await stage(a, randomBytes(10)));
+        expect(await b.commitImage('shared', 'x', await stage(b, randomBytes(10))).catch((e) => e)).to.be.instanceOf(ConflictError);
+      });
+    }
+
+    it('two nodes creating one name at the same moment: exactly one wins where the backend honours If-None-Match', async function () {
+      const prefix = TestBucket.prefix();
+      const [a, b] = [await node(prefix), await node(prefix)];
+      const outcomes = [];
+      for (let i = 0; i < 5; i++) {
+        const results = await Promise.allSettled([a.createAlbum(`race-${i}`), b.createAlbum(`race-${i}`)]);
+        outcomes.push(results.filter((r) => r.status === 'fulfilled').length);
+        for (const r of results) if (r.status === 'rejected') expect(r.reason).to.be.instanceOf(ConflictError);
+      }
+      // With HEAD-then-PUT (Swift) both may win a race: the documented window. Never neither.
+      if (a.bucket.conditionalWrites === 'put') expect(outcomes).to.deep.equal([1, 1, 1, 1, 1]);
+      else expect(outcomes.every((n) => n >= 1)).to.equal(true);
+      expect((await a.listAlbums()).items).to.have.length(5);
+    });
+  });
+
+  describe('several nodes on one bucket', function () {
+    it('sees through node B what node A stored, renamed and deleted', async function () {
+      const prefix = TestBucket.prefix();
+      const [a, b] = [await node(prefix), await node(prefix)];
+      await a.createAlbum('album');
+      const bytes = randomBytes(5000);
+      const info = await a.commitImage('album', 'pic.bin', await stage(a, bytes));
+      expect((await b.listImages('album')).items).to.deep.equal(['pic.bin']);
+      expect(await b.findImage(info.id)).to.deep.equal({ album: 'album', name: 'pic.bin' });
+      const handle = await b.openImage('album', 'pic.bin');
+      expect(await readAll(handle.stream({ start: 100, end: 199 }))).to.deep.equal(bytes.subarray(100, 200));
+      await a.renameImage('album', 'pic.bin', 'renamed.bin');
+      expect(await b.findImage(info.id)).to.deep.equal({ album: 'album', name: 'renamed.bin' });
+      await a.deleteAlbum('album');
+      expect(await b.findImage(info.id)).to.equal(undefined);
+      expect((await b.listAlbums()).items).to.deep.equal([]);
+    });
+
+    it('cuts a download whose image another node replaced after it was opened, rather than mixing versions', async function () {
+      const prefix = TestBucket.prefix();
+      const [a, b] = [await node(prefix), await node(prefix)];
+      await a.createAlbum('album');
+      await a.commitImage('album', 'x', await stage(a, randomBytes(1000)));
+      const handle = await b.openImage('album', 'x');
+      await a.deleteImage('album', 'x');
+      await a.commitImage('album', 'x', await stage(a, randomBytes(1000)));
+      const err = await readAll(handle.stream()).catch((e: Error) => e);
+      expect(err).to.be.instanceOf(Error);
+      expect((err as Error).message).to.match(/replaced or deleted/);
+    });
+  });
+
+  describe('large objects', function () {
+    it('uploads a 9 MiB image in parts and reads any range of it back, across the part boundary', async function () {
+      this.timeout(30_000);
+      const store = await node(TestBucket.prefix());
+      await store.createAlbum('big');
+      const bytes = randomBytes(9 * 1024 * 1024);
+      await store.commitImage('big', 'large.bin', await stage(store, bytes));
+      const boundary = 8 * 1024 * 1024;
+      const handle = await store.openImage('big', 'large.bin');
+      expect(await readAll(handle.stream({ start: boundary - 10, end: boundary + 9 }))).to.deep.equal(bytes.subarray(boundary - 10, boundary + 10));
+      const copy = await store.openImage('big', 'large.bin');
+      expect((await import('node:fs')).readFileSync(await copy.localPath()).equals(bytes)).to.equal(true);
+      await copy.close();
+    });
+
+    it('streams a 96 MiB upload from the staged file, never holding the whole file in memory', async function () {
+      this.timeout(60_000);
+      const store = await node(TestBucket.prefix());
+      await store.createAlbum('big');
+      await store.commitImage('big', 'warm-up.bin', await stage(store, randomBytes(1000))); // the SDK's own first-use allocations
+      const size = 96 * 1024 * 1024;
+      const file = path.join(store.stagingDir, 'upload-huge');
+      const chunk = randomBytes(1024 * 1024);
+      await writeFile(file, (function* () {
+        for (let i = 0; i < size / chunk.length; i++) yield chunk;
+      })());
+      const staged = { path: file, ...(await describeFile(file)) };
+      // Live buffers only: collect the garbage before each sample (V8 frees Buffers lazily).
+      v8.setFlagsFromString('--expose-gc');
+      const gc = vm.runInNewContext('gc') as () => void;
+      gc();
+      const before = process.memoryUsage().arrayBuffers;
+      let peak = before;
+      const sampler = setInterval(() => {
+        gc();
+        peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+      }, 250);
+      try {
+        await store.commitImage('big', 'huge.bin', staged);
+      } finally {
+        clearInterval(sampler);
+      }
+      // Two 8 MiB parts in flight and one being read: about 24 MiB whatever the file's size; buffering it would take 96.
+      expect((peak - before) / 1024 / 1024).to.be.below(40);
+      expect((await store.imageInfos('big', ['huge.bin']))[0]).to.include({ size, sha256: staged.sha256 });
+    });
+
+    it('renames an object larger than one copy part with UploadPartCopy', async function () {
+      this.timeout(30_000);
+      const store = await node(TestBucket.prefix(), { copyPartBytes: 5 * 1024 * 1024 });
+      await store.createAlbum('big');
+      const bytes = randomBytes(6 * 1024 * 1024 + 7);
+      await store.commitImage('big', 'a.bin', await stage(store, bytes));
+      await store.renameImage('big', 'a.bin', 'b.bin');
+      expect(await readAll((await store.openImage('big', 'b.bin')).stream())).to.deep.equal(bytes);
+    });
+  });
+
+  describe('interrupted operations', function () {
+    it('finishes an album rename cut short when the same rename is asked again', async function () {
+      const prefix = TestBucket.prefix();
+      const store = await node(prefix);
+      const layout = new S3Layout(prefix);
+      const raw = bucket!.raw();
+      await store.createAlbum('from');
+      const infos = [];
+      for (const name of ['1', '2', '3']) infos.push(await store.commitImage('from', name, await stage(store, randomBytes(100))));
+      // State after a crash that copied image 1 only: both markers journal the move.
+      const [marker] = await store.albumInfos(['from']);
+      await raw.putJson(layout.albumKey('to'), { createdAt: marker.createdAt, renamedFrom: 'from' });
+      await raw.putJson(layout.albumKey('from'), { createdAt: marker.createdAt, renamingTo: 'to' });
+      await raw.copy(layout.imageKey('from', '1'), layout.imageKey('to', '1'), 100);
+      await raw.copy(layout.metaKey('from', '1'), layout.metaKey('to', '1'), 100);
+
+      expect(await store.renameAlbum('from', 'other').catch((e) => e)).to.be.instanceOf(ConflictError);
+      expect(await store.renameAlbum('from', 'to')).to.deep.equal({ name: 'to', createdAt: marker.createdAt });
+      expect((await store.listAlbums()).items).to.deep.equal(['to']);
+      expect((await store.listImages('to')).items).to.deep.equal(['1', '2', '3']);
+      for (const info of infos) expect(await store.findImage(info.id)).to.deep.equal({ album: 'to', name: info.name });
+      expect(await raw.getJson(layout.albumKey('to'))).to.deep.equal({ createdAt: marker.createdAt });
+    });
+
+    it('takes over a stale claim (metadata without bytes, older than claimTtlMs) but not a fresh one', async function () {
+      const prefix = TestBucket.prefix();
+      const layout = new S3Layout(prefix);
+      const store = await node(prefix, { claimTtlMs: 60_000 });
+      await store.createAlbum('a');
+      const old = new Date(Date.now() - 120_000).toISOString();
+      const claim = { id: 'AAAAAAAAAAAAAAAA', name: 'x', size: 1, type: 'application/octet-stream', sha256: '0'.repeat(64), createdAt: old, modifiedAt: old };
+      await bucket!.raw().putJson(layout.metaKey('a', 'x'), claim);
+      await bucket!.raw().putJson(layout.metaKey('a', 'y'), { ...claim, name: 'y', modifiedAt: new Date().toISOString() });
+      const info = await store.commitImage('a', 'x', await stage(store, randomBytes(10)));
+      expect(info.id).to.not.equal(claim.id);
+      expect(await store.commitImage('a', 'y', await stage(store, randomBytes(10))).catch((e) => e)).to.be.instanceOf(ConflictError);
+    });
+
+    it('starts a re-created album empty even when an interrupted delete left objects behind', async function () {
+      const prefix = TestBucket.prefix();
+      const layout = new S3Layout(prefix);
+      const store = await node(prefix);
+      await bucket!.raw().putJson(layout.imageKey('ghost', 'left.bin'), {});
+      await store.createAlbum('ghost');
+      expect((await store.listImages('ghost')).items).to.deep.equal([]);
+      expect(await bucket!.raw().hasAny(layout.imagesPrefix('ghost'))).to.equal(false);
+    });
+  });
+
+  it('turns an unreachable backend into ServiceUnavailableError (503), not an unknown error (500)', async function () {
+    const dead = createS3Client({ ...bucket!.settings(), endpoint: 'http://127.0.0.1:1' });
+    try {
+      const err = await new S3Bucket(dead, bucket!.name).head('any').catch((e: Error) => e);
+      expect(err).to.be.instanceOf(ServiceUnavailableError);
+      expect((err as ServiceUnavailableError).status).to.equal(503);
+      expect((err as Error).message).to.match(/^object storage unavailable: /);
+    } finally {
+      dead.destroy();
+    }
+  });
+
+  it('deletes every object of an album (batch delete with Content-MD5)', async function () {
+    const prefix = TestBucket.prefix();
+    const layout = new S3Layout(prefix);
+    const store = await node(prefix);
+    await store.createAlbum('a');
+    await Promise.all(Array.from({ length: 6 }, async (_, i) => store.commitImage('a', `i${i}`, await stage(store, randomBytes(20)))));
+    await store.deleteAlbum('a');
+    for (const p of layout.allPrefixes.filter((p) => !p.endsWith('probe/'))) expect(await bucket!.raw().count(p), p).to.equal(0);
+  });
+});
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { expect } from 'chai';
+import sharp from 'sharp';
+import { loadConfig } from '../../src/config.js';
+import { S3Layout } from '../../src/albums/s3-layout.js';
+import { albumPath, createAlbum, downloadImage, listAll, rawBody, sha256, uploadImage } from '../helpers/api.js';
+import { makeJpeg, makePng } from '../helpers/images.js';
+import { requireS3, TestBucket } from '../helpers/s3.js';
+import { startTestService, type TestService } from '../helpers/service.js';
+
+/**
+ * The API with STORAGE=s3, against the real S3 server of S3_TEST_ENDPOINT: the
+ * service is configured from environment variables exactly as an operator
+ * would, and a representative run of the API flows goes through it. (The
+ * store-level behaviours are covered for both backends by test/contract; the
+ * whole API suite is not run twice, to keep CI fast.)
+ */
+describe('API on the S3 backend (STORAGE=s3)', function () {
+  let bucket: TestBucket | undefined;
+  let svc: TestService | undefined;
+  let layout: S3Layout;
+
+  before(async function () {
+    this.timeout(30_000);
+    const endpoint = await requireS3(this);
+    bucket = await TestBucket.create(endpoint);
+    const prefix = TestBucket.prefix();
+    layout = new S3Layout(prefix);
+    const s3 = bucket.settings(prefix);
+    const { imageDbDir: _ignored, ...config } = loadConfig({
+      HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', LOG_LEVEL: 'silent',
+      STORAGE: 's3', S3_ENDPOINT: endpoint, S3_BUCKET: s3.bucket, S3_REGION: s3.region, S3_ACCESS_KEY_ID: s3.accessKeyId,
+      S3_SECRET_ACCESS_KEY: s3.secretAccessKey, S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: prefix,
+    });
+    svc = await startTestService({ config });
+  });
+  after(async function () {
+    await svc?.close();
+    await bucket?.destroy();
+  });
+
+  const http = () => svc!.http;
+
+  it('keeps the images in the bucket (under S3_PREFIX), not in the data dir', async function () {
+    await createAlbum(http(), 'where');
+    const png = await makePng(8, 8);
+    await uploadImage(http(), 'where', 'pixel.png', png);
+    const raw = bucket!.raw();
+    const object = await raw.head(layout.imageKey('where', 'pixel.png'));
+    expect(object, 'the image is not in the bucket: does the service honour STORAGE=s3?').to.deep.include({ size: png.length });
+    expect(await raw.head(layout.albumKey('where'))).to.not.equal(undefined);
+    expect(existsSync(path.join(svc!.dataDir, 'image-store', 'where'))).to.equal(false);
+  });
+
+  it('creates albums (409 for a taken name), uploads (409 for a taken name), lists with paging', async function () {
+    await createAlbum(http(), 'trip');
+    const taken = await http().post('/api/v1/albums').send({ albumName: 'trip' }).expect(409);
+    expect(taken.body).to.deep.equal({ error: 'trip album already present' });
+    const names = ['a.png', 'b.png', 'c.png', 'd.png', 'e.png'];
+    await Promise.all(names.map(async (name, i) => uploadImage(http(), 'trip', name, await makePng(4 + i, 4))));
+    const again = await http().post(`${albumPath('trip')}/images`).attach('file', await makePng(), 'a.png').expect(409);
+    expect(again.body.error).to.match(/a\.png image already present/);
+    const { pages } = await listAll(http(), `${albumPath('trip')}/images`, 2);
+    expect(pages).to.deep.equal([['a.png', 'b.png'], ['c.png', 'd.png'], ['e.png']]);
+    const details = await http().get(`${albumPath('trip')}/images`).query({ details: 1, limit: 1 }).expect(200);
+    expect(details.body.images[0]).to.include({ name: 'a.png', album: 'trip', width: 4, height: 4, format: 'png' });
+  });
+
+  it('downloads byte-identical, with ETag, 304 and ranges, by name and by id', async function () {
+    await createAlbum(http(), 'dl');
+    const jpeg = await makeJpeg(64, 48);
+    const uploaded = await uploadImage(http(), 'dl', 'photo.jpg', jpeg);
+    const { res, bytes } = await downloadImage(http(), 'dl', 'photo.jpg');
+    expect(sha256(bytes)).to.equal(sha256(jpeg));
+    expect(res.headers.etag).to.equal(`"${sha256(jpeg)}"`);
+    await http().get(albumPath('dl', 'photo.jpg')).set('If-None-Match', res.headers.etag).expect(304);
+    const part = await http().get(albumPath('dl', 'photo.jpg')).set('Range', 'bytes=10-29').buffer(true).parse(rawBody).expect(206);
+    expect(part.headers['content-range']).to.equal(`bytes 10-29/${jpeg.length}`);
+    expect(part.body).to.deep.equal(jpeg.subarray(10, 30));
+    const byId = await http().get(`/api/v1/images/${uploaded.body.image.id}`).buffer(true).parse(rawBody).expect(200);
+    expect(byId.body).to.deep.equal(jpeg);
+    const head = await http().head(albumPath('dl', 'photo.jpg')).expect(200);
+    expect(Number(head.headers['content-length'])).to.equal(jpeg.length);
+  });
+
+  it('transforms an image stored in the bucket', async function () {
+    await createAlbum(http(), 'tx');
+    await uploadImage(http(), 'tx', 'big.png', await makePng(80, 40));
+    const res = await http().get(albumPath('tx', 'big.png')).query({ w: 20, format: 'webp' }).buffer(true).parse(rawBody).expect(200);
+    expect(res.headers['content-type']).to.equal('image/webp');
+    expect(await sharp(res.body as Buffer).metadata()).to.include({ format: 'webp', width: 20, height: 10 });
+  });
+
+  it('renames images and albums: the id still finds the image; old names answer 404', async function () {
+    await createAlbum(http(), 'before');
+    const png = await makePng(5, 5);
+    const { body } = await uploadImage(http(), 'before', 'old.png', png);
+    const id = body.image.id as string;
+    await http().patch(albumPath('before', 'old.png')).send({ imageName: 'new.png' }).expect(200);
+    await http().get(albumPath('before', 'old.png')).expect(404);
+    await http().patch(albumPath('before')).send({ albumName: 'after' }).expect(200);
+    const meta = await http().get(`${albumPath('after', 'new.png')}/metadata`).expect(200);
+    expect(meta.body).to.include({ id, name: 'new.png', album: 'after' });
+    const byId = await http().get(`/api/v1/images/${id}`).buffer(true).parse(rawBody).expect(200);
+    expect(byId.body).to.deep.equal(png);
+    const gone = await http().get(`${albumPath('before')}/images`).expect(404);
+    expect(gone.body).to.have.property('error');
+  });
+
+  it('deletes images and whole albums', async function () {
+    await createAlbum(http(), 'bin');
+    const { body } = await uploadImage(http(), 'bin', 'x.png', await makePng());
+    await uploadImage(http(), 'bin', 'y.png', await makePng(3, 3));
+    await http().delete(albumPath('bin', 'x.png')).expect(200);
+    await http().get(albumPath('bin', 'x.png')).expect(404);
+    await http().get(`/api/v1/images/${body.image.id}`).expect(404);
+    await http().delete(albumPath('bin')).expect(200);
+    await http().get(`${albumPath('bin')}/images`).expect(404);
+    expect(await bucket!.raw().hasAny(layout.imagesPrefix('bin'))).to.equal(false);
+  });
+
+  it('reports ready (the bucket is writable)', async function () {
+    await http().get('/readyz').expect(200);
+  });
+});
