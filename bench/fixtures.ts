@@ -91,11 +91,11 @@ export async function jpegOfAbout(targetBytes = 100 * 1024, seed = 2): Promise<{
   return { ...best, width, height };
 }
 
-/** `count` small photo-like JPEGs (640×480, q80), each different. */
-export async function smallJpegs(count: number, seed = 3): Promise<Buffer[]> {
+/** `count` small photo-like JPEGs (default 400×300, q80), each different. */
+export async function smallJpegs(count: number, size = { width: 400, height: 300 }, seed = 3): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (let i = 0; i < count; i++) {
-    const { data, width, height } = await photoPixels(640, 480, seed + i);
+    const { data, width, height } = await photoPixels(size.width, size.height, seed + i);
     out.push(await sharp(data, { raw: { width, height, channels: 3 } }).jpeg({ quality: 80 }).toBuffer());
   }
   return out;

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { promises as fs, readFileSync } from 'node:fs';
+import { promises as fs, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -173,6 +173,8 @@ export interface ServiceOptions {
   jemalloc?: boolean;
   /** Extra node flags (e.g. `--cpu-prof`). */
   nodeArgs?: string[];
+  /** The entry point, relative to the repository root (default `dist/src/main.js`); e.g. a copy of an older build. */
+  main?: string;
 }
 
 /**
@@ -185,7 +187,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const port = await freePort();
   const mqttPort = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|IMAGE_DB_DIR$|PORT$|HOST$|LD_PRELOAD$)/.test(k)));
-  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), 'dist/src/main.js'], {
+  const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), options.main ?? 'dist/src/main.js'], {
     cwd: REPO_ROOT,
     env: {
       ...inherited,
@@ -337,4 +339,56 @@ export async function run(command: string, args: string[], env?: NodeJS.ProcessE
 /** Prints a markdown section to stdout and, with `--write`, nothing else: the caller appends it to RESULTS.md. */
 export function printSection(markdown: string): void {
   process.stdout.write(`${markdown.trimEnd()}\n`);
+}
+
+/** CPU time (user + system, all threads) a process has used so far, in ms, from /proc/<pid>/stat. */
+export function cpuTimeMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** PIDs of our own child processes with this command name (from /proc/<pid>/stat), e.g. the mosquitto a helper started. */
+export function childPidsNamed(parent: number, name: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && comm === name) pids.push(Number(entry));
+    } catch {
+      // gone
+    }
+  }
+  return pids;
+}
+
+/**
+ * A bare node:http server (no framework) sending one file, as the reference for
+ * what Node itself does on this machine: `stream` pipes fs.createReadStream into the
+ * response; `read` reads the file with one read into a buffer, then res.end(buffer).
+ * Runs as our child process on a free 127.0.0.1 port.
+ */
+export async function startNodeFileServer(file: string, mode: 'stream' | 'read'): Promise<Child & { url: string }> {
+  const port = await freePort();
+  const code = `
+    const http = require('node:http'); const fs = require('node:fs');
+    const file = ${JSON.stringify(file)}; const size = fs.statSync(file).size; const mode = ${JSON.stringify(mode)};
+    http.createServer((req, res) => {
+      res.setHeader('Content-Type', 'image/jpeg'); res.setHeader('Content-Length', size);
+      if (mode === 'stream') return void fs.createReadStream(file).pipe(res);
+      fs.open(file, 'r', (err, fd) => {
+        if (err) { res.statusCode = 500; return void res.end(); }
+        const buf = Buffer.allocUnsafe(size);
+        fs.read(fd, buf, 0, size, 0, () => fs.close(fd, () => res.end(buf)));
+      });
+    }).listen(${port}, '127.0.0.1');`;
+  const proc = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = own(proc);
+  await waitForPort(port, () => proc.exitCode === null);
+  return { ...child, url: `http://127.0.0.1:${port}/` };
 }
