@@ -117,7 +117,7 @@ async function main(): Promise<void> {
       '',
       header,
       `- Load average during the rounds: ${loads.join(' | ')}`,
-      `- Command: \`npm run build && npx tsx bench/download.ts --rounds ${rounds} --seconds ${seconds}${args.jemalloc ? ' --jemalloc' : ''}${(args.variant ?? []).map((v) => ` --variant ${v}`).join('')}\``,
+      `- Command: \`npm run build && npx tsx bench/download.ts --rounds ${rounds} --seconds ${seconds}${args.jemalloc ? ' --jemalloc' : ''}${(args.variant ?? []).map((v) => ` --variant ${/\s/.test(v) ? `"${v}"` : v}`).join('')}\``,
       `- Each target: \`wrk -c${connections} -t2 -d${seconds}s <url>\`, ${rounds} rounds, targets alternated within each round (after a 3 s warm-up each); median req/s.`,
       `- File: ${width}×${height} JPEG, quality ${quality}, ${bytes.length} bytes. Derivative: \`?format=jpeg&q=${quality}\` (same size class, ${derivativeBytes} bytes), made once before the run, then served from the derivative cache.`,
       `- Service: \`node dist/src/main.js\`${args.jemalloc ? ' with LD_PRELOAD=libjemalloc.so.2' : ''}, LOG_LEVEL=warn, embedded aedes broker; every GET journals an \`imagestore.image.fetched\` event and publishes it (product behaviour, left on).`,

@@ -12,10 +12,12 @@
  * to imagestore/notifier at QoS 1; both processes take times from
  * process.hrtime (CLOCK_MONOTONIC, one clock for the whole machine).
  *
- *   npm run build && npx tsx bench/events.ts [--brokers aedes,mosquitto] [--rates 100,1000] [--seconds 10] [--ramp 200,400,600,800,1000,1250,1500,2000] [--ramp-seconds 5] [--inflight 256] [--albums 16]
+ *   npm run build && npx tsx bench/events.ts [--brokers aedes,mosquitto,mosquitto-nodelay] [--rates 100,1000] [--seconds 10] [--ramp 200,400,600,800,1000,1250,1500,2000] [--ramp-seconds 5] [--inflight 256] [--albums 16]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { appendFile } from 'node:fs/promises';
+import path from 'node:path';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -27,7 +29,7 @@ import { childPidsNamed, cpuTimeMs, createAlbum, loadAverage, machineInfo, perce
 const { values: args } = parseArgs({
   options: {
     subscriber: { type: 'string' },
-    brokers: { type: 'string', default: 'aedes,mosquitto' },
+    brokers: { type: 'string', default: 'aedes,mosquitto,mosquitto-nodelay' },
     sources: { type: 'string', default: 'upload,fetch' },
     rates: { type: 'string', default: '100,1000' },
     seconds: { type: 'string', default: '10' },
@@ -271,7 +273,13 @@ async function main(): Promise<void> {
 
   for (const broker of brokers) {
     let mosquitto: Mosquitto | undefined;
-    if (broker === 'mosquitto') mosquitto = await startMosquitto();
+    if (broker.startsWith('mosquitto')) mosquitto = await startMosquitto();
+    if (mosquitto && broker === 'mosquitto-nodelay') {
+      // TCP_NODELAY on mosquitto's client sockets: without it, Nagle holds the second of two back-to-back
+      // PUBACKs until the service's delayed ACK (~40 ms on Linux), and the dispatcher waits for that batch.
+      await appendFile(path.join(mosquitto.dir, 'mosquitto.conf'), 'set_tcp_nodelay true\n');
+      await mosquitto.restart();
+    }
     const service = await startService({ env: { ...(mosquitto ? { MQTT_URL: mosquitto.url } : {}), ...extraEnv } });
     const subscriber = await startSubscriber(service.mqttUrl);
     const cpuPids: Record<string, number> = { service: service.pid, client: process.pid, subscriber: subscriber.child.pid! };
@@ -310,7 +318,7 @@ async function main(): Promise<void> {
   }
 
   const tableHead = [
-    '| broker | events from | target | achieved | acked uploads | rejected | lost events | duplicates | event latency p50 ms | p99 ms | max ms | HTTP upload latency p50 / p99 ms | max send lag ms | CPU (share of one core) |',
+    '| broker | events from | target | achieved | acked requests | rejected | lost events | duplicates | event latency p50 ms | p99 ms | max ms | HTTP latency p50 / p99 ms | max send lag ms | CPU (share of one core) |',
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const lines = [
@@ -322,7 +330,7 @@ async function main(): Promise<void> {
     '- Events from `upload`: each request uploads a small PNG (an `imagestore.image.created` event, journaled and fsynced before the 201). From `fetch`: each request GETs a stored 32×32 PNG (an `imagestore.image.fetched` event, journaled without fsync): the same outbox → dispatcher → broker → subscriber path at rates the upload path cannot reach on this machine. Each request carries its own X-Request-Id; the subscriber matches events by their `reqid`.',
     `- Uploads: 32×32 PNGs (64 distinct, ~100-300 bytes) as multipart POST /api/v1/albums/a{i mod ${albums}}/images over keep-alive connections, open loop (request i sent at t0 + i/rate), at most ${inflight} in flight. Service: \`node dist/src/main.js\`, LOG_LEVEL=warn, defaults otherwise (e.g. MAX_CONCURRENT_UPLOADS=32 → 503 beyond that).`,
     '- Latency = subscriber receipt (separate process, QoS 1 subscription to imagestore/notifier, mqtt.js) − the moment the client had the whole 201 answer; both from CLOCK_MONOTONIC. Negative values mean the event arrived before the answer (it is journaled before the answer and may be published first).',
-    '- mosquitto: Debian /usr/sbin/mosquitto 2.x as our child (test/helpers/mosquitto.ts startMosquitto: 127.0.0.1, persistence off), service with MQTT_URL.',
+    '- mosquitto: Debian /usr/sbin/mosquitto 2.0.11 as our child (test/helpers/mosquitto.ts startMosquitto: 127.0.0.1, persistence off, otherwise default settings), service with MQTT_URL. `mosquitto-nodelay`: the same plus `set_tcp_nodelay true` in its configuration.',
     '',
     '#### Fixed rates',
     '',

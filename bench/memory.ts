@@ -23,6 +23,8 @@ const { values: args } = parseArgs({
     allocators: { type: 'string', default: 'glibc,jemalloc' },
     transforms: { type: 'string', default: '5000' },
     scenarios: { type: 'string', default: 'a,b,c' },
+    /** Another build's entry point (from the repo root), e.g. a patched copy of dist. */
+    main: { type: 'string', default: 'dist/src/main.js' },
     /** Extra service environment, e.g. UV_THREADPOOL_SIZE=2 (comma-separated KEY=VALUE). */
     env: { type: 'string', default: '' },
   },
@@ -130,8 +132,8 @@ async function main(): Promise<void> {
     '### Memory: peak and long-run RSS of the service (issue 5, item 4)',
     '',
     header,
-    `- Command: \`npm run build && npx tsx bench/memory.ts --allocators ${args.allocators} --transforms ${totalTransforms} --scenarios ${args.scenarios}${args.env ? ` --env ${args.env}` : ''}\``,
-    '- Each scenario in a fresh `node dist/src/main.js` (LOG_LEVEL=warn, embedded broker); peak = VmHWM after `echo 5 > /proc/<pid>/clear_refs` at the start of the measured phase, and the highest VmRSS sampled every 50 ms. MB = MiB.',
+    `- Command: \`npm run build && npx tsx bench/memory.ts --allocators ${args.allocators} --transforms ${totalTransforms} --scenarios ${args.scenarios}${args.env ? ` --env ${args.env}` : ''}${args.main !== 'dist/src/main.js' ? ` --main ${args.main}` : ''}\``,
+    `- Each scenario in a fresh \`node ${args.main}\` (LOG_LEVEL=warn, embedded broker); peak = VmHWM after \`echo 5 > /proc/<pid>/clear_refs\` at the start of the measured phase, and the highest VmRSS sampled every 50 ms. MB = MiB.`,
     `- Inputs: a. generated 4000×3000 JPEG (${jpeg12.length} bytes), 16 requests at once with distinct parameters (each a cache miss); b. a ${png50.length}-byte noisy RGB PNG (${Math.round(png50.length / 2 ** 20)} MiB, 4181×4181), 8 uploads at once; c. 8 generated ${SMALL.width}×${SMALL.height} JPEGs, ${totalTransforms} distinct random transforms (w, h, fit, format jpeg/webp/png/avif/gif/tiff, q, rotate, flip, flop, grayscale, blur, crop), 4 in flight.`,
     '',
   ];
@@ -145,7 +147,7 @@ async function main(): Promise<void> {
 
     if (scenarios.has('a')) {
       for (const kind of ['320 px WebP', 'large 1200-3600 px'] as const) {
-        const service = await startService({ jemalloc, env: extraEnv });
+        const service = await startService({ jemalloc, env: extraEnv, main: args.main });
         try {
           await createAlbum(service.api, 'bench');
           await uploadImage(service.api, 'bench', 'photo.jpg', jpeg12);
@@ -166,7 +168,7 @@ async function main(): Promise<void> {
     }
 
     if (scenarios.has('b')) {
-      const service = await startService({ jemalloc, env: extraEnv });
+      const service = await startService({ jemalloc, env: extraEnv, main: args.main });
       try {
         await createAlbum(service.api, 'bench');
         const peak = await peakDuring(service, async () => {
@@ -180,7 +182,7 @@ async function main(): Promise<void> {
     }
 
     if (scenarios.has('c')) {
-      const service = await startService({ jemalloc, env: extraEnv });
+      const service = await startService({ jemalloc, env: extraEnv, main: args.main });
       try {
         await createAlbum(service.api, 'bench');
         for (const [i, bytes] of smalls.entries()) await uploadImage(service.api, 'bench', `small-${i}.jpg`, bytes);
