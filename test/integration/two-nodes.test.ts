@@ -68,7 +68,7 @@ describe('two nodes on one bucket and one broker (issue 9)', function () {
     const png = await makePng(64, 48);
     expect((await upload(a, 'shared', 'one.png', png)).status).to.equal(201);
 
-    const listed = await (await fetch(url(b, '/albums/shared/images'))).json();
+    const listed = (await (await fetch(url(b, "/albums/shared/images"))).json()) as { imageList: string[] };
     expect(listed.imageList).to.deep.equal(['one.png']);
     const bytes = Buffer.from(await (await fetch(url(b, '/albums/shared/images/one.png'))).arrayBuffer());
     expect(Buffer.compare(bytes, png)).to.equal(0);
@@ -80,7 +80,7 @@ describe('two nodes on one bucket and one broker (issue 9)', function () {
     expect((await fetch(url(a, '/albums/shared/images/one.png'))).status).to.equal(404);
     expect((await fetch(url(a, '/albums/shared/images/two.png'))).status).to.equal(200);
     expect((await fetch(url(a, '/albums/shared/images/two.png'), { method: 'DELETE' })).status).to.equal(200);
-    expect((await (await fetch(url(b, '/albums/shared/images'))).json()).imageList).to.deep.equal([]);
+    expect(((await (await fetch(url(b, "/albums/shared/images"))).json()) as { imageList: string[] }).imageList).to.deep.equal([]);
   });
 
   it('does not let a second node overwrite a name the first one created', async () => {
