@@ -15,7 +15,7 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
-import { noisyPng, smallJpegs, twelveMegapixelJpeg } from './fixtures.js';
+import { noisyPng, rng, smallJpegs, twelveMegapixelJpeg } from './fixtures.js';
 import { createAlbum, loadAverage, machineInfo, memoryOf, resetPeakRss, round, runPool, sampleRss, sleep, startService, uploadImage, type Service } from './lib.js';
 
 const { values: args } = parseArgs({
@@ -33,18 +33,6 @@ const allocators = args.allocators.split(',');
 const scenarios = new Set(args.scenarios.split(','));
 const totalTransforms = Number(args.transforms);
 const extraEnv = Object.fromEntries(args.env.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-
-/** Deterministic PRNG (mulberry32) for the varied parameters. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function get(url: string): Promise<void> {
   const res = await fetch(url);

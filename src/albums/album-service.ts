@@ -7,6 +7,12 @@ import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, 
 /** Checks an uploaded file is an acceptable image and tells what it is (images/inspect.ts). */
 export type ImageInspector = (file: string) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
 
+/** Size and sha256 of a staged file, when the caller computed them while receiving it. */
+export interface KnownContent {
+  size: number;
+  sha256: string;
+}
+
 /** Told when no stored image has some content any more (the derivative cache drops its entries). */
 export type ContentReleased = (sha256: string) => Promise<void>;
 
@@ -73,9 +79,11 @@ export class AlbumService {
    * Stores a received file (in the staging dir) as an image: checks it (415 not an
    * accepted image, 422 corrupt or too many pixels), makes it durable, commits it.
    */
-  async addImage(album: string, name: string, file: string, ctx: CallContext = {}): Promise<ImageInfo> {
-    const [described, facts] = await Promise.all([describeFile(file), this.inspect?.(file)]);
-    const { type, ...rest } = facts ?? { type: described.type };
+  async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent): Promise<ImageInfo> {
+    // The upload parser (or the importer) has often hashed the bytes already: read them again only when not.
+    // Without an inspector the type comes from sniffing, so the file is read then.
+    const [described, facts] = await Promise.all([known && this.inspect ? known : describeFile(file), this.inspect?.(file)]);
+    const { type, ...rest } = facts ?? { type: (described as { type: string }).type };
     await fsyncFile(file);
     const staged: StagedFile = { path: file, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
     const image = await this.store.commitImage(album, name, staged);

@@ -204,11 +204,11 @@ export class ImportService {
    * image there has the same bytes (a resumed item already stored): then it is that image.
    */
   private async storeFile(job: ImportJob, file: string, name: string): Promise<{ name: string; id: string }> {
-    const { sha256 } = await describeFile(file);
+    const { sha256, size } = await describeFile(file);
     for (let n = 0; n < 50; n++) {
       const candidate = n === 0 ? name : withSuffix(name, n);
       try {
-        const image = await this.albums.addImage(job.album, candidate, file);
+        const image = await this.albums.addImage(job.album, candidate, file, {}, { size, sha256 });
         return { name: image.name, id: image.id };
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err instanceof AppError ? new Error(err.message) : err;

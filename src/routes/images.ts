@@ -42,7 +42,9 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
     const name = checkName('image', baseName(file.originalFilename));
-    const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId });
+    // formidable hashed the file (sha256) while receiving it.
+    const known = file.hash ? { size: file.size, sha256: file.hash } : undefined;
+    const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known);
     ctx.status = 201;
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(name)}`);
     ctx.body = { message: `${name} image added to album ${album}`, image };
