@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import { defaultConfig } from '../../src/config.js';
 import { ApiKeys } from '../../src/security/api-keys.js';
-import { ImageStoreClient, ImageStoreError, type ImportJob, type StoreEvent } from '../../src/client/index.js';
+import { ImageStoreClient, ImageStoreError, type ImportJobSummary, type StoreEvent } from '../../src/client/index.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { makeJpeg, makePng } from '../helpers/images.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -205,7 +205,7 @@ describe('client library against a running service', () => {
     it('creates a job and waits for it, reporting progress', async () => {
       const job = await client.createImport('c-imports', [`${images.url}/red/r.png`, `${images.url}/blue/b.jpg`, `${images.url}/missing/m.png`]);
       expect(job.items.map((i) => i.url)).to.have.length(3);
-      const seen: ImportJob[] = [];
+      const seen: ImportJobSummary[] = [];
       const done = await client.waitForJob(job.id, { intervalMs: 50, timeoutMs: 15_000, onProgress: (j) => seen.push(j) });
       expect(done.state).to.equal('done');
       expect(done.counts).to.include({ stored: 2, failed: 1 });
