@@ -43,12 +43,13 @@ interface JobFiles {
  * new snapshot when the job finishes, when it grows past COMPACT_FACTOR times the
  * snapshot, and after every load (so no append ever follows a torn line).
  *
- * Durability: creation is fsynced, file and directory (the 202 promises the job).
- * Appends are not: after a crash the lost tail only puts items back to an earlier
- * state, so an item resumes as queued and is downloaded again, and the import
- * recognises it by its sha256 when it had already been stored. An fsync per item
- * would buy nothing but latency. Compactions fsync the new snapshot before the
- * rename, because a snapshot is the one copy of the job's URLs.
+ * Durability: every snapshot is fsynced, file and directory, before anything
+ * else happens: at creation because the 202 promises the job, at compaction
+ * because the snapshot is then the one copy of the job and the log goes.
+ * Appends are not fsynced: after a crash the lost tail only puts items back to
+ * an earlier state, so an item resumes as queued and is downloaded again, and
+ * the import recognises it by its sha256 when it had already been stored. An
+ * fsync per item would buy nothing but latency.
  */
 export class JobStore {
   private readonly files = new Map<string, JobFiles>();
@@ -77,7 +78,7 @@ export class JobStore {
 
   /** Writes a new job durably: it is on disk when this resolves. */
   create(job: ImportJob): Promise<void> {
-    return this.writeSnapshot(job, true);
+    return this.writeSnapshot(job);
   }
 
   /**
@@ -163,15 +164,15 @@ export class JobStore {
     return last;
   }
 
-  /** A new snapshot of `job` as it is now, then the log removed; `durable` also fsyncs the directory. */
-  private writeSnapshot(job: ImportJob, durable = false): Promise<void> {
+  /** A durable new snapshot of `job` as it is now, then the log removed (never before the snapshot is on disk). */
+  private writeSnapshot(job: ImportJob): Promise<void> {
     const files = this.filesOf(job.id);
     const data = JSON.stringify({ seq: files.seq, ...job });
     files.snapshotBytes = Buffer.byteLength(data);
     files.logBytes = 0;
     return this.enqueue(files, async () => {
       await writeFileAtomic(this.snapshotFile(job.id), data, this.dir);
-      if (durable) await fsyncDir(this.dir);
+      await fsyncDir(this.dir);
       await fs.rm(this.logFile(job.id), { force: true });
     });
   }
