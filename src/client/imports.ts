@@ -42,15 +42,6 @@ export async function listImports(http: HttpClient, signal?: AbortSignal): Promi
   return (await http.json({ method: 'GET', path: '/api/v1/imports', signal }, 'ImportListResponse')).jobs;
 }
 
-function importPage(http: HttpClient, jobId: string, offset: number, limit: number, signal?: AbortSignal) {
-  return http.json({ method: 'GET', path: `/api/v1/imports/${encodeURIComponent(jobId)}`, query: { offset, limit }, signal }, 'ImportJobObject');
-}
-
-function withoutPaging<T extends { nextOffset?: number }>(job: T): Omit<T, 'nextOffset'> {
-  const { nextOffset: _ignored, ...rest } = job;
-  return rest;
-}
-
 /** DELETE /imports/{jobId}: cancels the job's unfinished items. */
 export async function cancelImport(http: HttpClient, jobId: string, signal?: AbortSignal): Promise<ImportJob> {
   const { job } = await http.json({ method: 'DELETE', path: `/api/v1/imports/${encodeURIComponent(jobId)}`, signal }, 'ImportJobResponse');
@@ -85,4 +76,14 @@ export async function waitForJob(http: HttpClient, jobId: string, options: WaitF
       throw new ImageStoreError({ status: 0, code: 'aborted', method: 'GET', url: http.url(`/api/v1/imports/${encodeURIComponent(jobId)}`), message: `waiting for import job ${jobId} aborted` });
     }
   }
+}
+
+/** One page of a job's items (limit 0: the job alone). */
+function importPage(http: HttpClient, jobId: string, offset: number, limit: number, signal?: AbortSignal) {
+  return http.json({ method: 'GET', path: `/api/v1/imports/${encodeURIComponent(jobId)}`, query: { offset, limit }, signal }, 'ImportJobObject');
+}
+
+function withoutPaging<T extends { nextOffset?: number }>(job: T): Omit<T, 'nextOffset'> {
+  const { nextOffset: _ignored, ...rest } = job;
+  return rest;
 }
