@@ -65,10 +65,11 @@ export class JobStore {
     const names = new Set(await fs.readdir(this.dir));
     const jobs: ImportJob[] = [];
     for (const name of names) {
-      if (name.endsWith('.json')) {
-        const job = await this.load(name.slice(0, -'.json'.length), names.has(`${name.slice(0, -'.json'.length)}.log`));
+      const { name: id, ext } = path.parse(name);
+      if (ext === '.json') {
+        const job = await this.load(id, names.has(`${id}.log`));
         if (job) jobs.push(job);
-      } else if (!name.endsWith('.log') || !names.has(`${name.slice(0, -'.log'.length)}.json`)) {
+      } else if (ext !== '.log' || !names.has(`${id}.json`)) {
         // A temporary file of an interrupted snapshot, or the log of a job whose snapshot was removed.
         await fs.rm(path.join(this.dir, name), { force: true });
       }
