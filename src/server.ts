@@ -87,15 +87,16 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     (sha256) => derivatives.forget(sha256),
   );
   const delivery = new ImageDelivery(derivatives, maxInputPixels, engine);
+  const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(
     albums,
-    new JobStore(layout.importsDir),
+    new JobStore(layout.importsDir, importsLog),
     new OutboxNotifier(outbox, config.eventSource),
     {
       ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes,
       allowHosts: new Set(config.imports.allowHosts),
     },
-    log.child({ component: 'imports' }),
+    importsLog,
   );
   await imports.start();
   const readiness = {

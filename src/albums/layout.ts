@@ -14,7 +14,7 @@ import path from 'node:path';
  *   <root>/.imagestore/outbox/                           event journal
  *   <root>/.imagestore/broker/                           embedded broker's sessions (LevelDB)
  *   <root>/.imagestore/cache/                            derivative cache (transform results)
- *   <root>/.imagestore/imports/                          import jobs (one JSON file each)
+ *   <root>/.imagestore/imports/                          import jobs (a snapshot and a log of changes each)
  *
  * Metadata sits inside the album directory, so renaming an album is one
  * directory rename and one change writes O(1) data.

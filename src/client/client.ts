@@ -6,7 +6,7 @@ import * as images from './images.js';
 import * as imports from './imports.js';
 import * as service from './service.js';
 import type {
-  AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ListOptions, MessageResult, Readiness,
+  AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ImportJobSummary, ListOptions, MessageResult, Readiness,
   SignedUrl, SignUrlOptions,
 } from './types.js';
 import type { UploadOptions, UploadSource } from './upload-source.js';
@@ -129,12 +129,13 @@ export class ImageStoreClient {
     return imports.createImport(this.http, album, urls, signal);
   }
 
+  /** An import job with every item (a big job is read in pages of 10,000 items). */
   getImport(jobId: string, signal?: AbortSignal): Promise<ImportJob> {
     return imports.getImport(this.http, jobId, signal);
   }
 
-  /** Recent import jobs. */
-  listImports(signal?: AbortSignal): Promise<ImportJob[]> {
+  /** Recent import jobs, with their counts but without their items. */
+  listImports(signal?: AbortSignal): Promise<ImportJobSummary[]> {
     return imports.listImports(this.http, signal);
   }
 

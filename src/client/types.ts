@@ -4,7 +4,7 @@ import type {
 } from '../routes/schemas.js';
 import type { SignUrlBody } from '../routes/admin.js';
 import type { FsckProblem } from '../albums/fsck.js';
-import type { ItemState, JobState, jobView } from '../imports/job.js';
+import type { ImportJobSummary as JobSummary, ImportJobView, ItemState, JobState } from '../imports/job.js';
 
 // Every type here comes from the service's own schemas and types, so client and server cannot drift apart.
 
@@ -67,8 +67,10 @@ export interface Readiness {
 export type ImportJobState = JobState;
 /** State of one URL of an import job. */
 export type ImportItemState = ItemState;
-/** An import job as the API shows it (GET /imports/{jobId}): the stored job plus its counts by state. */
-export type ImportJob = ReturnType<typeof jobView>;
+/** An import job with its items (GET /imports/{jobId}, every page): the stored job plus its counts by state. */
+export type ImportJob = Omit<ImportJobView, 'nextOffset'>;
+/** An import job without its items, as GET /imports lists it and waitForJob reports progress. */
+export type ImportJobSummary = JobSummary;
 /** One URL of an import job: state, bytes, the stored image once `stored`, the error once `failed`. */
 export type ImportItem = ImportJob['items'][number];
 

@@ -5,7 +5,7 @@ import {
 } from '../routes/schemas.js';
 import { SignUrlBody } from '../routes/admin.js';
 import { ImportBody } from '../routes/imports.js';
-import { DiffQuery, DiffResponse } from '../routes/schemas.js';
+import { DiffQuery, DiffResponse, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse } from '../routes/schemas.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
@@ -63,11 +63,13 @@ export const OPERATIONS: OperationDoc[] = [
   { method: 'post', path: '/api/v1/diff', operationId: 'diffUploaded', summary: 'Compare two uploaded images (multipart fields a and b); same parameters and answers as GET', tags: ['diff'], query: DiffQuery.omit({ a: true, b: true }), multipart: true, fileFields: ['a', 'b'],
     responses: { 200: ['The comparison (JSON), or a PNG', DiffResponse], ...errors(400, 413, 415, 422) } },
   { method: 'post', path: '/api/v1/albums/{albumName}/imports', operationId: 'createImport', summary: 'Import images from URLs in the background (202; poll the job at Location)', tags: ['imports'], jsonBody: ImportBody,
-    responses: { 202: ['Job queued', undefined], ...errors(400, 404, 413, 415) } },
-  { method: 'get', path: '/api/v1/imports', operationId: 'listImports', summary: 'Recent import jobs, newest first', tags: ['imports'], responses: { 200: ['Jobs', undefined] } },
-  { method: 'get', path: '/api/v1/imports/{jobId}', operationId: 'getImport', summary: 'An import job: its state and each URL\'s state, bytes, stored image and error', tags: ['imports'],
-    responses: { 200: ['The job', undefined], ...errors(404) } },
-  { method: 'delete', path: '/api/v1/imports/{jobId}', operationId: 'cancelImport', summary: 'Cancel an import job', tags: ['imports'], responses: { 200: ['Cancelled', undefined], ...errors(404) } },
+    responses: { 202: ['Job queued (with the first page of its items)', ImportJobResponse], ...errors(400, 404, 413, 415) } },
+  { method: 'get', path: '/api/v1/imports', operationId: 'listImports', summary: 'Recent import jobs, newest first, with their counts but without their items', tags: ['imports'],
+    responses: { 200: ['Jobs', ImportListResponse] } },
+  { method: 'get', path: '/api/v1/imports/{jobId}', operationId: 'getImport', summary: 'An import job: its state, counts and a page of its URLs (state, bytes, stored image, error); follow nextOffset for more', tags: ['imports'], query: ImportItemsQuery,
+    responses: { 200: ['The job', ImportJobObject], ...errors(400, 404) } },
+  { method: 'delete', path: '/api/v1/imports/{jobId}', operationId: 'cancelImport', summary: 'Cancel an import job', tags: ['imports'],
+    responses: { 200: ['Cancelled (with the first page of its items)', ImportJobResponse], ...errors(404) } },
   { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
     responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],

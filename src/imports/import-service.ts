@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AlbumService } from '../albums/album-service.js';
 import { checkName } from '../albums/names.js';
 import { describeFile } from '../albums/image-meta.js';
@@ -9,7 +8,7 @@ import type { Logger } from '../logger.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
 import { download, DownloadError } from './downloader.js';
-import { countItems, jobStateOf, jobView, type ImportItem, type ImportJob } from './job.js';
+import { TrackedJob, type ImportJobSummary, type ImportJobView, type ItemsPage } from './job.js';
 import { KEPT_FINISHED_JOBS, type JobStore } from './job-store.js';
 
 export interface ImportOptions {
@@ -26,22 +25,25 @@ export interface ImportOptions {
   allowHosts: ReadonlySet<string>;
 }
 
-const FINISHED = new Set(['stored', 'failed', 'cancelled']);
-
 /**
  * Import jobs: a list of URLs downloaded in the background (bounded
  * concurrency over all jobs, timeouts, retries with exponential backoff) and
  * stored through the album service, so they get the same validation, limits,
  * durability and events as uploads. Jobs are on disk: after a restart,
  * unfinished items resume. Progress is published as imagestore.import.* events.
+ *
+ * Fairness: a free download slot goes to the job with the fewest downloads in
+ * flight (the one served longest ago among equals), so a job created behind a
+ * big or slow one starts as soon as any download ends, and the slots are then
+ * shared between the jobs, instead of waiting for every earlier URL.
  */
 export class ImportService {
-  private readonly jobs = new Map<string, ImportJob>();
-  private readonly queue: Array<{ job: ImportJob; item: ImportItem }> = [];
-  private readonly controllers = new Map<string, AbortController>();
-  private readonly saves = new Map<string, Promise<void>>();
+  private readonly jobs = new Map<string, TrackedJob>();
+  /** Jobs that may have queued items. */
+  private readonly waiting = new Set<TrackedJob>();
   private readonly running = new Set<Promise<void>>();
   private active = 0;
+  private ticks = 0;
   private closed = false;
 
   constructor(
@@ -54,14 +56,13 @@ export class ImportService {
 
   /** Loads the jobs on disk and resumes the unfinished ones. */
   async start(): Promise<void> {
-    for (const job of await this.store.loadAll()) {
+    for (const stored of await this.store.loadAll()) {
+      const job = new TrackedJob(stored);
       this.jobs.set(job.id, job);
-      if (job.state === 'cancelled' || !job.items.some((i) => !FINISHED.has(i.state))) continue;
-      for (const item of job.items) {
-        if (item.state === 'downloading') item.state = 'queued';
-        if (item.state === 'queued') this.queue.push({ job, item });
-      }
-      this.log.info({ jobId: job.id, queued: countItems(job).queued }, 'resuming import job');
+      if (job.state === 'cancelled' || job.counts.queued + job.counts.downloading === 0) continue;
+      job.requeueInterrupted();
+      this.waiting.add(job);
+      this.log.info({ jobId: job.id, queued: job.counts.queued }, 'resuming import job');
     }
     this.pump();
   }
@@ -70,7 +71,7 @@ export class ImportService {
    * Creates a job. URLs must be absolute http(s) URLs; duplicates are imported once.
    * @throws {NotFoundError} unknown album; {ValidationError} bad list
    */
-  async create(album: string, urls: string[], reqId?: string) {
+  async create(album: string, urls: string[], reqId?: string): Promise<ImportJobView> {
     await this.albums.listImages(album, { limit: 1 }, false); // 404 for an unknown album
     if (urls.length === 0 || urls.length > this.options.maxUrls) throw new ValidationError(`urls: expected 1 to ${this.options.maxUrls} URLs, got ${urls.length}`);
     const unique = new Set<string>();
@@ -85,42 +86,39 @@ export class ImportService {
       unique.add(url.href);
     });
     const now = new Date().toISOString();
-    const job: ImportJob = {
+    const job = new TrackedJob({
       id: `imp_${randomBytes(9).toString('base64url')}`, album, state: 'queued', createdAt: now, updatedAt: now,
       items: [...unique].map((url) => ({ url, state: 'queued', bytes: 0, attempts: 0 })),
       duplicatesIgnored: urls.length - unique.size,
-    };
-    await this.store.save(job, true);
+    });
+    await this.store.create(job.job);
     this.jobs.set(job.id, job);
-    await this.announce({ type: 'imagestore.import.created', album, jobId: job.id, counts: countItems(job) }, reqId);
-    for (const item of job.items) this.queue.push({ job, item });
+    await this.announce({ type: 'imagestore.import.created', album, jobId: job.id, counts: { ...job.counts } }, reqId);
+    this.waiting.add(job);
     this.pump();
     void this.pruneFinished();
-    return jobView(job);
+    return job.view();
   }
 
-  get(id: string) {
-    const job = this.jobs.get(id);
-    if (!job) throw new NotFoundError(`no import job ${id}`);
-    return jobView(job);
+  /** A job with one page of its items (the first DEFAULT_ITEMS_PAGE by default). @throws {NotFoundError} */
+  get(id: string, page?: ItemsPage): ImportJobView {
+    return this.find(id).view(page);
   }
 
-  /** Most recent first. */
-  list(limit = 100) {
-    return [...this.jobs.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, limit).map(jobView);
+  /** Most recent first, without their items. */
+  list(limit = 100): ImportJobSummary[] {
+    return [...this.jobs.values()].sort((a, b) => b.job.createdAt.localeCompare(a.job.createdAt)).slice(0, limit).map((j) => j.summary());
   }
 
   /** Cancels a job: items not finished are cancelled, downloads in flight aborted. */
-  async cancel(id: string, reqId?: string) {
-    const job = this.jobs.get(id);
-    if (!job) throw new NotFoundError(`no import job ${id}`);
-    if (job.state === 'cancelled' || job.state === 'done' || job.state === 'failed') return jobView(job);
-    for (const item of job.items) if (!FINISHED.has(item.state)) item.state = 'cancelled';
-    job.state = 'cancelled';
-    this.controllers.get(id)?.abort();
-    await this.persist(job);
-    await this.announce({ type: 'imagestore.import.cancelled', album: job.album, jobId: job.id, counts: countItems(job) }, reqId);
-    return jobView(job);
+  async cancel(id: string, reqId?: string): Promise<ImportJobView> {
+    const job = this.find(id);
+    if (job.finished) return job.view();
+    job.cancel();
+    this.waiting.delete(job);
+    await this.save(job, () => this.store.compact(job.job));
+    await this.announce({ type: 'imagestore.import.cancelled', album: job.job.album, jobId: job.id, counts: { ...job.counts } }, reqId);
+    return job.view();
   }
 
   /**
@@ -130,72 +128,97 @@ export class ImportService {
    */
   async close(): Promise<void> {
     this.closed = true;
-    for (const controller of this.controllers.values()) controller.abort();
+    for (const job of this.jobs.values()) job.controller.abort();
     await Promise.allSettled([...this.running]);
   }
 
+  private find(id: string): TrackedJob {
+    const job = this.jobs.get(id);
+    if (!job) throw new NotFoundError(`no import job ${id}`);
+    return job;
+  }
+
+  /** Starts downloads while slots are free, each for the waiting job with the fewest in flight. */
   private pump(): void {
-    while (!this.closed && this.active < this.options.concurrency && this.queue.length > 0) {
-      const next = this.queue.shift()!;
-      if (next.item.state !== 'queued' || next.job.state === 'cancelled') continue;
+    while (!this.closed && this.active < this.options.concurrency) {
+      const job = this.nextJob();
+      if (!job) return;
+      const index = job.takeQueued();
+      if (index === undefined) {
+        this.waiting.delete(job);
+        continue;
+      }
+      job.active += 1;
+      job.lastServed = ++this.ticks;
       this.active += 1;
-      const running: Promise<void> = this.run(next.job, next.item)
-        .catch((err) => this.log.error({ err, jobId: next.job.id }, 'import item failed unexpectedly'))
+      const running: Promise<void> = this.run(job, index)
+        .catch((err) => this.log.error({ err, jobId: job.id }, 'import item failed unexpectedly'))
         .finally(() => {
-        this.running.delete(running);
-        this.active -= 1;
-        this.pump();
-      });
+          this.running.delete(running);
+          this.active -= 1;
+          job.active -= 1;
+          this.pump();
+        });
       this.running.add(running);
     }
   }
 
-  private async run(job: ImportJob, item: ImportItem): Promise<void> {
-    const controller = this.controllers.get(job.id) ?? new AbortController();
-    this.controllers.set(job.id, controller);
-    item.state = 'downloading';
-    job.state = jobStateOf(job);
-    await this.persist(job);
-    try {
-      const image = await this.importOne(job, item, controller.signal);
-      item.image = image;
-      item.state = 'stored';
-      delete item.error;
-    } catch (err) {
-      if (job.state === 'cancelled' || this.closed) {
-        if (this.closed && job.state !== 'cancelled') item.state = 'queued'; // resumes on the next start
-        await this.persist(job);
-        return;
-      }
-      item.state = 'failed';
-      item.error = (err as Error).message;
+  /** The waiting job with the fewest downloads in flight; among equals, the one served longest ago. */
+  private nextJob(): TrackedJob | undefined {
+    let best: TrackedJob | undefined;
+    for (const job of this.waiting) {
+      if (!best || job.active < best.active || (job.active === best.active && job.lastServed < best.lastServed)) best = job;
     }
-    await this.finishItem(job, item);
+    return best;
   }
 
-  /** Downloads with retries, then stores under a free name derived from the URL. */
-  private async importOne(job: ImportJob, item: ImportItem, signal: AbortSignal): Promise<{ name: string; id: string }> {
-    const { options } = this;
-    for (;;) {
-      item.attempts += 1;
-      try {
-        const got = await download(new URL(item.url), {
-          stagingDir: options.stagingDir, maxBytes: options.maxBytes, timeoutMs: options.timeoutMs, allowHosts: options.allowHosts, signal,
-          onBytes: (bytes) => (item.bytes = bytes),
-        });
-        item.bytes = got.bytes;
-        try {
-          return await this.storeFile(job, got.file, nameFromUrl(got.finalUrl, job.items.indexOf(item)));
-        } finally {
-          await fs.rm(got.file, { force: true });
+  /**
+   * One attempt at item `index`, which takeQueued made `downloading`. A
+   * retryable failure puts the item back in the queue after its backoff delay
+   * instead of sleeping in the slot: slots only ever hold downloads in progress.
+   */
+  private async run(job: TrackedJob, index: number): Promise<void> {
+    const item = job.item(index);
+    try {
+      item.image = await this.importOne(job, index, job.controller.signal);
+      delete item.error;
+      job.setState(index, 'stored');
+    } catch (err) {
+      if (job.state === 'cancelled') return; // cancel() saved the item as cancelled
+      const retryable = err instanceof DownloadError && err.retryable;
+      if (this.closed || (retryable && item.attempts <= this.options.retries)) {
+        job.setState(index, 'queued'); // resumes on the next start after a shutdown
+        if (!this.closed) {
+          const delayMs = this.options.retryBaseDelayMs * 2 ** (item.attempts - 1);
+          this.log.info({ jobId: job.id, url: item.url, attempt: item.attempts, delayMs, err: (err as Error).message }, 'import download failed; retrying');
+          job.retryAfter(index, delayMs, () => {
+            this.waiting.add(job);
+            this.pump();
+          });
         }
-      } catch (err) {
-        const retryable = err instanceof DownloadError && err.retryable;
-        if (!retryable || item.attempts > options.retries || signal.aborted) throw err;
-        const delay = options.retryBaseDelayMs * 2 ** (item.attempts - 1);
-        this.log.info({ jobId: job.id, url: item.url, attempt: item.attempts, delayMs: delay, err: (err as Error).message }, 'import download failed; retrying');
-        await sleep(delay, undefined, { signal }); // a cancel or a shutdown ends the wait
+        await this.save(job, () => this.store.append(job.job, index));
+        return;
       }
+      item.error = (err as Error).message;
+      job.setState(index, 'failed');
+    }
+    await this.finishItem(job, index);
+  }
+
+  /** Downloads the item's URL, then stores it under a free name derived from the URL. */
+  private async importOne(job: TrackedJob, index: number, signal: AbortSignal): Promise<{ name: string; id: string }> {
+    const { options } = this;
+    const item = job.item(index);
+    item.attempts += 1;
+    const got = await download(new URL(item.url), {
+      stagingDir: options.stagingDir, maxBytes: options.maxBytes, timeoutMs: options.timeoutMs, allowHosts: options.allowHosts, signal,
+      onBytes: (bytes) => job.setBytes(index, bytes),
+    });
+    job.setBytes(index, got.bytes);
+    try {
+      return await this.storeFile(job.job.album, got.file, nameFromUrl(got.finalUrl, index));
+    } finally {
+      await fs.rm(got.file, { force: true });
     }
   }
 
@@ -203,45 +226,42 @@ export class ImportService {
    * Stores a downloaded file. A taken name gets a numbered suffix, unless the
    * image there has the same bytes (a resumed item already stored): then it is that image.
    */
-  private async storeFile(job: ImportJob, file: string, name: string): Promise<{ name: string; id: string }> {
+  private async storeFile(album: string, file: string, name: string): Promise<{ name: string; id: string }> {
     const { sha256, size } = await describeFile(file);
     for (let n = 0; n < 50; n++) {
       const candidate = n === 0 ? name : withSuffix(name, n);
       try {
-        const image = await this.albums.addImage(job.album, candidate, file, {}, { size, sha256 });
+        const image = await this.albums.addImage(album, candidate, file, {}, { size, sha256 });
         return { name: image.name, id: image.id };
       } catch (err) {
         if (!(err instanceof ConflictError)) throw err instanceof AppError ? new Error(err.message) : err;
-        const existing = await this.albums.imageInfo(job.album, candidate).catch(() => undefined);
+        const existing = await this.albums.imageInfo(album, candidate).catch(() => undefined);
         if (existing?.sha256 === sha256) return { name: existing.name, id: existing.id };
       }
     }
-    throw new Error(`no free name for ${name} in album ${job.album}`);
+    throw new Error(`no free name for ${name} in album ${album}`);
   }
 
-  private async finishItem(job: ImportJob, item: ImportItem): Promise<void> {
-    job.state = jobStateOf(job);
-    await this.persist(job);
-    const counts = countItems(job);
+  /** Saves the item's change (the whole job once it has ended), then publishes the progress. */
+  private async finishItem(job: TrackedJob, index: number): Promise<void> {
+    const ended = job.state === 'done' || job.state === 'failed';
+    await this.save(job, () => (ended ? this.store.compact(job.job) : this.store.append(job.job, index)));
+    const item = job.item(index);
+    const counts = { ...job.counts };
+    const { album } = job.job;
     await this.announce({
-      type: 'imagestore.import.progress', album: job.album, jobId: job.id, url: item.url, state: item.state,
+      type: 'imagestore.import.progress', album, jobId: job.id, url: item.url, state: item.state,
       image: item.image?.name, id: item.image?.id, error: item.error, counts,
     });
-    if (job.state === 'done' || job.state === 'failed') {
-      this.controllers.delete(job.id);
-      await this.announce({ type: job.state === 'done' ? 'imagestore.import.completed' : 'imagestore.import.failed', album: job.album, jobId: job.id, counts });
+    if (ended) {
+      this.waiting.delete(job);
+      await this.announce({ type: job.state === 'done' ? 'imagestore.import.completed' : 'imagestore.import.failed', album, jobId: job.id, counts });
     }
   }
 
-  /** Saves a job; saves of one job are applied in order. */
-  private async persist(job: ImportJob): Promise<void> {
-    job.updatedAt = new Date().toISOString();
-    const snapshot = { ...job, items: job.items.map((i) => ({ ...i })) };
-    const previous = this.saves.get(job.id) ?? Promise.resolve();
-    const next = previous.then(() => this.store.save(snapshot)).catch((err) => this.log.error({ err, jobId: job.id }, 'could not save import job'));
-    this.saves.set(job.id, next);
-    await next;
-    if (this.saves.get(job.id) === next) this.saves.delete(job.id);
+  /** Runs a store write; a failure is logged, not thrown (the import goes on; a restart redoes what was lost). */
+  private async save(job: TrackedJob, write: () => Promise<void>): Promise<void> {
+    await write().catch((err) => this.log.error({ err, jobId: job.id }, 'could not save import job'));
   }
 
   private async announce(input: EventInput, reqId?: string): Promise<void> {
@@ -249,7 +269,7 @@ export class ImportService {
   }
 
   private async pruneFinished(): Promise<void> {
-    const finished = [...this.jobs.values()].filter((j) => j.state !== 'queued' && j.state !== 'running').sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const finished = [...this.jobs.values()].filter((j) => j.finished).sort((a, b) => b.job.createdAt.localeCompare(a.job.createdAt));
     for (const job of finished.slice(KEPT_FINISHED_JOBS)) {
       this.jobs.delete(job.id);
       await this.store.remove(job.id);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.js';
 import { MAX_PAGE_LIMIT } from '../albums/sorted-names.js';
+import { DEFAULT_ITEMS_PAGE } from '../imports/job.js';
 
 /** Body of POST /albums and PATCH /albums/{albumName}. Names are checked further by names.ts. */
 export const AlbumNameBody = z.object({ albumName: z.string().describe('Album name: 1-255 bytes, no "/", "\\", control characters, "." or ".."') });
@@ -69,6 +70,41 @@ export const AlbumListResponse = z.object({ albumList: z.array(z.string()), albu
 export const ImageListResponse = z.object({ imageList: z.array(z.string()), images: z.array(ImageObject).optional(), nextCursor: z.string().optional() });
 export const AlbumResponse = MessageResponse.extend({ album: AlbumObject });
 export const ImageResponse = MessageResponse.extend({ image: ImageObject });
+
+/** Query of GET /imports/{jobId}: which of the job's items to show. */
+export const ImportItemsQuery = z.object({
+  offset: z.coerce.number().int().min(0).optional().describe('Index of the first item to show (default 0)'),
+  limit: z.coerce.number().int().min(0).max(MAX_PAGE_LIMIT).optional()
+    .describe(`Items to show, 0-${MAX_PAGE_LIMIT} (default ${DEFAULT_ITEMS_PAGE}); 0 shows the job without items`),
+});
+
+const ImportCountsObject = z.object({
+  queued: z.number().int(), downloading: z.number().int(), stored: z.number().int(), failed: z.number().int(), cancelled: z.number().int(),
+});
+
+export const ImportItemObject = z.object({
+  url: z.string(), state: z.enum(['queued', 'downloading', 'stored', 'failed', 'cancelled']), bytes: z.number().int(), attempts: z.number().int(),
+  image: z.object({ name: z.string(), id: z.string() }).optional().describe('The stored image, once stored'),
+  error: z.string().optional().describe('Why the URL failed, once failed'),
+});
+
+/** An import job without its items (GET /imports). */
+export const ImportJobSummaryObject = z.object({
+  id: z.string(), album: z.string(), state: z.enum(['queued', 'running', 'done', 'failed', 'cancelled']), createdAt: z.string(), updatedAt: z.string(),
+  duplicatesIgnored: z.number().int().describe('URLs given more than once (each is imported once)'),
+  total: z.number().int().describe('Number of URLs of the job'),
+  bytes: z.number().int().describe('Bytes downloaded so far'),
+  counts: ImportCountsObject,
+});
+
+/** An import job with one page of its items (GET /imports/{jobId}). */
+export const ImportJobObject = ImportJobSummaryObject.extend({
+  items: z.array(ImportItemObject).describe('Items offset to offset + limit - 1'),
+  nextOffset: z.number().int().optional().describe('The offset of the next page of items, when more follow'),
+});
+
+export const ImportListResponse = z.object({ jobs: z.array(ImportJobSummaryObject) });
+export const ImportJobResponse = MessageResponse.extend({ job: ImportJobObject });
 
 /**
  * Checks `value` against `schema`, or throws a ValidationError naming the field

@@ -2,8 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type supertest from 'supertest';
-import type { ImportJob } from '../../src/imports/job.js';
-import type { ImportCounts } from '../../src/notifier/events.js';
+import type { ImportJobView } from '../../src/imports/job.js';
 import { makeJpeg, makePng } from './images.js';
 import { waitFor } from './wait-for.js';
 
@@ -198,8 +197,7 @@ function sendHuge(res: http.ServerResponse, declared: number | undefined, head: 
   next();
 }
 
-/** An import job as GET /api/v1/imports/{jobId} shows it. */
-export type ImportJobView = ImportJob & { counts: ImportCounts };
+export type { ImportJobView };
 
 type Http = ReturnType<typeof supertest>;
 

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import sharp from 'sharp';
 import { defaultConfig } from '../../src/config.js';
 import { ApiKeys } from '../../src/security/api-keys.js';
-import { ImageStoreClient, ImageStoreError, type ImportJob, type StoreEvent } from '../../src/client/index.js';
+import { ImageStoreClient, ImageStoreError, type ImportJobSummary, type StoreEvent } from '../../src/client/index.js';
 import { startImageServer, type ImageServer } from '../helpers/image-server.js';
 import { makeJpeg, makePng } from '../helpers/images.js';
 import { startTestService, type TestService } from '../helpers/service.js';
@@ -72,7 +72,8 @@ describe('client library against a running service', () => {
     const base = defaultConfig();
     svc = await startTestService({
       config: {
-        imports: { ...base.imports, allowHosts: ['127.0.0.1'], retryBaseDelayMs: 10 },
+        imports: { ...base.imports, allowHosts: ['127.0.0.1'], retryBaseDelayMs: 10, maxUrls: 10_001 },
+        limits: { ...base.limits, maxJsonBytes: 1024 * 1024 },
         security: { ...base.security, signingSecret: 'client-test-signing-secret-0123456789' },
       },
     });
@@ -205,7 +206,7 @@ describe('client library against a running service', () => {
     it('creates a job and waits for it, reporting progress', async () => {
       const job = await client.createImport('c-imports', [`${images.url}/red/r.png`, `${images.url}/blue/b.jpg`, `${images.url}/missing/m.png`]);
       expect(job.items.map((i) => i.url)).to.have.length(3);
-      const seen: ImportJob[] = [];
+      const seen: ImportJobSummary[] = [];
       const done = await client.waitForJob(job.id, { intervalMs: 50, timeoutMs: 15_000, onProgress: (j) => seen.push(j) });
       expect(done.state).to.equal('done');
       expect(done.counts).to.include({ stored: 2, failed: 1 });
@@ -216,6 +217,19 @@ describe('client library against a running service', () => {
       expect((await client.getImport(job.id)).counts.stored).to.equal(2);
       expect((await client.listImports()).map((j) => j.id)).to.include(job.id);
       expect(Buffer.from(await client.downloadImage('c-imports', 'r.png')).equals(images.red)).to.equal(true);
+    });
+
+    it('reads every page of a big job\'s items; the list has no items (gh-12 item 14)', async () => {
+      const urls = Array.from({ length: 10_001 }, (_, i) => `${images.url}/hang/client-big/${i}.png`);
+      const created = await client.createImport('c-imports', urls);
+      expect([created.total, created.items.length]).to.deep.equal([10_001, 1000]);
+      await client.cancelImport(created.id);
+      images.release('client-big');
+      const job = await client.getImport(created.id);
+      expect(job.items.map((i) => i.url)).to.deep.equal(urls);
+      expect(job).to.not.have.property('nextOffset');
+      const listed = (await client.listImports()).find((j) => j.id === created.id);
+      expect(listed).to.include({ total: 10_001, state: 'cancelled' }).and.not.have.property('items');
     });
 
     it('cancels a running job, and gives up waiting after timeoutMs', async () => {

@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import supertest from 'supertest';
 import { defaultConfig, type Config } from '../../src/config.js';
 import type { ImportJob } from '../../src/imports/job.js';
+import { JobStore } from '../../src/imports/job-store.js';
+import { silentLogger } from '../../src/logger.js';
 import { albumPath, createAlbum } from '../helpers/api.js';
 import { createImportJob, getImportJob, startImageServer, waitForImportJob, type ImageServer } from '../helpers/image-server.js';
 import { recordEvents } from '../helpers/mqtt.js';
@@ -18,9 +19,14 @@ async function imageNames(http: Http, album: string): Promise<string[]> {
   return ((await http.get(`${albumPath(album)}/images`).expect(200)).body as { imageList: string[] }).imageList.sort();
 }
 
-/** The job as its file on disk says. */
+/** The job store of a stopped service's data dir. */
+function jobStore(dataDir: string): JobStore {
+  return new JobStore(path.join(dataDir, '.imagestore', 'imports'), silentLogger());
+}
+
+/** The job as its files on disk say (read only while the service is stopped). */
 async function jobOnDisk(dataDir: string, jobId: string): Promise<ImportJob> {
-  return JSON.parse(await fs.readFile(path.join(dataDir, '.imagestore', 'imports', `${jobId}.json`), 'utf8')) as ImportJob;
+  return (await jobStore(dataDir).loadAll()).find((j) => j.id === jobId)!;
 }
 
 /** Two URLs that answer at once and two held at the image server until `release(gate)`. */
@@ -65,7 +71,7 @@ describe('import jobs survive a restart', () => {
       // Nothing writes the job after stop(), so this edit stays. The crash window the sha256 check covers: two.jpg was stored, but its progress was not saved.
       const storedTwo = saved.items[1].image!;
       saved.items[1] = { ...saved.items[1], state: 'downloading', image: undefined };
-      await fs.writeFile(path.join(dataDir, '.imagestore', 'imports', `${job.id}.json`), JSON.stringify(saved));
+      await jobStore(dataDir).compact(saved);
 
       svc = await startTestService({ dataDir, config });
       const recorder = await recordEvents(svc.service.mqttUrl);

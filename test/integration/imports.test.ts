@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { defaultConfig } from '../../src/config.js';
+import { ImportJobObject, ImportJobSummaryObject, ImportListResponse } from '../../src/routes/schemas.js';
 import { albumPath, createAlbum, rawBody } from '../helpers/api.js';
 import { createImportJob, getImportJob, startImageServer, waitForImportJob, type ImageServer } from '../helpers/image-server.js';
 import { recordEvents } from '../helpers/mqtt.js';
@@ -173,11 +174,15 @@ describe('import jobs from URLs', () => {
     const first = (await createImportJob(svc.http, album, [`${images.url}/red/l1.png`])).job;
     await new Promise((resolve) => setTimeout(resolve, 5)); // distinct createdAt
     const second = (await createImportJob(svc.http, album, [`${images.url}/red/l2.png`])).job;
+    await waitForImportJob(svc.http, first.id);
     const { jobs } = (await svc.http.get('/api/v1/imports').expect(200)).body as { jobs: Array<{ id: string; createdAt: string; counts: object }> };
     const ids = jobs.map((j) => j.id);
     expect(ids.indexOf(second.id)).to.be.within(0, ids.indexOf(first.id) - 1);
     expect(jobs.length).to.be.at.least(2);
     expect(jobs[0].counts).to.have.keys('queued', 'downloading', 'stored', 'failed', 'cancelled');
+    // Without items (gh-12 item 14): a job may hold 100,000 URLs, and the list shows up to 100 jobs.
+    for (const listed of jobs) expect(listed).to.have.keys(Object.keys(ImportJobSummaryObject.shape));
+    expect(ImportListResponse.parse({ jobs }).jobs.find((j) => j.id === first.id)).to.include({ total: 1, bytes: images.red.length, state: 'done' });
     const createdAts = jobs.map((j) => j.createdAt);
     expect(createdAts).to.deep.equal([...createdAts].sort().reverse());
 
@@ -185,6 +190,28 @@ describe('import jobs from URLs', () => {
     expect(missing.body).to.deep.equal({ error: 'no import job imp_nosuchjob' });
     expect((await svc.http.delete('/api/v1/imports/imp_nosuchjob').expect(404)).body).to.deep.equal({ error: 'no import job imp_nosuchjob' });
     await waitForImportJob(svc.http, second.id);
+  });
+
+  it('shows a job\'s items in pages: offset and limit, nextOffset while more follow, limit=0 for none (gh-12 item 14)', async () => {
+    const album = await newAlbum();
+    const urls = Array.from({ length: 5 }, (_, i) => `${images.url}/red/page/p${i}.png`);
+    const { job } = await createImportJob(svc.http, album, urls);
+    expect(job).to.include({ total: 5 });
+    expect(job.nextOffset).to.equal(undefined);
+    await waitForImportJob(svc.http, job.id);
+    const page = async (query: string) => ImportJobObject.parse((await svc.http.get(`/api/v1/imports/${job.id}?${query}`).expect(200)).body);
+    const first = await page('limit=2');
+    expect([first.items.map((i) => i.url), first.nextOffset]).to.deep.equal([urls.slice(0, 2), 2]);
+    const middle = await page('offset=2&limit=2');
+    expect([middle.items.map((i) => i.url), middle.nextOffset]).to.deep.equal([urls.slice(2, 4), 4]);
+    const last = await page('offset=4&limit=2');
+    expect([last.items.map((i) => [i.url, i.state]), last.nextOffset]).to.deep.equal([[[urls[4], 'stored']], undefined]);
+    expect(await page('offset=9')).to.deep.include({ items: [], total: 5 });
+    expect(await page('limit=0')).to.deep.include({ items: [], total: 5, nextOffset: 0, counts: { queued: 0, downloading: 0, stored: 5, failed: 0, cancelled: 0 } });
+    expect((await page('')).items).to.have.length(5);
+    for (const bad of ['limit=-1', 'limit=10001', 'offset=x']) {
+      expect((await svc.http.get(`/api/v1/imports/${job.id}?${bad}`).expect(400)).body.error, bad).to.match(/^(limit|offset): /);
+    }
   });
 
   it('refuses bad job requests with 400/404 and an error body', async () => {
@@ -257,6 +284,54 @@ describe('import jobs from URLs', () => {
     } finally {
       await recorder.close();
     }
+  });
+});
+
+describe('import jobs: fairness between jobs (gh-12 item 14)', () => {
+  let fairSvc: TestService;
+  let fairImages: ImageServer;
+  before(async () => {
+    fairImages = await startImageServer();
+    const defaults = defaultConfig();
+    fairSvc = await startTestService({
+      config: { imports: { ...defaults.imports, concurrency: 2, timeoutMs: 10_000, retries: 1, retryBaseDelayMs: 4000, allowHosts: ['127.0.0.1'] } },
+    });
+  });
+  after(async () => {
+    await fairSvc?.close();
+    await fairImages?.close();
+  });
+
+  it('finishes a small job created behind a big slow one while the big one is still running', async () => {
+    await createAlbum(fairSvc.http, 'fair');
+    // 12 URLs that take a second each, two at a time: six seconds of work queued ahead.
+    const slow = Array.from({ length: 12 }, (_, i) => `${fairImages.url}/delayed/1000/big-${i}.png`);
+    const big = (await createImportJob(fairSvc.http, 'fair', slow)).job;
+    await waitForImportJob(fairSvc.http, big.id, (j) => j.counts.downloading === 2);
+    const small = (await createImportJob(fairSvc.http, 'fair', [`${fairImages.url}/red/small-1.png`, `${fairImages.url}/green/small-2.png`])).job;
+
+    const done = await waitForImportJob(fairSvc.http, small.id, undefined, 15_000);
+    const bigNow = await getImportJob(fairSvc.http, big.id);
+    expect(done.counts.stored).to.equal(2);
+    // In one queue over all jobs, the small job would wait for all 12 big URLs to start.
+    expect(bigNow.state).to.equal('running');
+    expect(bigNow.counts.queued, JSON.stringify(bigNow.counts)).to.be.above(0);
+    await fairSvc.http.delete(`/api/v1/imports/${big.id}`).expect(200);
+  });
+
+  it('does not hold a download slot while an item waits for its retry', async () => {
+    await createAlbum(fairSvc.http, 'fair-retry');
+    // Both slots get a 500, then each item waits 4 s before its retry.
+    const flaky = (await createImportJob(fairSvc.http, 'fair-retry', [`${fairImages.url}/flaky/fr-a/1/a.png`, `${fairImages.url}/flaky/fr-b/1/b.png`])).job;
+    await waitFor('both first attempts answered', () => fairImages.requests.filter((r) => r.path.startsWith('/flaky/fr-') && r.finished).length === 2);
+    const other = (await createImportJob(fairSvc.http, 'fair-retry', [`${fairImages.url}/red/other.png`])).job;
+
+    expect((await waitForImportJob(fairSvc.http, other.id, undefined, 15_000)).counts.stored).to.equal(1);
+    const waiting = await getImportJob(fairSvc.http, flaky.id);
+    expect(waiting.items.map((i) => [i.state, i.attempts]), 'still waiting for the retries').to.deep.equal([['queued', 1], ['queued', 1]]);
+    expect(waiting.state).to.equal('running');
+    const done = await waitForImportJob(fairSvc.http, flaky.id, undefined, 15_000);
+    expect(done.items.map((i) => [i.state, i.attempts])).to.deep.equal([['stored', 2], ['stored', 2]]);
   });
 });
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ImportJob } from '../../client/index.js';
+import type { ImportJob, ImportJobSummary } from '../../client/index.js';
 import { action } from '../action.js';
 import { ExitError, EXIT, formatBytes, intIn, type CliContext, type CliIo } from '../context.js';
 import { Progress, type BatchCounts } from '../progress.js';
@@ -26,10 +26,10 @@ export function importCommand(program: Command, io: CliIo): void {
     .action(action(io, async (ctx, urls: string[], opts: ImportOptions) => {
       const job = await ctx.client.createImport(opts.album, urls);
       if (!opts.wait) {
-        ctx.result(job, `import job ${job.id} started: ${job.items.length} URL(s) into ${job.album}`);
+        ctx.result(job, `import job ${job.id} started: ${job.total} URL(s) into ${job.album}`);
         return;
       }
-      ctx.note(`import job ${job.id}: ${job.items.length} URL(s) into ${job.album}`);
+      ctx.note(`import job ${job.id}: ${job.total} URL(s) into ${job.album}`);
       await waitAndReport(ctx, job.id, opts);
     }));
 
@@ -63,18 +63,14 @@ async function waitAndReport(ctx: CliContext, id: string, opts: ImportOptions): 
   if (job.state !== 'done' || job.counts.failed > 0 || job.counts.cancelled > 0) throw new ExitError(EXIT.failed);
 }
 
-function countsOf(job: ImportJob): BatchCounts {
+function countsOf(job: ImportJobSummary): BatchCounts {
   const { stored, failed, cancelled } = job.counts;
-  return {
-    total: job.items.length, done: stored + failed + cancelled, stored, skipped: cancelled, failed,
-    bytes: job.items.reduce((sum, i) => sum + (i.bytes ?? 0), 0),
-  };
+  return { total: job.total, done: stored + failed + cancelled, stored, skipped: cancelled, failed, bytes: job.bytes };
 }
 
-function summary(job: ImportJob): string {
+function summary(job: ImportJobSummary): string {
   const c = job.counts;
-  const bytes = job.items.reduce((sum, i) => sum + (i.bytes ?? 0), 0);
-  return `${c.stored} stored, ${c.failed} failed, ${c.cancelled} cancelled, ${c.queued + c.downloading} pending of ${job.items.length}; ${formatBytes(bytes)}`;
+  return `${c.stored} stored, ${c.failed} failed, ${c.cancelled} cancelled, ${c.queued + c.downloading} pending of ${job.total}; ${formatBytes(job.bytes)}`;
 }
 
 function itemLine(item: ImportJob['items'][number]): string {
