@@ -12,6 +12,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
 import type { Metrics } from './metrics.js';
 import { buildRouter } from './routes/index.js';
+import { AuthFailures } from './security/auth-failures.js';
 import type { ReadinessChecks } from './routes/health.js';
 
 export interface AppDeps {
@@ -38,9 +39,13 @@ export function buildApp({ config, log, albums, delivery, imports, readiness, ve
     .use(errorHandler())
     .use(securityHeaders({ hsts: config.tls.certFile !== undefined }))
     .use(corsAllowList(security.corsOrigins))
-    .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret }))
+    .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }))
     .use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
   const router = buildRouter({ config, albums, delivery, imports, readiness, version, metrics });
   app.use(router.routes()).use(router.allowedMethods());
   return app;
+}
+
+function authFailures({ authFailureLimit, authFailureWindowMs }: Config['security']): AuthFailures | undefined {
+  return authFailureLimit === 0 ? undefined : new AuthFailures({ limit: authFailureLimit, windowMs: authFailureWindowMs });
 }

@@ -82,6 +82,9 @@ export interface Config {
     /** Requests per window per key or client address; 0 = no limit. */
     rateLimit: number;
     rateLimitWindowMs: number;
+    /** Wrong keys or forged signatures per window per client address before 429; 0 = no limit. */
+    authFailureLimit: number;
+    authFailureWindowMs: number;
   };
   tls: {
     /** PEM certificate and key: HTTPS (and WSS) when set. */
@@ -241,6 +244,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       corsOrigins: r.string('CORS_ORIGINS', '').split(',').map((o) => o.trim()).filter(Boolean),
       rateLimit: r.int('RATE_LIMIT', 0, 0, 10_000_000),
       rateLimitWindowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
+      authFailureLimit: r.int('AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
+      authFailureWindowMs: r.int('AUTH_FAILURE_WINDOW_MS', 60_000, 1000, 86_400_000),
     },
     tls: {
       certFile: tlsCert,

@@ -32,6 +32,9 @@ function securedEnv(env: Record<string, string> = {}): Record<string, string> {
     HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'silent', SHUTDOWN_TIMEOUT_MS: '3000',
     API_KEYS: Object.entries(KEYS).map(([role, key]) => `${role}:${key}`).join(','),
     URL_SIGNING_SECRET: SIGNING_SECRET,
+    // These tests send far more wrong keys and forged signatures than the default limit allows
+    // from one address; auth-failure-limit.test.ts tests the limit.
+    AUTH_FAILURE_LIMIT: '0',
     ...env,
   };
 }
