@@ -6,6 +6,7 @@ import type { ImportService } from './imports/import-service.js';
 import type { Logger } from './logger.js';
 import { accessLog } from './middleware/access-log.js';
 import { errorHandler } from './middleware/error-handler.js';
+import { minBodyRate } from './middleware/min-body-rate.js';
 import { requestId } from './middleware/request-id.js';
 import { auth } from './middleware/auth.js';
 import { rateLimit } from './middleware/rate-limit.js';
@@ -37,6 +38,7 @@ export function buildApp({ config, log, albums, delivery, imports, readiness, ve
     .use(accessLog())
     .use(metrics.middleware())
     .use(errorHandler())
+    .use(minBodyRate({ bytesPerSecond: config.http.minBodyBytesPerSecond, windowMs: config.http.minBodyRateWindowMs }))
     .use(securityHeaders({ hsts: config.tls.certFile !== undefined }))
     .use(corsAllowList(security.corsOrigins))
     .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }))
