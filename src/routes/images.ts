@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { File } from 'formidable';
 import type { AlbumService } from '../albums/album-service.js';
-import { checkName } from '../albums/names.js';
+import { checkName, checkNewName } from '../albums/names.js';
 import { ValidationError } from '../errors.js';
 import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/image-delivery.js';
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
@@ -41,7 +41,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   router.post(base, upload, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
-    const name = checkName('image', baseName(file.originalFilename));
+    const name = checkNewName('image', baseName(file.originalFilename));
     // formidable hashed the file (sha256) while receiving it.
     const known = file.hash ? { size: file.size, sha256: file.hash } : undefined;
     const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known);
@@ -71,7 +71,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   router.patch(`${base}/:imageName`, json, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const from = checkName('image', ctx.params.imageName);
-    const to = checkName('image', parseWith(ImageNameBody, ctx.request.body, 'body').imageName);
+    const to = checkNewName('image', parseWith(ImageNameBody, ctx.request.body, 'body').imageName);
     const image = await albums.renameImage(album, from, to, { reqId: ctx.state.requestId });
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(to)}`);
     ctx.body = { message: `${from} image modified to ${to}`, image };
