@@ -73,7 +73,7 @@ export const OPERATIONS: OperationDoc[] = [
   { method: 'delete', path: '/api/v1/imports/{jobId}', operationId: 'cancelImport', summary: 'Cancel an import job', tags: ['imports'],
     responses: { 200: ['Cancelled (with the first page of its items)', ImportJobResponse], ...errors(404) } },
   { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
-    responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
+    responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 404, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],

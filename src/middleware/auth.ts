@@ -3,7 +3,7 @@ import type { Middleware } from 'koa';
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from '../errors.js';
 import { roleAllows, type ApiKeys, type Role } from '../security/api-keys.js';
 import type { AuthFailures } from '../security/auth-failures.js';
-import { checkSignature } from '../security/signed-url.js';
+import { checkSignature, SIGNED_IMAGE_ID } from '../security/signed-url.js';
 
 /** Paths anyone may call: health, and the API documents (off anyway in PRODMODE). */
 const OPEN = [/^\/(livez|healthz|readyz)$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/];
@@ -38,7 +38,8 @@ export interface AuthOptions {
  * the role the operation needs: 401 without a valid key or signature, 403 for
  * a role too low. With no keys configured the service is open and this
  * passes everything. Sets `ctx.state.principal` (for rate limits and logs:
- * a key's digest prefix or the client address, never the key).
+ * a key's digest prefix or the client address, never the key), and for a
+ * signed URL `ctx.state.signedImageId` (its signed image id, or '' without one).
  *
  * With `failures`, a wrong key or a forged signature counts against the
  * client's address; past the limit the address gets 429 with Retry-After,
@@ -63,6 +64,8 @@ export function auth({ keys, signingSecret, failures }: AuthOptions): Middleware
       const check = checkSignature(signingSecret, ctx.path, ctx.querystring, Math.floor(Date.now() / 1000));
       if (check === 'valid' && need === 'read') {
         ctx.state.principal = `signed:${ctx.path}`;
+        // For the image route: a URL by name serves only the image it was signed for.
+        ctx.state.signedImageId = new URLSearchParams(ctx.querystring).get(SIGNED_IMAGE_ID) ?? '';
         return next();
       }
       if (check === 'expired') throw unauthorized('the signed URL has expired');

@@ -312,6 +312,39 @@ describe('API keys and roles on every route', function () {
       await svc.http.get(`${albumPath(fx.album)}/images`).set(authorization('read')).expect(200, { imageList: ['pic.png'] });
     });
 
+    it('serve a name only while it holds the image they were made for: not after a delete and re-create (issue 12)', async () => {
+      const bound = await makeFixture(svc, 'signed-rebound');
+      const path = albumPath(bound.album, bound.image);
+      const url = await signed(`${path}?w=8`);
+      expect(new URLSearchParams(url.split('?')[1]).get('imageId'), 'the id is in the signed URL').to.equal(bound.id);
+      await download(url).expect(200);
+      // Made before this check existed: a genuine signature, but bound to nothing.
+      const unbound = signPath(SIGNING_SECRET, path, {}, Math.floor(Date.now() / 1000) + 600);
+      expect((await svc.http.get(unbound)).status, 'an unbound URL by name').to.equal(404);
+
+      await svc.http.delete(path).set(authorization('write')).expect(200);
+      expect((await svc.http.get(url)).status, 'deleted').to.equal(404);
+      const replacement = await makePng(20, 12);
+      await svc.http.post(`${albumPath(bound.album)}/images`).set(authorization('write')).attach('file', replacement, bound.image).expect(201);
+      for (const method of ['get', 'head'] as const) {
+        const res = await svc.http[method](url);
+        expect(res.status, `${method} after re-create`).to.equal(404);
+      }
+      const res = await svc.http.get(url).expect(404);
+      expect(res.body).to.deep.equal({ error: 'pic.png image is not the one this signed URL was made for (it was deleted or replaced); make a new signed URL' });
+      // A URL made now is bound to the new image, and serves it.
+      const fresh = await download(await signed(path)).expect(200);
+      expect(Buffer.compare(fresh.body as Buffer, replacement)).to.equal(0);
+    });
+
+    it('refuse to sign a URL by name for an image that is not there, and bind to the real id whatever imageId is given', async () => {
+      const missing = await svc.http.post('/api/v1/signed-urls').set(authorization('read')).send({ path: albumPath(fx.album, 'no-such.png') });
+      expect(missing.status).to.equal(404);
+      const url = await signed(`${albumPath(fx.album, fx.image)}?imageId=${other.id}`);
+      expect(new URLSearchParams(url.split('?')[1]).getAll('imageId')).to.deep.equal([fx.id]);
+      await download(url).expect(200);
+    });
+
     it('are made for image URLs only, by a key holder', async () => {
       await svc.http.post('/api/v1/signed-urls').send({ path: albumPath(fx.album, fx.image) }).expect(401);
       for (const path of ['/metrics', '/api/v1/admin/fsck', `${albumPath(fx.album)}/images`, `${albumPath(fx.album, fx.image)}/metadata`, '/api/v1/albums']) {
