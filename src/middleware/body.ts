@@ -35,8 +35,29 @@ export function jsonBody(maxBytes: number): Middleware {
     if (ctx.req.headers['content-encoding'] !== undefined) ctx.req.headers['content-encoding'] = encoding;
     // co-body reads Content-Length with `~~`, which wraps from 2^31 on: such bodies skipped its early 413.
     if (declaredLength(ctx) > maxBytes) throw tooLarge(maxBytes);
-    await parse(ctx, next);
+    await unlessAborted(ctx, parse(ctx, async () => undefined));
+    await next();
   };
+}
+
+/**
+ * co-body reads an encoded body through a decompression stream piped from the
+ * request; when the client goes away, that stream never ends and the parse
+ * never settles. Give up on the parse when the request closes unfinished.
+ */
+async function unlessAborted<T>(ctx: Context, parsing: Promise<T>): Promise<T> {
+  let onClose: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onClose = () => {
+      if (!ctx.req.complete) reject(new ValidationError('request aborted by the client'));
+    };
+    ctx.req.once('close', onClose);
+  });
+  try {
+    return await Promise.race([parsing, aborted]);
+  } finally {
+    ctx.req.off('close', onClose!);
+  }
 }
 
 /** The Content-Encoding header in lower case; `identity` when absent. */

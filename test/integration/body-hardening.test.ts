@@ -5,7 +5,9 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { expect } from 'chai';
 import { makePng } from '../helpers/images.js';
+import { spawnService } from '../helpers/spawn-service.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+import { makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 // Issue 12: bodies that do not match their Content-Encoding (item 7), JSON bodies announcing
@@ -194,5 +196,29 @@ describe('request bodies: encodings, sizes, fields and file names (issue 12)', f
       const list = await svc.http.get(`${API}/albums/target/images`).expect(200);
       expect(list.body.imageList).to.include.members(['a"b.png', 'say "cheese".png']);
     });
+  });
+
+  it('finishes a gzip JSON request whose client goes away half way (the parse waited forever; no access log line)', async () => {
+    const dataDir = await makeTmpDir();
+    const service = await spawnService({ dataDir });
+    try {
+      const { hostname, port } = new URL(service.http);
+      const body = zlib.gzipSync(JSON.stringify({ albumName: 'x'.repeat(1000) }));
+      for (const encoding of ['gzip', 'deflate', 'identity']) {
+        const socket = net.connect(Number(port), hostname);
+        await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+        socket.write(`POST ${API}/albums HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Encoding: ${encoding}\r\nContent-Length: ${body.length}\r\n\r\n`);
+        socket.write(body.subarray(0, 20));
+        await new Promise((resolve) => setTimeout(resolve, 200)); // the service is reading the body
+        socket.destroy();
+      }
+      const finished = () => service.logs('request completed').filter((l) => l.method === 'POST' && l.path === `${API}/albums`).length;
+      await waitFor('an access log line for each aborted request', () => finished() === 3, 5000).catch(() => undefined);
+      expect(finished(), 'requests that finished').to.equal(3);
+      expect(service.logs('error after the response started').map((l) => (l.err as { message?: string }).message)).to.include('request aborted by the client');
+    } finally {
+      await service.stop();
+      await removeDir(dataDir);
+    }
   });
 });
