@@ -6,12 +6,14 @@ import type { ImportService } from './imports/import-service.js';
 import type { Logger } from './logger.js';
 import { accessLog } from './middleware/access-log.js';
 import { errorHandler } from './middleware/error-handler.js';
+import { minBodyRate } from './middleware/min-body-rate.js';
 import { requestId } from './middleware/request-id.js';
 import { auth } from './middleware/auth.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
 import type { Metrics } from './metrics.js';
 import { buildRouter } from './routes/index.js';
+import { AuthFailures } from './security/auth-failures.js';
 import type { ReadinessChecks } from './routes/health.js';
 
 export interface AppDeps {
@@ -36,11 +38,16 @@ export function buildApp({ config, log, albums, delivery, imports, readiness, ve
     .use(accessLog())
     .use(metrics.middleware())
     .use(errorHandler())
+    .use(minBodyRate({ bytesPerSecond: config.http.minBodyBytesPerSecond, windowMs: config.http.minBodyRateWindowMs }))
     .use(securityHeaders({ hsts: config.tls.certFile !== undefined }))
     .use(corsAllowList(security.corsOrigins))
-    .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret }))
+    .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }))
     .use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
   const router = buildRouter({ config, albums, delivery, imports, readiness, version, metrics });
   app.use(router.routes()).use(router.allowedMethods());
   return app;
+}
+
+function authFailures({ authFailureLimit, authFailureWindowMs }: Config['security']): AuthFailures | undefined {
+  return authFailureLimit === 0 ? undefined : new AuthFailures({ limit: authFailureLimit, windowMs: authFailureWindowMs });
 }

@@ -17,6 +17,9 @@ export interface Config {
     requestTimeoutMs: number;
     /** Idle keep-alive connections are closed after this. */
     keepAliveTimeoutMs: number;
+    /** Request bodies slower than this (bytes per second, over every `minBodyRateWindowMs`) are cut off with 408; 0 = no minimum. */
+    minBodyBytesPerSecond: number;
+    minBodyRateWindowMs: number;
   };
   imageDbDir: string;
   /** Where albums and images live: the data dir (`fs`) or an S3 bucket (`s3`, with `s3`). */
@@ -82,6 +85,9 @@ export interface Config {
     /** Requests per window per key or client address; 0 = no limit. */
     rateLimit: number;
     rateLimitWindowMs: number;
+    /** Wrong keys or forged signatures per window per client address before 429; 0 = no limit. */
+    authFailureLimit: number;
+    authFailureWindowMs: number;
   };
   tls: {
     /** PEM certificate and key: HTTPS (and WSS) when set. */
@@ -194,6 +200,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       headersTimeoutMs: r.int('HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
       requestTimeoutMs: r.int('REQUEST_TIMEOUT_MS', 300_000, 100, 3_600_000),
       keepAliveTimeoutMs: r.int('KEEP_ALIVE_TIMEOUT_MS', 5_000, 100, 600_000),
+      minBodyBytesPerSecond: r.int('MIN_BODY_BYTES_PER_SECOND', 1024, 0, 1_000_000_000),
+      minBodyRateWindowMs: r.int('MIN_BODY_RATE_WINDOW_MS', 10_000, 1000, 600_000),
     },
     imageDbDir: path.resolve(r.string('IMAGE_DB_DIR', './image-db')),
     storage: r.oneOf('STORAGE', 'fs', ['fs', 's3']) as 'fs' | 's3',
@@ -241,6 +249,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       corsOrigins: r.string('CORS_ORIGINS', '').split(',').map((o) => o.trim()).filter(Boolean),
       rateLimit: r.int('RATE_LIMIT', 0, 0, 10_000_000),
       rateLimitWindowMs: r.int('RATE_LIMIT_WINDOW_MS', 60_000, 1000, 3_600_000),
+      authFailureLimit: r.int('AUTH_FAILURE_LIMIT', 20, 0, 1_000_000),
+      authFailureWindowMs: r.int('AUTH_FAILURE_WINDOW_MS', 60_000, 1000, 86_400_000),
     },
     tls: {
       certFile: tlsCert,

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, NotFoundError } from '../errors.js';
+import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 import { Layout } from './layout.js';
@@ -14,9 +14,16 @@ import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js
 import { claimDataDir, releaseDataDir } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
 import { readRange } from './read-range.js';
+import { mapLimit } from './map-limit.js';
 
 /** On Linux, an open file can be read again by path through /proc, whatever renames happen meanwhile. */
 const PROC_FD = existsSync('/proc/self/fd');
+
+/**
+ * Metadata files a listing with details reads at once. Reading all of a 10,000-name page
+ * together ran the process out of file descriptors; libuv's 4 pool threads are busy with far fewer.
+ */
+const METADATA_READS = 16;
 
 /**
  * The filesystem store: albums are directories, images plain files (see layout.ts).
@@ -66,7 +73,7 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
-    const infos = await Promise.all(names.map((name) => this.readAlbumInfo(name)));
+    const infos = await mapLimit(names, METADATA_READS, (name) => this.readAlbumInfo(name));
     return infos.filter((info): info is AlbumInfo => info !== undefined);
   }
 
@@ -123,7 +130,8 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   async imageInfos(album: string, names: string[]): Promise<ImageInfo[]> {
-    const metas = await Promise.all(names.map((name) => readImageMeta(this.layout.imageMetaFile(album, name))));
+    // Undefined: deleted since the page was taken, so left out; any other failure fails the listing.
+    const metas = await mapLimit(names, METADATA_READS, (name) => this.readMeta(album, name));
     return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
   }
 
@@ -246,19 +254,32 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   private async readImage(album: string, name: string): Promise<ImageInfo> {
-    const meta = await readImageMeta(this.layout.imageMetaFile(album, name));
+    const meta = await this.readMeta(album, name);
     if (!meta) throw new NotFoundError(`${name} image is not present`);
     return { ...meta, album };
+  }
+
+  private async readMeta(album: string, name: string): Promise<StoredImageMeta | undefined> {
+    return readImageMeta(this.layout.imageMetaFile(album, name)).catch((err: unknown) => {
+      throw unavailableWhenOutOfDescriptors(err);
+    });
   }
 
   private async readAlbumInfo(name: string): Promise<AlbumInfo | undefined> {
     try {
       const { createdAt } = JSON.parse(await fs.readFile(this.layout.albumInfoFile(name), 'utf8'));
       return { name, createdAt };
-    } catch {
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw unavailableWhenOutOfDescriptors(err);
       return this.albums.has(name) ? { name, createdAt: new Date(0).toISOString() } : undefined;
     }
   }
+}
+
+/** Running out of file descriptors is a passing overload, not a fault: 503 with Retry-After, never a partial answer. */
+function unavailableWhenOutOfDescriptors(err: unknown): unknown {
+  if (isErrno(err, 'EMFILE') || isErrno(err, 'ENFILE')) return new ServiceUnavailableError('too many open files on the server; retry shortly', 1);
+  return err;
 }
 
 function stripAlbum(info: ImageInfo): StoredImageMeta {

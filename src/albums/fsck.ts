@@ -3,6 +3,7 @@ import path from 'node:path';
 import { checkName, RESERVED_PREFIX } from './names.js';
 import { Layout } from './layout.js';
 import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
+import { mapLimit } from './map-limit.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 
 /** One thing fsck found wrong, and whether it was repaired. */
@@ -171,20 +172,6 @@ async function checkImage(layout: Layout, album: string, name: string, hadMeta: 
     }
   }
   return { problem: undefined, changed: false, meta };
-}
-
-/** `fn` over `items` with at most `limit` calls in flight; results in the order of `items`. */
-async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
 }
 
 /** The Go service's image-info.json: `{ album: { image: { fileName, filePath } } }`. Read once, on first start. */

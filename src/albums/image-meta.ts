@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { ImageInfo } from './types.js';
+import { isErrno } from './durable.js';
 import { SNIFF_BYTES, sniffType } from './sniff.js';
 
 /** What is stored in an image's metadata file (the album comes from the directory). */
@@ -16,9 +17,11 @@ export function newImageId(): string {
 const META_READ_BYTES = 16 * 1024;
 
 /**
- * Reads and checks a metadata file; undefined when missing or unreadable JSON.
+ * Reads and checks a metadata file; undefined when missing (ENOENT) or unreadable JSON.
  * Open, one read, close: every download reads one, and fs.readFile would add an
  * fstat (each file operation is a thread-pool round trip, bench/RESULTS.md).
+ * @throws any other read error (EMFILE, EIO, ...): taken for "missing", it dropped images
+ *   from listings and would make recovery adopt them again under new ids
  */
 export async function readImageMeta(file: string): Promise<StoredImageMeta | undefined> {
   let text: string;
@@ -32,8 +35,9 @@ export async function readImageMeta(file: string): Promise<StoredImageMeta | und
     } finally {
       await handle.close();
     }
-  } catch {
-    return undefined;
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
   }
   return parseImageMeta(text);
 }

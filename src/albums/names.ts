@@ -13,6 +13,12 @@ export const RESERVED_PREFIX = '.imagestore';
 // eslint-disable-next-line no-control-regex
 const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 
+// Format characters (Cf: zero-width space and joiners, bidirectional controls such as U+202E,
+// the BOM, tag characters), line and paragraph separators, and the Hangul fillers that render as
+// nothing: with them two names that look the same differ, and "photo\u202Egnp.exe" shows as
+// "photoexe.png". Refused in new names, as filesystems with spoofing protections do.
+const INVISIBLE_CHARS = /[\p{Cf}\p{Zl}\p{Zp}\u115f\u1160\u3164\uffa0]/u;
+
 /**
  * Checks an album or image name and returns it in Unicode NFC form.
  *
@@ -31,7 +37,25 @@ export function checkName(kind: 'album' | 'image', raw: unknown): string {
   if (!raw.isWellFormed()) throw new ValidationError(`Invalid ${kind} name: not valid Unicode`);
   const name = raw.normalize('NFC');
   const problem = nameProblem(name);
-  if (problem) throw new ValidationError(`Invalid ${kind} name ${JSON.stringify(shorten(name))}: ${problem}`);
+  if (problem) throw new ValidationError(`Invalid ${kind} name ${display(name)}: ${problem}`);
+  return name;
+}
+
+/**
+ * Checks a name an album or image is about to get (create, upload, rename,
+ * import): checkName's rules, and no invisible or bidirectional control
+ * characters (Unicode format characters such as U+200B and U+202E, line and
+ * paragraph separators, Hangul fillers). Names already stored with them stay
+ * reachable through checkName, so they can still be renamed or deleted.
+ * Emoji joined with U+200D (ZWJ sequences) are refused too.
+ * @throws {ValidationError} as checkName, or naming the first such character
+ */
+export function checkNewName(kind: 'album' | 'image', raw: unknown): string {
+  const name = checkName(kind, raw);
+  const invisible = INVISIBLE_CHARS.exec(name);
+  if (invisible) {
+    throw new ValidationError(`Invalid ${kind} name ${display(name)}: must not contain invisible or bidirectional control characters (${codePoint(invisible[0])})`);
+  }
   return name;
 }
 
@@ -46,6 +70,12 @@ function nameProblem(name: string): string | undefined {
   return undefined;
 }
 
-function shorten(name: string): string {
-  return name.length > 64 ? `${name.slice(0, 61)}...` : name;
+/** The name for a message: quoted, shortened, its invisible characters written as \u escapes (a U+202E would reorder the message). */
+function display(name: string): string {
+  const short = name.length > 64 ? `${name.slice(0, 61)}...` : name;
+  return JSON.stringify(short).replace(new RegExp(INVISIBLE_CHARS.source, 'gu'), (c) => `\\u${c.codePointAt(0)!.toString(16).padStart(4, '0')}`);
+}
+
+function codePoint(c: string): string {
+  return `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }

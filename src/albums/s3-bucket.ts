@@ -372,20 +372,3 @@ export class S3Bucket {
     await pipeline(await this.getStream(key, { ifMatch }), createWriteStream(file, { flags: 'wx' }));
   }
 }
-
-/**
- * Runs `fn` over `items`, at most `limit` at a time, and returns the results in order.
- * Used to bound the parallel requests of listings with details and of album copies.
- */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}

@@ -28,16 +28,18 @@ const imageParam = { name: 'imageName', in: 'path', required: true, schema: { ty
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [code, [ERROR_TEXT[code], ErrorResponse]])) as OperationDoc['responses'];
 const ERROR_TEXT: Record<number, string> = {
-  401: 'No API key, a wrong key, or a bad or expired signed URL', 403: 'The key\'s role is too low', 429: 'Rate limit exceeded; see Retry-After',
+  401: 'No API key, a wrong key, or a bad or expired signed URL', 403: 'The key\'s role is too low', 429: 'Rate limit exceeded, or too many failed authentications from this address; see Retry-After',
   400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists',
-  413: 'Body too large', 415: 'Wrong Content-Type, or not an accepted image format', 416: 'Range not satisfiable',
+  413: 'Body too large', 415: 'Wrong Content-Type or Content-Encoding, or not an accepted image format', 416: 'Range not satisfiable',
   422: 'Image truncated, corrupt or over the pixel limit', 503: 'Too many uploads in progress; retry after Retry-After',
 };
+
+const LISTING_UNAVAILABLE = 'With details: the server is out of file descriptors; retry after Retry-After (never a partial list)';
 
 /** Every API operation. A test checks this list against the router, both ways. */
 export const OPERATIONS: OperationDoc[] = [
   { method: 'get', path: '/api/v1/albums', operationId: 'listAlbums', summary: 'List albums (sorted; paged with limit and cursor)', tags: ['albums'], query: ListQuery,
-    responses: { 200: ['Album names', AlbumListResponse], ...errors(400) } },
+    responses: { 200: ['Album names', AlbumListResponse], ...errors(400), 503: [LISTING_UNAVAILABLE, ErrorResponse] } },
   { method: 'post', path: '/api/v1/albums', operationId: 'createAlbum', summary: 'Create an album', tags: ['albums'], jsonBody: AlbumNameBody,
     responses: { 201: ['Created; Location names the album', AlbumResponse], ...errors(400, 409, 413, 415) } },
   { method: 'patch', path: '/api/v1/albums/{albumName}', operationId: 'renameAlbum', summary: 'Rename an album', tags: ['albums'], jsonBody: AlbumNameBody,
@@ -45,7 +47,7 @@ export const OPERATIONS: OperationDoc[] = [
   { method: 'delete', path: '/api/v1/albums/{albumName}', operationId: 'deleteAlbum', summary: 'Delete an album and its images', tags: ['albums'],
     responses: { 200: ['Deleted', MessageResponse], ...errors(400, 404) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images', operationId: 'listImages', summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
-    responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404) } },
+    responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404), 503: [LISTING_UNAVAILABLE, ErrorResponse] } },
   { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF or TIFF (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true,
     responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 422, 503) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image (byte-identical to the upload), or a transform of it; ETag, Range, conditional requests, HEAD', tags: ['images'], query: TransformQuery,
@@ -71,7 +73,7 @@ export const OPERATIONS: OperationDoc[] = [
   { method: 'delete', path: '/api/v1/imports/{jobId}', operationId: 'cancelImport', summary: 'Cancel an import job', tags: ['imports'],
     responses: { 200: ['Cancelled (with the first page of its items)', ImportJobResponse], ...errors(404) } },
   { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
-    responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
+    responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 404, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],

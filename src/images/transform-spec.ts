@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.js';
+import { SIGNED_IMAGE_ID } from '../security/signed-url.js';
 
 /** Largest output side in pixels. */
 export const MAX_OUTPUT_SIDE = 8192;
@@ -27,7 +28,7 @@ export interface TransformSpec {
 }
 
 /** Query parameters that are not transforms but may appear on image URLs. */
-const PASS_THROUGH = new Set(['download', 'expires', 'sig']);
+const PASS_THROUGH = new Set(['download', 'expires', 'sig', SIGNED_IMAGE_ID]);
 const FORMAT_ALIASES: Record<string, OutputFormat | 'auto'> = {
   jpeg: 'jpeg', jpg: 'jpeg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', tif: 'tiff', auto: 'auto',
 };

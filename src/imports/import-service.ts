@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { AlbumService } from '../albums/album-service.js';
-import { checkName } from '../albums/names.js';
+import { checkNewName } from '../albums/names.js';
 import { describeFile } from '../albums/image-meta.js';
 import { AppError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -286,7 +286,7 @@ export function nameFromUrl(url: URL, index: number): string {
     // keep it encoded
   }
   try {
-    return checkName('image', last);
+    return checkNewName('image', last);
   } catch {
     return `image-${index + 1}`;
   }

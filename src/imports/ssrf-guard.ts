@@ -8,7 +8,8 @@ export class ForbiddenTargetError extends Error {}
 /**
  * Address ranges an import must never reach unless its host is allow-listed:
  * loopback, private, link-local (incl. the 169.254.169.254 metadata service),
- * CGNAT, unspecified, multicast, reserved, and their IPv6 forms (incl. IPv4-mapped).
+ * CGNAT, unspecified, multicast, reserved, and their IPv6 forms (incl. IPv4-mapped,
+ * site-local and the NAT64 prefixes).
  */
 const BLOCKED = new net.BlockList();
 for (const [addr, prefix] of [
@@ -18,6 +19,8 @@ for (const [addr, prefix] of [
 for (const [addr, prefix] of [
   ['::', 96], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['64:ff9b::', 96], ['2001:db8::', 32],
   ['100::', 64], ['2002::', 16], // discard prefix; 6to4, which can embed any IPv4 address
+  ['fec0::', 10], // site-local: deprecated (RFC 3879) but still routed inside some networks
+  ['64:ff9b:1::', 48], ['::ffff:0:0:0', 96], // local-use NAT64 (RFC 8215) and IPv4-translated: both reach IPv4 addresses
 ] as const) BLOCKED.addSubnet(addr, prefix, 'ipv6');
 
 /** True when an IP address is in a blocked range (IPv4-mapped IPv6 is checked as IPv4). */

@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
-import { ForbiddenError, UnauthorizedError } from '../errors.js';
+import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from '../errors.js';
 import { roleAllows, type ApiKeys, type Role } from '../security/api-keys.js';
-import { checkSignature } from '../security/signed-url.js';
+import type { AuthFailures } from '../security/auth-failures.js';
+import { checkSignature, SIGNED_IMAGE_ID } from '../security/signed-url.js';
 
 /** Paths anyone may call: health, and the API documents (off anyway in PRODMODE). */
 const OPEN = [/^\/(livez|healthz|readyz)$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/];
@@ -28,6 +29,8 @@ export interface AuthOptions {
   keys: ApiKeys;
   /** HMAC secret for signed URLs; signed URLs are refused without it. */
   signingSecret?: string;
+  /** Counts wrong keys and signatures per client address; none: not limited. */
+  failures?: AuthFailures;
 }
 
 /**
@@ -35,29 +38,43 @@ export interface AuthOptions {
  * the role the operation needs: 401 without a valid key or signature, 403 for
  * a role too low. With no keys configured the service is open and this
  * passes everything. Sets `ctx.state.principal` (for rate limits and logs:
- * a key's digest prefix or the client address, never the key).
+ * a key's digest prefix or the client address, never the key), and for a
+ * signed URL `ctx.state.signedImageId` (its signed image id, or '' without one).
+ *
+ * With `failures`, a wrong key or a forged signature counts against the
+ * client's address; past the limit the address gets 429 with Retry-After,
+ * without its credentials being looked at, until its window ends. A missing
+ * key, another scheme and an expired (but genuine) signed URL are not guesses and do not count.
  */
-export function auth({ keys, signingSecret }: AuthOptions): Middleware {
+export function auth({ keys, signingSecret, failures }: AuthOptions): Middleware {
   return async function authMiddleware(ctx, next) {
     const need = requiredRole(ctx.method, ctx.path);
     if (!keys.enabled || need === undefined) {
       ctx.state.principal = `ip:${ctx.ip}`;
       return next();
     }
+    const wait = failures?.retryAfterSeconds(ctx.ip) ?? 0;
+    if (wait > 0) throw new TooManyRequestsError(`too many failed authentications from this address; retry in ${wait} s`, wait);
+    const rejected = (message: string) => {
+      failures?.record(ctx.ip);
+      return unauthorized(message);
+    };
     const header = ctx.get('Authorization');
     if (!header && (ctx.method === 'GET' || ctx.method === 'HEAD') && signingSecret) {
       const check = checkSignature(signingSecret, ctx.path, ctx.querystring, Math.floor(Date.now() / 1000));
       if (check === 'valid' && need === 'read') {
         ctx.state.principal = `signed:${ctx.path}`;
+        // For the image route: a URL by name serves only the image it was signed for.
+        ctx.state.signedImageId = new URLSearchParams(ctx.querystring).get(SIGNED_IMAGE_ID) ?? '';
         return next();
       }
       if (check === 'expired') throw unauthorized('the signed URL has expired');
-      if (check === 'invalid') throw unauthorized('the signed URL signature is invalid');
+      if (check === 'invalid') throw rejected('the signed URL signature is invalid');
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized(header ? 'expected Authorization: Bearer <key>' : 'an API key is required (Authorization: Bearer <key>)');
     const role = keys.roleOf(match[1]);
-    if (!role) throw unauthorized('the API key is not valid');
+    if (!role) throw rejected('the API key is not valid');
     if (!roleAllows(role, need)) throw new ForbiddenError(`this operation needs the ${need} role; the key has ${role}`);
     ctx.state.role = role;
     ctx.state.principal = `key:${keyLabel(match[1])}`;

@@ -1,25 +1,82 @@
 import { promises as fs } from 'node:fs';
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
-import { PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors.js';
+import { AppError, PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors.js';
+import { dispositionFilename } from './disposition-filename.js';
+
+/** The Content-Encodings co-body decodes (through `inflation`) for JSON bodies. */
+const JSON_ENCODINGS = ['gzip', 'deflate', 'br', 'identity'];
+/** Form fields a multipart body may carry beside its files, and their bytes together. */
+const MAX_FIELDS = 20;
+const MAX_FIELDS_BYTES = 64 * 1024;
 
 /**
  * Parses a small JSON body (rename and create requests). Anything but
- * `application/json` is a 415; bad JSON a 400; more than `maxBytes` a 413.
+ * `application/json` is a 415, and so is a Content-Encoding other than gzip,
+ * deflate, br or identity; bad JSON, or a body not in its declared encoding, a 400;
+ * more than `maxBytes` (as sent, or once decoded) a 413.
  */
 export function jsonBody(maxBytes: number): Middleware {
   const parse = koaBody({
     json: true, jsonStrict: true, jsonLimit: maxBytes, multipart: false, urlencoded: false, text: false,
-    onError: (err) => {
-      throw mapBodyError(err as BodyError, maxBytes);
+    onError: (err, ctx) => {
+      throw mapBodyError(err as BodyError, maxBytes, contentEncoding(ctx));
     },
   });
   return async function jsonBodyMiddleware(ctx, next) {
     if (!ctx.is('application/json')) {
       throw new UnsupportedMediaTypeError(`Expected Content-Type application/json but received ${JSON.stringify(ctx.get('Content-Type') || 'nothing')}`);
     }
-    await parse(ctx, next);
+    const encoding = contentEncoding(ctx);
+    if (!JSON_ENCODINGS.includes(encoding)) {
+      throw new UnsupportedMediaTypeError(`unsupported Content-Encoding ${JSON.stringify(encoding.slice(0, 64))}; supported: ${JSON_ENCODINGS.join(', ')}`);
+    }
+    // Coding names are case-insensitive (RFC 9110), but co-body only knows them in lower case.
+    if (ctx.req.headers['content-encoding'] !== undefined) ctx.req.headers['content-encoding'] = encoding;
+    // co-body reads Content-Length with `~~`, which wraps from 2^31 on: such bodies skipped its early 413.
+    if (declaredLength(ctx) > maxBytes) throw tooLarge(maxBytes);
+    await unlessAborted(ctx, parse(ctx, async () => undefined));
+    await next();
   };
+}
+
+/**
+ * co-body reads an encoded body through a decompression stream piped from the
+ * request; when the client goes away, that stream never ends and the parse
+ * never settles. Give up on the parse when the request closes unfinished.
+ */
+async function unlessAborted<T>(ctx: Context, parsing: Promise<T>): Promise<T> {
+  let onClose: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onClose = () => {
+      if (!ctx.req.complete) reject(new ValidationError('request aborted by the client'));
+    };
+    ctx.req.once('close', onClose);
+  });
+  try {
+    return await Promise.race([parsing, aborted]);
+  } finally {
+    ctx.req.off('close', onClose!);
+  }
+}
+
+/** The Content-Encoding header in lower case; `identity` when absent. */
+function contentEncoding(ctx: Context): string {
+  return (ctx.get('Content-Encoding') || 'identity').toLowerCase();
+}
+
+/** Content-Length as a number (exact up to 2^53, and large beyond); 0 when absent. */
+function declaredLength(ctx: Context): number {
+  const header = ctx.get('Content-Length');
+  return /^\d+$/.test(header) ? Number(header) : 0;
+}
+
+/**
+ * 413 that also closes the connection: otherwise Node reads and discards the
+ * rest of an unread body (up to the announced length) to keep the connection.
+ */
+function tooLarge(maxBytes: number): PayloadTooLargeError {
+  return Object.assign(new PayloadTooLargeError(`body larger than the limit of ${maxBytes} bytes`), { headers: { Connection: 'close' } });
 }
 
 export interface MultipartOptions {
@@ -43,20 +100,30 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     if (!ctx.is('multipart/form-data')) {
       throw new UnsupportedMediaTypeError(`Expected Content-Type multipart/form-data but received ${JSON.stringify(ctx.get('Content-Type') || 'nothing')}`);
     }
+    // formidable does not decode a Content-Encoding: it would store the encoded bytes, or fail on them.
+    if (contentEncoding(ctx) !== 'identity') {
+      throw new UnsupportedMediaTypeError(`multipart bodies are taken without Content-Encoding; received ${JSON.stringify(ctx.get('Content-Encoding').slice(0, 64))}`);
+    }
     if (active >= maxConcurrent) throw new ServiceUnavailableError(`too many uploads in progress (limit ${maxConcurrent}); retry shortly`);
     active += 1;
     const written: string[] = [];
     const parse = koaBody({
       multipart: true, json: false, urlencoded: false, text: false,
       formidable: {
-        uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles, maxTotalFileSize: maxFileBytes * maxFiles, maxFields: 20, maxFieldsSize: 64 * 1024,
+        uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles, maxTotalFileSize: maxFileBytes * maxFiles, maxFields: MAX_FIELDS, maxFieldsSize: MAX_FIELDS_BYTES,
         hashAlgorithm: 'sha256', allowEmptyFiles: false, minFileSize: 1,
+        // Runs before the file is created from the part: the file name is read from the header with escapes.
+        filter: (part) => {
+          const header = (part as typeof part & { headers?: Record<string, string> }).headers?.['content-disposition'];
+          part.originalFilename = dispositionFilename(header) ?? part.originalFilename;
+          return true;
+        },
         onFileBegin: (_name, file) => void written.push(file.filepath),
       },
       onError: (err) => {
         const error = err as BodyError;
         if (error.code === 1015 && maxFiles > 1) throw new ValidationError(`expected at most ${maxFiles} files`);
-        throw mapBodyError(error, maxFileBytes);
+        throw mapBodyError(error, maxFileBytes, 'identity');
       },
     });
     try {
@@ -81,20 +148,26 @@ const FORMIDABLE_MESSAGES: Record<number, string> = {
   1010: 'the uploaded file is empty',
   1008: 'the uploaded file is empty',
   1015: 'expected exactly one file, in field "file"',
-  1006: 'form fields too large',
-  1007: 'too many form fields',
   1012: 'malformed multipart body',
   1013: 'multipart body without boundary',
 };
 
-/** Turns koa-body (co-body, formidable) errors into our error types. */
-function mapBodyError(err: BodyError, maxBytes: number): Error {
+/**
+ * Turns koa-body (co-body, formidable, zlib) errors into our error types.
+ * @param encoding the body's Content-Encoding: a status-less error while decoding one means the bytes were not in it
+ */
+function mapBodyError(err: BodyError, maxBytes: number, encoding: string): Error {
+  if (err instanceof AppError) return err;
+  // formidable marks these 413 too; they are about the fields, not the body's size.
+  if (err.code === 1007) return new PayloadTooLargeError(`too many form fields (limit ${MAX_FIELDS})`);
+  if (err.code === 1006) return new PayloadTooLargeError(`form fields larger than the limit of ${MAX_FIELDS_BYTES} bytes`);
   const status = err.status ?? err.httpCode;
   if (err.type === 'entity.too.large' || err.code === 1009 || err.code === 1016 || (status === 413 && err.code !== 1015)) {
     return new PayloadTooLargeError(`body larger than the limit of ${maxBytes} bytes`);
   }
   if (typeof err.code === 'number' && FORMIDABLE_MESSAGES[err.code]) return new ValidationError(FORMIDABLE_MESSAGES[err.code]);
   if (err.type === 'entity.parse.failed' || err instanceof SyntaxError) return new ValidationError(`invalid JSON body: ${err.message}`);
+  if (encoding !== 'identity' && status === undefined) return new ValidationError(`the body does not match its Content-Encoding ${encoding}: ${err.message}`);
   if (status !== undefined && status >= 400 && status < 500) return new ValidationError(err.message);
   return err;
 }

@@ -1,10 +1,12 @@
 import Router from '@koa/router';
 import { z } from 'zod';
+import type { AlbumService } from '../albums/album-service.js';
 import { fsck } from '../albums/fsck.js';
+import { checkName } from '../albums/names.js';
 import { NotConfiguredError, ValidationError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { jsonBody } from '../middleware/body.js';
-import { signPath } from '../security/signed-url.js';
+import { SIGNED_IMAGE_ID, signPath } from '../security/signed-url.js';
 import { parseWith } from './schemas.js';
 
 /** Body of POST /api/v1/signed-urls. */
@@ -18,6 +20,8 @@ export interface AdminRoutesDeps {
   metrics: Metrics;
   signingSecret?: string;
   maxJsonBytes: number;
+  /** Finds the image a URL by name is signed for. */
+  albums: Pick<AlbumService, 'imageInfo'>;
 }
 
 /**
@@ -25,7 +29,7 @@ export interface AdminRoutesDeps {
  * the running store), POST /api/v1/signed-urls (a URL for <img> tags that works
  * without a key until it expires). Roles are enforced by the auth middleware.
  */
-export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes }: AdminRoutesDeps): Router {
+export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes, albums }: AdminRoutesDeps): Router {
   const router = new Router();
   router.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
@@ -43,10 +47,25 @@ export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes }: A
     if (!/^\/api\/v1\/(albums\/[^/]+\/images\/[^/]+|images\/[^/]+)$/.test(url.pathname)) {
       throw new ValidationError('path: expected an image URL path under /api/v1/albums/{album}/images/{image} or /api/v1/images/{id}');
     }
-    const query = Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'sig' && k !== 'expires'));
+    const query = Object.fromEntries([...url.searchParams].filter(([k]) => k !== 'sig' && k !== 'expires' && k !== SIGNED_IMAGE_ID));
+    // A URL by name is bound to the image the name holds now (404 if none); an id names one image anyway.
+    const byName = /^\/api\/v1\/albums\/([^/]+)\/images\/([^/]+)$/.exec(url.pathname);
+    if (byName) {
+      const image = await albums.imageInfo(checkName('album', decodeSegment(byName[1])), checkName('image', decodeSegment(byName[2])));
+      query[SIGNED_IMAGE_ID] = image.id;
+    }
     const expires = Math.floor(Date.now() / 1000) + (body.expiresInSeconds ?? 3600);
     ctx.status = 201;
     ctx.body = { url: signPath(signingSecret, url.pathname, query, expires), expires: new Date(expires * 1000).toISOString() };
   });
   return router;
+}
+
+/** A path segment decoded as the router decodes it: an undecodable escape stays as typed. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }

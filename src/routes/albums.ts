@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { AlbumService } from '../albums/album-service.js';
-import { checkName } from '../albums/names.js';
+import { checkName, checkNewName } from '../albums/names.js';
 import { jsonBody } from '../middleware/body.js';
 import { AlbumNameBody, ListQuery, parseWith } from './schemas.js';
 
@@ -22,7 +22,7 @@ export function albumRoutes({ albums, maxJsonBytes }: AlbumRoutesDeps): Router {
   });
 
   router.post('/albums', json, async (ctx) => {
-    const name = checkName('album', parseWith(AlbumNameBody, ctx.request.body, 'body').albumName);
+    const name = checkNewName('album', parseWith(AlbumNameBody, ctx.request.body, 'body').albumName);
     const album = await albums.createAlbum(name, { reqId: ctx.state.requestId });
     ctx.status = 201;
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(name)}`);
@@ -31,7 +31,7 @@ export function albumRoutes({ albums, maxJsonBytes }: AlbumRoutesDeps): Router {
 
   router.patch('/albums/:albumName', json, async (ctx) => {
     const from = checkName('album', ctx.params.albumName);
-    const to = checkName('album', parseWith(AlbumNameBody, ctx.request.body, 'body').albumName);
+    const to = checkNewName('album', parseWith(AlbumNameBody, ctx.request.body, 'body').albumName);
     const album = await albums.renameAlbum(from, to, { reqId: ctx.state.requestId });
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(to)}`);
     ctx.body = { message: `album ${from} modified to ${to}`, album };

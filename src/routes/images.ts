@@ -2,8 +2,9 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { File } from 'formidable';
 import type { AlbumService } from '../albums/album-service.js';
-import { checkName } from '../albums/names.js';
-import { ValidationError } from '../errors.js';
+import type { ImageHandle } from '../albums/types.js';
+import { checkName, checkNewName } from '../albums/names.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/image-delivery.js';
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
 import { jsonBody, multipartUpload } from '../middleware/body.js';
@@ -41,7 +42,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   router.post(base, upload, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
-    const name = checkName('image', baseName(file.originalFilename));
+    const name = checkNewName('image', baseName(file.originalFilename));
     // formidable hashed the file (sha256) while receiving it.
     const known = file.hash ? { size: file.size, sha256: file.hash } : undefined;
     const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known);
@@ -54,7 +55,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     const name = checkName('image', ctx.params.imageName);
     const spec = parseTransformSpec(ctx.query);
-    const handle = await albums.fetchImage(album, name, { reqId: ctx.state.requestId }, ctx.method !== 'HEAD');
+    const handle = await fetchByName(albums, ctx, album, name);
     await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), NAME_URL_CACHE));
   });
 
@@ -71,7 +72,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   router.patch(`${base}/:imageName`, json, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const from = checkName('image', ctx.params.imageName);
-    const to = checkName('image', parseWith(ImageNameBody, ctx.request.body, 'body').imageName);
+    const to = checkNewName('image', parseWith(ImageNameBody, ctx.request.body, 'body').imageName);
     const image = await albums.renameImage(album, from, to, { reqId: ctx.state.requestId });
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(to)}`);
     ctx.body = { message: `${from} image modified to ${to}`, image };
@@ -85,6 +86,26 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   });
 
   return router;
+}
+
+/**
+ * Opens an image by name for a download, and records the fetch (not for HEAD).
+ * A signed URL (auth sets `signedImageId`) serves only the image it was signed
+ * for: once that one is deleted or replaced, the name holds another image.
+ */
+async function fetchByName(albums: AlbumService, ctx: Context, album: string, name: string): Promise<ImageHandle> {
+  const call = { reqId: ctx.state.requestId };
+  const signedFor: string | undefined = ctx.state.signedImageId;
+  if (signedFor === undefined) return albums.fetchImage(album, name, call, ctx.method !== 'HEAD');
+  const handle = await albums.fetchImage(album, name, call, false);
+  try {
+    if (handle.info.id !== signedFor) throw new NotFoundError(`${name} image is not the one this signed URL was made for (it was deleted or replaced); make a new signed URL`);
+    if (ctx.method !== 'HEAD') await albums.announceFetch(handle.info, call);
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
 }
 
 const ID_URL = /^([A-Za-z0-9_-]{1,64})(?:\.([a-z]{3,4}))?$/;

@@ -44,7 +44,7 @@ export function buildRouter({ config, albums, delivery, imports, readiness, vers
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());
-  const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes });
+  const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods());

@@ -1,6 +1,14 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 /**
+ * Query parameter of a signed URL by name (`/albums/{album}/images/{image}`)
+ * holding the id of the image it was made for. It is signed like the rest, and
+ * the image route serves the URL only while the name holds that image: a name
+ * deleted and created again, or renamed onto, holds another one.
+ */
+export const SIGNED_IMAGE_ID = 'imageId';
+
+/**
  * Signed URLs let a page embed an image (`<img src>`) without a key: a GET
  * with `expires` (Unix seconds) and `sig` = HMAC-SHA256(secret,
  * "GET\n<path>\n<query without sig, sorted>"), base64url. The signature

@@ -229,6 +229,24 @@ describe('hostile input: every malformed request gets a 4xx JSON error and chang
     }
   });
 
+  it('rejects invisible and bidirectional control characters in every new name: album, upload, renames (issue 12)', async () => {
+    const before = await dataTree();
+    const json = (o: object) => JSON.stringify(o);
+    const error = /must not contain invisible or bidirectional control characters \(U\+20(2E|0B)\)$/;
+    const rows: Row[] = [
+      { what: 'U+202E in a new album', method: 'POST', path: `${API}/albums`, headers: JSON_TYPE, body: json({ albumName: 'photo\u202Egnp.exe' }), status: 400, error },
+      { what: 'U+200B in a new album', method: 'POST', path: `${API}/albums`, headers: JSON_TYPE, body: json({ albumName: 'tar\u200Bget' }), status: 400, error },
+      { what: 'U+202E in an album rename', method: 'PATCH', path: `${API}/albums/target`, headers: JSON_TYPE, body: json({ albumName: 'x\u202Ey' }), status: 400, error },
+      { what: 'U+200B in an upload file name', method: 'POST', path: `${API}/albums/target/images`, headers: MULTIPART, body: multipart([{ field: 'file', filename: 'exist\u200Bing.png', data: png }]), status: 400, error },
+      { what: 'U+202E in an upload file name', method: 'POST', path: `${API}/albums/target/images`, headers: MULTIPART, body: multipart([{ field: 'file', filename: 'photo\u202Egnp.exe', data: png }]), status: 400, error },
+      { what: 'U+202E in an image rename', method: 'PATCH', path: `${API}/albums/target/images/existing.png`, headers: JSON_TYPE, body: json({ imageName: 'a\u202Egnp.exe' }), status: 400, error },
+    ];
+    for (const row of rows) {
+      expectJsonError(await send(row), row);
+      await expectUnharmed(before);
+    }
+  });
+
   it('rejects malformed bodies and wrong content types on every body-taking route', async () => {
     const before = await dataTree();
     const jsonRoutes: Array<[string, string]> = [

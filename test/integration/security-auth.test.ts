@@ -32,6 +32,9 @@ function securedEnv(env: Record<string, string> = {}): Record<string, string> {
     HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'silent', SHUTDOWN_TIMEOUT_MS: '3000',
     API_KEYS: Object.entries(KEYS).map(([role, key]) => `${role}:${key}`).join(','),
     URL_SIGNING_SECRET: SIGNING_SECRET,
+    // These tests send far more wrong keys and forged signatures than the default limit allows
+    // from one address; auth-failure-limit.test.ts tests the limit.
+    AUTH_FAILURE_LIMIT: '0',
     ...env,
   };
 }
@@ -307,6 +310,39 @@ describe('API keys and roles on every route', function () {
       const albumUrl = await signed(albumPath(fx.album, fx.image));
       expect((await svc.http.delete(albumUrl.replace(`/images/${fx.image}`, ''))).status).to.equal(401);
       await svc.http.get(`${albumPath(fx.album)}/images`).set(authorization('read')).expect(200, { imageList: ['pic.png'] });
+    });
+
+    it('serve a name only while it holds the image they were made for: not after a delete and re-create (issue 12)', async () => {
+      const bound = await makeFixture(svc, 'signed-rebound');
+      const path = albumPath(bound.album, bound.image);
+      const url = await signed(`${path}?w=8`);
+      expect(new URLSearchParams(url.split('?')[1]).get('imageId'), 'the id is in the signed URL').to.equal(bound.id);
+      await download(url).expect(200);
+      // Made before this check existed: a genuine signature, but bound to nothing.
+      const unbound = signPath(SIGNING_SECRET, path, {}, Math.floor(Date.now() / 1000) + 600);
+      expect((await svc.http.get(unbound)).status, 'an unbound URL by name').to.equal(404);
+
+      await svc.http.delete(path).set(authorization('write')).expect(200);
+      expect((await svc.http.get(url)).status, 'deleted').to.equal(404);
+      const replacement = await makePng(20, 12);
+      await svc.http.post(`${albumPath(bound.album)}/images`).set(authorization('write')).attach('file', replacement, bound.image).expect(201);
+      for (const method of ['get', 'head'] as const) {
+        const res = await svc.http[method](url);
+        expect(res.status, `${method} after re-create`).to.equal(404);
+      }
+      const res = await svc.http.get(url).expect(404);
+      expect(res.body).to.deep.equal({ error: 'pic.png image is not the one this signed URL was made for (it was deleted or replaced); make a new signed URL' });
+      // A URL made now is bound to the new image, and serves it.
+      const fresh = await download(await signed(path)).expect(200);
+      expect(Buffer.compare(fresh.body as Buffer, replacement)).to.equal(0);
+    });
+
+    it('refuse to sign a URL by name for an image that is not there, and bind to the real id whatever imageId is given', async () => {
+      const missing = await svc.http.post('/api/v1/signed-urls').set(authorization('read')).send({ path: albumPath(fx.album, 'no-such.png') });
+      expect(missing.status).to.equal(404);
+      const url = await signed(`${albumPath(fx.album, fx.image)}?imageId=${other.id}`);
+      expect(new URLSearchParams(url.split('?')[1]).getAll('imageId')).to.deep.equal([fx.id]);
+      await download(url).expect(200);
     });
 
     it('are made for image URLs only, by a key holder', async () => {

@@ -18,7 +18,10 @@ function problemsOf(env: Record<string, string>): string[] {
 describe('loadConfig', () => {
   it('uses the documented defaults when nothing is set', () => {
     const config = loadConfig({});
-    expect(config.http).to.deep.equal({ host: '0.0.0.0', port: 3333, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000 });
+    expect(config.http).to.deep.equal({
+      host: '0.0.0.0', port: 3333, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000, minBodyBytesPerSecond: 1024, minBodyRateWindowMs: 10_000,
+    });
+    expect(config.security).to.include({ authFailureLimit: 20, authFailureWindowMs: 60_000 });
     expect(config.imageDbDir).to.equal(path.resolve('image-db'));
     expect(config.mqtt).to.deep.include({
       url: undefined, port: 1883, host: '0.0.0.0', clientId: `imagestore-${hostname()}`, username: undefined, password: undefined,
@@ -37,8 +40,12 @@ describe('loadConfig', () => {
       IMAGE_DB_DIR: '/srv/images', MQTT_URL: 'mqtt://user:pw@broker:1883', MQTT_PORT: '1884', MQTT_HOST: '::1', MQTT_CLIENT_ID: 'node-a',
       MQTT_USERNAME: 'user', MQTT_PASSWORD: 'pw', MQTT_PROTOCOL_VERSION: '4', MQTT_REJECT_UNAUTHORIZED: 'false', NODE_ID: 'n1', PRODMODE: 'yes', LOG_LEVEL: 'debug',
       MAX_UPLOAD_BYTES: '1000', MAX_JSON_BYTES: '1024', MAX_CONCURRENT_UPLOADS: '4', SHUTDOWN_TIMEOUT_MS: '0',
+      MIN_BODY_BYTES_PER_SECOND: '0', MIN_BODY_RATE_WINDOW_MS: '5000', AUTH_FAILURE_LIMIT: '0', AUTH_FAILURE_WINDOW_MS: '300000',
     });
-    expect(config.http).to.deep.equal({ host: '127.0.0.1', port: 8080, headersTimeoutMs: 2000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 1000 });
+    expect(config.http).to.deep.equal({
+      host: '127.0.0.1', port: 8080, headersTimeoutMs: 2000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 1000, minBodyBytesPerSecond: 0, minBodyRateWindowMs: 5000,
+    });
+    expect(config.security).to.include({ authFailureLimit: 0, authFailureWindowMs: 300_000 });
     expect(config.imageDbDir).to.equal('/srv/images');
     expect(config.mqtt).to.deep.include({
       url: 'mqtt://user:pw@broker:1883', port: 1884, host: '::1', clientId: 'node-a', username: 'user', password: 'pw',
@@ -80,6 +87,10 @@ describe('loadConfig', () => {
       ['MAX_JSON_BYTES', '63', 'expected integer 64-10485760, got "63"'],
       ['MAX_CONCURRENT_UPLOADS', '10001', 'expected integer 1-10000, got "10001"'],
       ['SHUTDOWN_TIMEOUT_MS', '10s', 'expected integer 0-600000, got "10s"'],
+      ['MIN_BODY_BYTES_PER_SECOND', '1k', 'expected integer 0-1000000000, got "1k"'],
+      ['MIN_BODY_RATE_WINDOW_MS', '999', 'expected integer 1000-600000, got "999"'],
+      ['AUTH_FAILURE_LIMIT', '-1', 'expected integer 0-1000000, got "-1"'],
+      ['AUTH_FAILURE_WINDOW_MS', '100', 'expected integer 1000-86400000, got "100"'],
       ['PRODMODE', 'maybe', 'expected true/false, 1/0, yes/no or on/off, got "maybe"'],
       ['LOG_LEVEL', 'loud', 'expected one of fatal, error, warn, info, debug, trace, silent, got "loud"'],
       ['LOG_LEVEL', 'INFO', 'expected one of fatal, error, warn, info, debug, trace, silent, got "INFO"'],

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { checkName, MAX_NAME_BYTES, RESERVED_PREFIX } from '../../src/albums/names.js';
+import { checkName, checkNewName, MAX_NAME_BYTES, RESERVED_PREFIX } from '../../src/albums/names.js';
 import { ValidationError } from '../../src/errors.js';
 
 /** The ValidationError checkName throws for `raw`; fails the test when it accepts it. */
@@ -106,6 +106,58 @@ describe('checkName', () => {
 
     it('accepts names that only contain it or nearly start with it', () => {
       for (const name of ['x.imagestore', '.imagestor', 'imagestore', '..imagestore']) expect(checkName('album', name)).to.equal(name);
+    });
+  });
+
+  describe('invisible and bidirectional control characters in new names (issue 12)', () => {
+    const refused: Array<[string, string, string]> = [
+      ['a right-to-left override', 'photo\u202Egnp.exe', 'U+202E'],
+      ['a zero-width space', 'hol\u200Bidays', 'U+200B'],
+      ['a zero-width joiner', 'a\u200Db', 'U+200D'],
+      ['a left-to-right mark', '\u200Eleading', 'U+200E'],
+      ['a right-to-left isolate', 'x\u2067y\u2069', 'U+2067'],
+      ['a word joiner', 'a\u2060b', 'U+2060'],
+      ['a byte order mark', 'b\uFEFFom.png', 'U+FEFF'],
+      ['a soft hyphen', 'soft\u00ADhyphen', 'U+00AD'],
+      ['a line separator', 'a\u2028b', 'U+2028'],
+      ['a paragraph separator', 'a\u2029b', 'U+2029'],
+      ['a Hangul filler', 'a\u3164b', 'U+3164'],
+      ['a tag character', 'flag\u{E0067}', 'U+E0067'],
+      ['an Arabic letter mark', 'a\u061Cb', 'U+061C'],
+    ];
+    for (const [what, name, code] of refused) {
+      it(`refuses ${what} (${code}) in a new name`, () => {
+        let error: unknown;
+        try {
+          checkNewName('image', name);
+        } catch (err) {
+          error = err;
+        }
+        expect(error, name).to.be.instanceOf(ValidationError);
+        const message = (error as ValidationError).message;
+        expect(message).to.match(new RegExp(`^Invalid image name ".*": must not contain invisible or bidirectional control characters \\(${code.replace('+', '\\+')}\\)$`));
+        // The message shows the character escaped: a raw U+202E would reorder the message itself.
+        expect(message).to.not.match(/[\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]/);
+      });
+    }
+
+    it('shows the escaped character in the message', () => {
+      expect(() => checkNewName('album', 'photo\u202Egnp.exe')).to.throw(ValidationError, 'Invalid album name "photo\\u202egnp.exe": must not contain invisible or bidirectional control characters (U+202E)');
+    });
+
+    it('still accepts ordinary names, spaces inside, accents, CJK, emoji and variation selectors', () => {
+      for (const name of ['holidays', 'My Photos 2024', 'été', '写真', '😀.png', '\u2764\uFE0F.png', 'a\u00A0b', 'Ålesund']) {
+        expect(checkNewName('album', name), name).to.equal(name);
+      }
+    });
+
+    it('applies checkName\'s rules too', () => {
+      expect(() => checkNewName('album', '../x')).to.throw(ValidationError, /must not contain "\/"/);
+      expect(checkNewName('image', 'Cafe\u0301')).to.equal('Caf\u00e9');
+    });
+
+    it('lets checkName (lookups) take such names, so names stored before can still be renamed or deleted', () => {
+      expect(checkName('album', 'hol\u200Bidays')).to.equal('hol\u200Bidays');
     });
   });
 });

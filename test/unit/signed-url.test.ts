@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { expect } from 'chai';
-import { checkSignature, signPath } from '../../src/security/signed-url.js';
+import { checkSignature, SIGNED_IMAGE_ID, signPath } from '../../src/security/signed-url.js';
 
 const SECRET = 'unit-test-signing-secret-0123456789abcdef';
 const NOW = 1_800_000_000;
@@ -83,6 +83,16 @@ describe('signed URLs', () => {
         expect(checkSignature(SECRET, PATH, parts(forged).query, NOW), JSON.stringify(expires)).to.equal('invalid');
       }
     });
+  });
+
+  it('signs the image id a URL by name is bound to, so it cannot be changed or dropped (issue 12)', () => {
+    expect(SIGNED_IMAGE_ID).to.equal('imageId');
+    const { path, query } = parts(signPath(SECRET, PATH, { [SIGNED_IMAGE_ID]: 'AbCdEf0123456789', w: '64' }, NOW + 60));
+    expect(checkSignature(SECRET, path, query, NOW)).to.equal('valid');
+    expect(checkSignature(SECRET, path, withParam(query, SIGNED_IMAGE_ID, 'ZZZZZZ0123456789'), NOW)).to.equal('invalid');
+    const dropped = new URLSearchParams(query);
+    dropped.delete(SIGNED_IMAGE_ID);
+    expect(checkSignature(SECRET, path, dropped.toString(), NOW)).to.equal('invalid');
   });
 
   it('reports "absent" for an ordinary request (no sig, no expires)', () => {

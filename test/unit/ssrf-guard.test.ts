@@ -20,6 +20,8 @@ describe('SSRF guard: isBlockedAddress', () => {
     '127.0.0.1', '127.255.255.254', '10.0.0.1', '172.16.5.4', '172.31.255.255', '192.168.1.1', '169.254.169.254',
     '100.64.0.1', '0.0.0.0', '224.0.0.1', '255.255.255.255', '::1', '::', 'fe80::1', 'fc00::1', 'fd12:3456::1', 'ff02::1',
     '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:169.254.169.254', '::ffff:a9fe:a9fe', '::ffff:10.0.0.1', '64:ff9b::7f00:1',
+    // issue 12: site-local fec0::/10 (deprecated, still routed inside some networks), local-use NAT64, IPv4-translated
+    'fec0::1', 'fed0:1234::1', 'feff:ffff::1', '64:ff9b:1::a00:1', '::ffff:0:7f00:1', '::ffff:0:a9fe:a9fe',
   ]) {
     it(`blocks ${address}`, () => expect(isBlockedAddress(address)).to.equal(true));
   }
@@ -39,6 +41,7 @@ describe('SSRF guard: checkTargetUrl', () => {
     expect(verdict('http://10.0.0.1/')).to.match(/^refused: 10\.0\.0\.1 /);
     expect(verdict('http://[::1]/')).to.match(/^refused: ::1 /);
     expect(verdict('https://[fe80::1]/')).to.match(/^refused: fe80::1 /);
+    expect(verdict('http://[fec0::1]/')).to.match(/^refused: fec0::1 /);
   });
 
   it('refuses IPv4-mapped IPv6 forms (new URL() writes them in hex)', () => {
