@@ -19,6 +19,13 @@ const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/;
 // "photoexe.png". Refused in new names, as filesystems with spoofing protections do.
 const INVISIBLE_CHARS = /[\p{Cf}\p{Zl}\p{Zp}\u115f\u1160\u3164\uffa0]/u;
 
+// The two joiners are format characters too, but writing needs them: U+200C (ZWNJ) inside Persian,
+// Urdu and Indic words, U+200D (ZWJ) after a virama and inside emoji sequences (family, flags with
+// tags excluded). Allowed only between a letter or mark and a letter (ZWNJ), after a mark or between
+// two pictographs (ZWJ), as IDNA's CONTEXTJ rules and Unicode's emoji ZWJ sequences use them; a
+// leading, trailing or doubled joiner only hides a difference.
+const JOINER_IN_CONTEXT = /(?<=[\p{L}\p{M}])\u200C(?=\p{L})|(?<=\p{M})\u200D|(?<=\p{Extended_Pictographic}\uFE0F?)\u200D(?=\p{Extended_Pictographic})/gu;
+
 /**
  * Checks an album or image name and returns it in Unicode NFC form.
  *
@@ -47,12 +54,12 @@ export function checkName(kind: 'album' | 'image', raw: unknown): string {
  * characters (Unicode format characters such as U+200B and U+202E, line and
  * paragraph separators, Hangul fillers). Names already stored with them stay
  * reachable through checkName, so they can still be renamed or deleted.
- * Emoji joined with U+200D (ZWJ sequences) are refused too.
+ * The joiners U+200C and U+200D pass where scripts and emoji sequences need them (JOINER_IN_CONTEXT).
  * @throws {ValidationError} as checkName, or naming the first such character
  */
 export function checkNewName(kind: 'album' | 'image', raw: unknown): string {
   const name = checkName(kind, raw);
-  const invisible = INVISIBLE_CHARS.exec(name);
+  const invisible = INVISIBLE_CHARS.exec(name.replace(JOINER_IN_CONTEXT, ''));
   if (invisible) {
     throw new ValidationError(`Invalid ${kind} name ${display(name)}: must not contain invisible or bidirectional control characters (${codePoint(invisible[0])})`);
   }

@@ -113,7 +113,10 @@ describe('checkName', () => {
     const refused: Array<[string, string, string]> = [
       ['a right-to-left override', 'photo\u202Egnp.exe', 'U+202E'],
       ['a zero-width space', 'hol\u200Bidays', 'U+200B'],
-      ['a zero-width joiner', 'a\u200Db', 'U+200D'],
+      ['a zero-width joiner between plain letters', 'a\u200Db', 'U+200D'],
+      ['a leading zero-width non-joiner', '\u200Cabc', 'U+200C'],
+      ['a trailing zero-width joiner', 'abc\u200D', 'U+200D'],
+      ['a doubled zero-width non-joiner', '\u0645\u200C\u200C\u06CC', 'U+200C'],
       ['a left-to-right mark', '\u200Eleading', 'U+200E'],
       ['a right-to-left isolate', 'x\u2067y\u2069', 'U+2067'],
       ['a word joiner', 'a\u2060b', 'U+2060'],
@@ -140,6 +143,12 @@ describe('checkName', () => {
         expect(message).to.not.match(/[\u200B-\u200F\u202A-\u202E\u2060\u2066-\u2069\uFEFF]/);
       });
     }
+
+    it('accepts the joiners where writing needs them: Persian words, Indic conjuncts, emoji ZWJ sequences', () => {
+      for (const name of ['\u0645\u06CC\u200C\u062E\u0648\u0627\u0647\u0645', '\u0915\u094D\u200D\u0937', '\u{1F468}\u200D\u{1F469}\u200D\u{1F467}.png', '\u2764\uFE0F\u200D\u{1F525}']) {
+        expect(checkNewName('album', name), name).to.equal(name);
+      }
+    });
 
     it('shows the escaped character in the message', () => {
       expect(() => checkNewName('album', 'photo\u202Egnp.exe')).to.throw(ValidationError, 'Invalid album name "photo\\u202egnp.exe": must not contain invisible or bidirectional control characters (U+202E)');
