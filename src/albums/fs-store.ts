@@ -83,10 +83,16 @@ export class FsAlbumStore implements AlbumStore {
       // Build the album with its metadata in the staging dir, then rename it into place in one step.
       const staged = path.join(this.layout.tmpDir, `album-${randomUUID()}`);
       const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
-      await fs.mkdir(path.join(staged, '.imagestore', 'meta'), { recursive: true });
-      await writeFileAtomic(path.join(staged, '.imagestore', 'album.json'), JSON.stringify({ createdAt: info.createdAt }), this.layout.tmpDir);
-      await fsyncDir(path.join(staged, '.imagestore'));
-      await fs.rename(staged, this.layout.albumDir(name));
+      try {
+        // One level at a time: a recursive mkdir reports a read-only file system as ENOENT.
+        for (const dir of [staged, path.join(staged, '.imagestore'), path.join(staged, '.imagestore', 'meta')]) await fs.mkdir(dir);
+        await writeFileAtomic(path.join(staged, '.imagestore', 'album.json'), JSON.stringify({ createdAt: info.createdAt }), this.layout.tmpDir);
+        await fsyncDir(path.join(staged, '.imagestore'));
+        await fs.rename(staged, this.layout.albumDir(name));
+      } catch (err) {
+        await fs.rm(staged, { recursive: true, force: true }); // a full disk must not keep the half-built album
+        throw err;
+      }
       await fsyncDir(this.layout.albumsDir);
       this.albums.add(name);
       this.images.set(name, { names: new SortedNames(), ref: { name, ids: new Set() } });
