@@ -2,7 +2,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fsck } from './albums/fsck.js';
 import { Layout } from './albums/layout.js';
-import { claimDataDir, releaseDataDir } from './albums/owner.js';
+import { lockDataDir } from './albums/owner.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
 
@@ -28,7 +28,7 @@ async function main(): Promise<number> {
   const root = path.resolve(args.positionals[0] ?? process.env.IMAGE_DB_DIR ?? './image-db');
   const repair = args.values.repair ?? false;
   const layout = new Layout(root);
-  if (repair) await claimDataDir(layout.ownerFile); // refuses while the service runs on this dir
+  const owner = repair ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir
   try {
     const report = await fsck(root, { repair, verifyContent: !args.values.quick });
     const remaining = report.problems.filter((p) => !p.repaired);
@@ -40,7 +40,7 @@ async function main(): Promise<number> {
     }
     return remaining.length === 0 ? 0 : 1;
   } finally {
-    if (repair) await releaseDataDir(layout.ownerFile);
+    await owner?.release();
   }
 }
 

@@ -11,7 +11,7 @@ import { SortedNames } from './sorted-names.js';
 import { fsck, type FsckReport } from './fsck.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
-import { claimDataDir, releaseDataDir } from './owner.js';
+import { lockDataDir, type DataDirLock } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
 import { readRange } from './read-range.js';
 import { mapLimit } from './map-limit.js';
@@ -31,7 +31,7 @@ const METADATA_READS = 16;
  * Durability: every change is written to a temporary file, fsynced, renamed or
  * linked into place, and the directory fsynced before the call returns.
  * Concurrency: changes to one album are serialised by a lock on its name;
- * reads take no lock. The process must be the data dir's only writer (owner.pid).
+ * reads take no lock. The process must be the data dir's only writer (owner.ts).
  */
 export class FsAlbumStore implements AlbumStore {
   readonly stagingDir: string;
@@ -45,6 +45,7 @@ export class FsAlbumStore implements AlbumStore {
   private constructor(
     private readonly layout: Layout,
     index: Map<string, StoredImageMeta[]>,
+    private readonly owner: DataDirLock,
   ) {
     this.stagingDir = layout.tmpDir;
     for (const [album, metas] of index) {
@@ -62,10 +63,15 @@ export class FsAlbumStore implements AlbumStore {
   static async open(root: string, log: Logger): Promise<{ store: FsAlbumStore; recovery: FsckReport }> {
     const layout = new Layout(path.resolve(root));
     await fs.mkdir(layout.internalDir, { recursive: true });
-    await claimDataDir(layout.ownerFile);
-    const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
-    for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
-    return { store: new FsAlbumStore(layout, recovery.index), recovery };
+    const owner = await lockDataDir(layout.ownerFile);
+    try {
+      const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
+      for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
+      return { store: new FsAlbumStore(layout, recovery.index, owner), recovery };
+    } catch (err) {
+      await owner.release();
+      throw err;
+    }
   }
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
@@ -235,7 +241,7 @@ export class FsAlbumStore implements AlbumStore {
 
   /** Gives up ownership of the data dir. */
   async close(): Promise<void> {
-    await releaseDataDir(this.layout.ownerFile);
+    await this.owner.release();
   }
 
   async checkWritable(): Promise<void> {
