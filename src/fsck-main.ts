@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fsck } from './albums/fsck.js';
+import { fsck, journalProblem } from './albums/fsck.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
+import { scanJournal } from './notifier/outbox.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
 
@@ -31,6 +32,7 @@ async function main(): Promise<number> {
   const owner = repair ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir
   try {
     const report = await fsck(root, { repair, verifyContent: !args.values.quick });
+    report.problems.push(...(await scanJournal(layout.outboxDir, repair)).problems.map(journalProblem));
     const remaining = report.problems.filter((p) => !p.repaired);
     if (args.values.json) {
       process.stdout.write(`${JSON.stringify({ root, albums: report.albums, images: report.images, problems: report.problems }, null, 2)}\n`);
