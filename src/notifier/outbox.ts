@@ -56,6 +56,7 @@ const RECORD_START = '{"seq":';
 const FILLER = 0x20;
 /** A segment is closed and a new one started past this size; delivered segments are deleted. */
 export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
+/** Space kept for the events of changes under way when the disk fills: 256 changes of 8 KiB in half of it. */
 export const DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024;
 /** Room in the reserve promised to each change under way: more than any event takes (names are at most 255 bytes). */
 const ADMITTED_RECORD_BYTES = 8 * 1024;
