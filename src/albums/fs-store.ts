@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 import { Layout } from './layout.js';
@@ -143,7 +143,7 @@ export class FsAlbumStore implements AlbumStore {
 
   async imageInfos(album: string, names: string[]): Promise<ImageInfo[]> {
     // Undefined: deleted since the page was taken, so left out; any other failure fails the listing.
-    const metas = await mapLimit(names, METADATA_READS, (name) => this.readMeta(album, name));
+    const metas = await mapLimit(names, METADATA_READS, (name) => readImageMeta(this.layout.imageMetaFile(album, name)));
     return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
   }
 
@@ -266,15 +266,9 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   private async readImage(album: string, name: string): Promise<ImageInfo> {
-    const meta = await this.readMeta(album, name);
+    const meta = await readImageMeta(this.layout.imageMetaFile(album, name));
     if (!meta) throw new NotFoundError(`${name} image is not present`);
     return { ...meta, album };
-  }
-
-  private async readMeta(album: string, name: string): Promise<StoredImageMeta | undefined> {
-    return readImageMeta(this.layout.imageMetaFile(album, name)).catch((err: unknown) => {
-      throw unavailableWhenOutOfDescriptors(err);
-    });
   }
 
   private async readAlbumInfo(name: string): Promise<AlbumInfo | undefined> {
@@ -282,16 +276,11 @@ export class FsAlbumStore implements AlbumStore {
       const { createdAt } = JSON.parse(await fs.readFile(this.layout.albumInfoFile(name), 'utf8'));
       return { name, createdAt };
     } catch (err) {
-      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw unavailableWhenOutOfDescriptors(err);
+      // Out of file descriptors is a passing overload, not a missing album: the error handler answers 503.
+      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
       return this.albums.has(name) ? { name, createdAt: new Date(0).toISOString() } : undefined;
     }
   }
-}
-
-/** Running out of file descriptors is a passing overload, not a fault: 503 with Retry-After, never a partial answer. */
-function unavailableWhenOutOfDescriptors(err: unknown): unknown {
-  if (isErrno(err, 'EMFILE') || isErrno(err, 'ENFILE')) return new ServiceUnavailableError('too many open files on the server; retry shortly', 1);
-  return err;
 }
 
 function stripAlbum(info: ImageInfo): StoredImageMeta {
