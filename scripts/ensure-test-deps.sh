@@ -4,7 +4,10 @@
 #   mosquitto-clients  mosquitto_sub / mosquitto_pub
 #   chromium           /usr/bin/chromium, driven by playwright-core; we never let
 #                      Playwright download a browser build (no network for it here)
-#   util-linux         prlimit: a test runs the service under a low open-file limit
+#   util-linux         prlimit: a test runs the service under a low open-file limit; flock(1):
+#                      the service locks its data dir with it
+#   mount, e2fsprogs   mount and mkfs.ext4: the full and read-only disk tests mount a tmpfs and a
+#                      loop-mounted ext4 (as root; CI runs as root)
 # Prints nothing and takes a few ms when everything is present.
 set -euo pipefail
 
@@ -26,7 +29,9 @@ need() {
 need mosquitto /usr/sbin/mosquitto
 need mosquitto-clients /usr/bin/mosquitto_sub /usr/bin/mosquitto_pub
 need chromium /usr/bin/chromium
-need util-linux /usr/bin/prlimit
+need util-linux /usr/bin/prlimit /usr/bin/flock
+need mount /usr/bin/mount
+need e2fsprogs /usr/sbin/mkfs.ext4
 
 # mosquitto_service_running: asks the init system about the *service* instance only
 # (sysvinit checks its pidfile), so brokers started by tests or by hand are never touched.

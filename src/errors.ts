@@ -66,6 +66,12 @@ export class ServiceUnavailableError extends AppError {
   }
 }
 
+/** 507: the disk holding the data dir is full (or over quota): the change was not made. */
+export class InsufficientStorageError extends AppError {
+  readonly status = 507;
+  readonly code = 'insufficient_storage';
+}
+
 /** Thrown by loadConfig with every problem found, one per line. */
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -107,4 +113,53 @@ export class TooManyRequestsError extends AppError {
 export class NotConfiguredError extends AppError {
   readonly status = 501;
   readonly code = 'not_configured';
+}
+
+const OUT_OF_SPACE = new Set(['ENOSPC', 'EDQUOT']);
+const NOT_WRITABLE = new Set(['EACCES', 'EPERM']);
+const TOO_MANY_FILES = new Set(['EMFILE', 'ENFILE']);
+/** libvips reports system errors as text ("system error: No space left on device"), without a code. */
+const STRERROR_CODES: Array<[RegExp, string]> = [
+  [/No space left on device/i, 'ENOSPC'], [/Disk quota exceeded/i, 'EDQUOT'], [/Read-only file system/i, 'EROFS'],
+  [/Too many open files/i, 'EMFILE'],
+];
+
+/** True when the error says the disk is full or over quota (ENOSPC, EDQUOT; also in libvips messages). */
+export function isOutOfSpace(err: unknown): boolean {
+  return OUT_OF_SPACE.has(systemErrorCode(err) ?? '');
+}
+
+/**
+ * Turns an error of the storage (a Node system error, or a libvips message quoting one) into the
+ * AppError a client should see, with a message that names no path: ENOSPC/EDQUOT → 507;
+ * EROFS/EACCES/EPERM → 503 (the store cannot be written); EMFILE/ENFILE → 503 with Retry-After.
+ * Anything else → undefined (the caller keeps the error: a 500, logged with its details).
+ * @example storageError(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })) // InsufficientStorageError
+ */
+export function storageError(err: unknown): AppError | undefined {
+  if (err instanceof AppError) return err;
+  const code = systemErrorCode(err);
+  if (code === undefined) return undefined;
+  if (OUT_OF_SPACE.has(code)) return new InsufficientStorageError('not enough storage space: the disk holding the store is full');
+  if (code === 'EROFS') return new ServiceUnavailableError('the store cannot be written: its file system is read-only', 60);
+  if (NOT_WRITABLE.has(code)) return new ServiceUnavailableError('the store cannot be accessed: permission denied', 60);
+  if (TOO_MANY_FILES.has(code)) return new ServiceUnavailableError('too many open files; retry shortly', 1);
+  return undefined;
+}
+
+function systemErrorCode(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { code, message } = err as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return code;
+  if (typeof message !== 'string') return undefined;
+  return STRERROR_CODES.find(([pattern]) => pattern.test(message))?.[1];
+}
+
+/**
+ * Replaces absolute file paths in an engine's message (sharp and libvips quote the files they
+ * read and write) with `<file>`, so a client never learns the server's layout.
+ * @example stripPaths('Input file is missing: /data/image-store/a/b.png') // 'Input file is missing: <file>'
+ */
+export function stripPaths(message: string): string {
+  return message.replace(/(^|[\s"'(=:,])\/[^\s"'),:]+/g, '$1<file>');
 }

@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { fsck } from './albums/fsck.js';
+import { fsck, journalProblem } from './albums/fsck.js';
 import { Layout } from './albums/layout.js';
-import { claimDataDir, releaseDataDir } from './albums/owner.js';
+import { lockDataDir } from './albums/owner.js';
+import { scanJournal } from './notifier/outbox.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
 
@@ -28,9 +29,10 @@ async function main(): Promise<number> {
   const root = path.resolve(args.positionals[0] ?? process.env.IMAGE_DB_DIR ?? './image-db');
   const repair = args.values.repair ?? false;
   const layout = new Layout(root);
-  if (repair) await claimDataDir(layout.ownerFile); // refuses while the service runs on this dir
+  const owner = repair ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir
   try {
     const report = await fsck(root, { repair, verifyContent: !args.values.quick });
+    report.problems.push(...(await scanJournal(layout.outboxDir, repair)).problems.map(journalProblem));
     const remaining = report.problems.filter((p) => !p.repaired);
     if (args.values.json) {
       process.stdout.write(`${JSON.stringify({ root, albums: report.albums, images: report.images, problems: report.problems }, null, 2)}\n`);
@@ -40,7 +42,7 @@ async function main(): Promise<number> {
     }
     return remaining.length === 0 ? 0 : 1;
   } finally {
-    if (repair) await releaseDataDir(layout.ownerFile);
+    await owner?.release();
   }
 }
 

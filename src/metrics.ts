@@ -6,7 +6,13 @@ export interface MetricSources {
   albums(): number | Promise<number>;
   images(): number | Promise<number>;
   outboxPending(): number;
+  /** 1 while the disk is full and the journal runs on its reserve (changes refused, fetch events dropped). */
+  outboxDegraded(): number;
+  /** Damaged records (corrupt or missing, not a torn last one) the journal's recovery found at start. */
+  outboxDamagedRecords(): number;
   eventsPublished(): number;
+  /** Fetch events not journaled because the journal could not grow. */
+  eventsDropped(): number;
   brokerClients(): number;
   cache(): { hits: number; misses: number; transforms: number; evictions: number; bytes: number };
 }
@@ -38,9 +44,12 @@ export function createMetrics(sources: MetricSources): Metrics {
   gauge(registry, 'imagestore_albums', 'Albums stored', sources.albums);
   gauge(registry, 'imagestore_images', 'Images stored', sources.images);
   gauge(registry, 'imagestore_outbox_pending_events', 'Events waiting in the outbox for delivery', sources.outboxPending);
+  gauge(registry, 'imagestore_outbox_degraded', '1 while the disk is full: changes refused (507), fetch events dropped', sources.outboxDegraded);
+  gauge(registry, 'imagestore_outbox_damaged_records', 'Damaged or missing journal records found by recovery at start', sources.outboxDamagedRecords);
   gauge(registry, 'imagestore_broker_clients', 'Clients connected to the embedded broker', sources.brokerClients);
   gauge(registry, 'imagestore_derivative_cache_bytes', 'Bytes held by the derivative cache', () => sources.cache().bytes);
   counter(registry, 'imagestore_events_published_total', 'Events delivered to the broker (PUBACK received)', sources.eventsPublished);
+  counter(registry, 'imagestore_events_dropped_total', 'Fetch events not journaled because the journal could not grow (disk full)', sources.eventsDropped);
   counter(registry, 'imagestore_transforms_total', 'Image transforms run', () => sources.cache().transforms);
   counter(registry, 'imagestore_derivative_cache_hits_total', 'Derivative cache hits', () => sources.cache().hits);
   counter(registry, 'imagestore_derivative_cache_misses_total', 'Derivative cache misses', () => sources.cache().misses);

@@ -8,7 +8,7 @@ import { AlbumService } from './albums/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
 import { S3AlbumStore } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
-import type { FsckReport } from './albums/fsck.js';
+import { journalProblem, type FsckReport } from './albums/fsck.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { startBroker, type EmbeddedBroker } from './broker/broker.js';
@@ -55,8 +55,9 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const { store, recovery } = config.storage === 's3' && config.s3
     ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog)
     : await FsAlbumStore.open(config.imageDbDir, storeLog);
-  const outbox = await Outbox.open(layout.outboxDir);
+  const outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) });
   if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
+  recovery.problems.push(...outbox.problems.map(journalProblem));
 
   let broker: EmbeddedBroker | undefined;
   let transport: EventTransport;
@@ -108,7 +109,10 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     albums: async () => (await store.counts()).albums,
     images: async () => (await store.counts()).images,
     outboxPending: () => outbox.pendingCount,
+    outboxDegraded: () => (outbox.degraded ? 1 : 0),
+    outboxDamagedRecords: () => outbox.problems.filter((p) => p.kind !== 'torn-record').length,
     eventsPublished: () => dispatcher.delivered,
+    eventsDropped: () => outbox.dropped,
     brokerClients: () => broker?.broker.connectedClients ?? 0,
     cache: () => derivatives.stats(),
   });

@@ -27,9 +27,10 @@ export interface Listing<T> extends Page<string> {
 }
 
 /**
- * The album use cases: each change goes to the store first and, once it is
- * durable, its event to the notifier (which journals it durably before
- * returning). A download's event is journaled without waiting for the disk.
+ * The album use cases: each change goes through `notifier.change`, which lets
+ * it touch the store only when its event is sure to fit in the journal, and
+ * journals the event durably once the change is durable, before returning.
+ * A download's event is journaled without waiting for the disk, best effort.
  */
 export class AlbumService {
   constructor(
@@ -50,23 +51,17 @@ export class AlbumService {
   }
 
   async createAlbum(name: string, ctx: CallContext = {}): Promise<AlbumInfo> {
-    const album = await this.store.createAlbum(name);
-    await this.notifier.publish({ type: 'imagestore.album.created', album: name }, { reqId: ctx.reqId, durable: true });
-    return album;
+    return this.notifier.change(() => this.store.createAlbum(name), () => ({ type: 'imagestore.album.created', album: name }), ctx);
   }
 
   async renameAlbum(from: string, to: string, ctx: CallContext = {}): Promise<AlbumInfo> {
-    const album = await this.store.renameAlbum(from, to);
-    if (from !== to) {
-      await this.notifier.publish({ type: 'imagestore.album.renamed', album: to, previousName: from }, { reqId: ctx.reqId, durable: true });
-    }
-    return album;
+    if (from === to) return this.store.renameAlbum(from, to); // no change, no event
+    return this.notifier.change(() => this.store.renameAlbum(from, to), () => ({ type: 'imagestore.album.renamed', album: to, previousName: from }), ctx);
   }
 
   async deleteAlbum(name: string, ctx: CallContext = {}): Promise<void> {
-    const { unusedContent } = await this.store.deleteAlbum(name);
+    const { unusedContent } = await this.notifier.change(() => this.store.deleteAlbum(name), () => ({ type: 'imagestore.album.deleted', album: name }), ctx);
     await Promise.all(unusedContent.map((sha) => this.contentReleased(sha)));
-    await this.notifier.publish({ type: 'imagestore.album.deleted', album: name }, { reqId: ctx.reqId, durable: true });
   }
 
   async listImages(album: string, page: PageRequest, withDetails: boolean): Promise<Listing<ImageInfo>> {
@@ -86,9 +81,7 @@ export class AlbumService {
     const { type, ...rest } = facts ?? { type: (described as { type: string }).type };
     await fsyncFile(file);
     const staged: StagedFile = { path: file, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
-    const image = await this.store.commitImage(album, name, staged);
-    await this.notifier.publish({ type: 'imagestore.image.created', ...eventFields(image) }, { reqId: ctx.reqId, durable: true });
-    return image;
+    return this.notifier.change(() => this.store.commitImage(album, name, staged), (image) => ({ type: 'imagestore.image.created', ...eventFields(image) }), ctx);
   }
 
   /**
@@ -122,20 +115,17 @@ export class AlbumService {
   }
 
   async renameImage(album: string, from: string, to: string, ctx: CallContext = {}): Promise<ImageInfo> {
-    const image = await this.store.renameImage(album, from, to);
-    if (from !== to) {
-      await this.notifier.publish(
-        { type: 'imagestore.image.renamed', ...eventFields(image), previousName: from },
-        { reqId: ctx.reqId, durable: true },
-      );
-    }
-    return image;
+    if (from === to) return this.store.renameImage(album, from, to); // no change, no event
+    return this.notifier.change(
+      () => this.store.renameImage(album, from, to),
+      (image) => ({ type: 'imagestore.image.renamed', ...eventFields(image), previousName: from }),
+      ctx,
+    );
   }
 
   async deleteImage(album: string, name: string, ctx: CallContext = {}): Promise<ImageInfo> {
-    const image = await this.store.deleteImage(album, name);
+    const image = await this.notifier.change(() => this.store.deleteImage(album, name), (deleted) => ({ type: 'imagestore.image.deleted', ...eventFields(deleted) }), ctx);
     if (!(await this.store.isContentUsed(image.sha256))) await this.contentReleased(image.sha256);
-    await this.notifier.publish({ type: 'imagestore.image.deleted', ...eventFields(image) }, { reqId: ctx.reqId, durable: true });
     return image;
   }
 

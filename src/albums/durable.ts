@@ -28,21 +28,25 @@ export async function fsyncFile(file: string): Promise<void> {
  * fsyncs the target's directory (often once for several writes).
  */
 export async function writeFileAtomic(target: string, data: string | Buffer, tmpDir: string): Promise<void> {
-  const tmp = path.join(tmpDir, `meta-${randomUUID()}`);
+  const tmp = path.join(tmpDir, `${TEMP_PREFIX}${randomUUID()}`);
   const handle = await fs.open(tmp, 'w');
   try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
     await fs.rename(tmp, target);
   } catch (err) {
+    // A full disk fails the write: the half-written file must not stay behind (and take more space).
     await fs.rm(tmp, { force: true });
     throw err;
   }
 }
+
+/** Name prefix of writeFileAtomic's temporary files; recovery removes those a crash left behind. */
+export const TEMP_PREFIX = 'meta-';
 
 /** True when the error is a Node system error with this code. */
 export function isErrno(err: unknown, code: string): boolean {

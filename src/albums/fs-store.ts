@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { ConflictError, NotFoundError, ServiceUnavailableError } from '../errors.js';
+import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 import { Layout } from './layout.js';
@@ -11,7 +11,7 @@ import { SortedNames } from './sorted-names.js';
 import { fsck, type FsckReport } from './fsck.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
-import { claimDataDir, releaseDataDir } from './owner.js';
+import { lockDataDir, type DataDirLock } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
 import { readRange } from './read-range.js';
 import { mapLimit } from './map-limit.js';
@@ -31,7 +31,7 @@ const METADATA_READS = 16;
  * Durability: every change is written to a temporary file, fsynced, renamed or
  * linked into place, and the directory fsynced before the call returns.
  * Concurrency: changes to one album are serialised by a lock on its name;
- * reads take no lock. The process must be the data dir's only writer (owner.pid).
+ * reads take no lock. The process must be the data dir's only writer (owner.ts).
  */
 export class FsAlbumStore implements AlbumStore {
   readonly stagingDir: string;
@@ -45,6 +45,7 @@ export class FsAlbumStore implements AlbumStore {
   private constructor(
     private readonly layout: Layout,
     index: Map<string, StoredImageMeta[]>,
+    private readonly owner: DataDirLock,
   ) {
     this.stagingDir = layout.tmpDir;
     for (const [album, metas] of index) {
@@ -62,10 +63,15 @@ export class FsAlbumStore implements AlbumStore {
   static async open(root: string, log: Logger): Promise<{ store: FsAlbumStore; recovery: FsckReport }> {
     const layout = new Layout(path.resolve(root));
     await fs.mkdir(layout.internalDir, { recursive: true });
-    await claimDataDir(layout.ownerFile);
-    const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
-    for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
-    return { store: new FsAlbumStore(layout, recovery.index), recovery };
+    const owner = await lockDataDir(layout.ownerFile);
+    try {
+      const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
+      for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
+      return { store: new FsAlbumStore(layout, recovery.index, owner), recovery };
+    } catch (err) {
+      await owner.release();
+      throw err;
+    }
   }
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
@@ -83,10 +89,16 @@ export class FsAlbumStore implements AlbumStore {
       // Build the album with its metadata in the staging dir, then rename it into place in one step.
       const staged = path.join(this.layout.tmpDir, `album-${randomUUID()}`);
       const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
-      await fs.mkdir(path.join(staged, '.imagestore', 'meta'), { recursive: true });
-      await writeFileAtomic(path.join(staged, '.imagestore', 'album.json'), JSON.stringify({ createdAt: info.createdAt }), this.layout.tmpDir);
-      await fsyncDir(path.join(staged, '.imagestore'));
-      await fs.rename(staged, this.layout.albumDir(name));
+      try {
+        // One level at a time: a recursive mkdir reports a read-only file system as ENOENT.
+        for (const dir of [staged, path.join(staged, '.imagestore'), path.join(staged, '.imagestore', 'meta')]) await fs.mkdir(dir);
+        await writeFileAtomic(path.join(staged, '.imagestore', 'album.json'), JSON.stringify({ createdAt: info.createdAt }), this.layout.tmpDir);
+        await fsyncDir(path.join(staged, '.imagestore'));
+        await fs.rename(staged, this.layout.albumDir(name));
+      } catch (err) {
+        await fs.rm(staged, { recursive: true, force: true }); // a full disk must not keep the half-built album
+        throw err;
+      }
       await fsyncDir(this.layout.albumsDir);
       this.albums.add(name);
       this.images.set(name, { names: new SortedNames(), ref: { name, ids: new Set() } });
@@ -131,7 +143,7 @@ export class FsAlbumStore implements AlbumStore {
 
   async imageInfos(album: string, names: string[]): Promise<ImageInfo[]> {
     // Undefined: deleted since the page was taken, so left out; any other failure fails the listing.
-    const metas = await mapLimit(names, METADATA_READS, (name) => this.readMeta(album, name));
+    const metas = await mapLimit(names, METADATA_READS, (name) => readImageMeta(this.layout.imageMetaFile(album, name)));
     return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
   }
 
@@ -229,7 +241,7 @@ export class FsAlbumStore implements AlbumStore {
 
   /** Gives up ownership of the data dir. */
   async close(): Promise<void> {
-    await releaseDataDir(this.layout.ownerFile);
+    await this.owner.release();
   }
 
   async checkWritable(): Promise<void> {
@@ -254,15 +266,9 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   private async readImage(album: string, name: string): Promise<ImageInfo> {
-    const meta = await this.readMeta(album, name);
+    const meta = await readImageMeta(this.layout.imageMetaFile(album, name));
     if (!meta) throw new NotFoundError(`${name} image is not present`);
     return { ...meta, album };
-  }
-
-  private async readMeta(album: string, name: string): Promise<StoredImageMeta | undefined> {
-    return readImageMeta(this.layout.imageMetaFile(album, name)).catch((err: unknown) => {
-      throw unavailableWhenOutOfDescriptors(err);
-    });
   }
 
   private async readAlbumInfo(name: string): Promise<AlbumInfo | undefined> {
@@ -270,16 +276,11 @@ export class FsAlbumStore implements AlbumStore {
       const { createdAt } = JSON.parse(await fs.readFile(this.layout.albumInfoFile(name), 'utf8'));
       return { name, createdAt };
     } catch (err) {
-      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw unavailableWhenOutOfDescriptors(err);
+      // Out of file descriptors is a passing overload, not a missing album: the error handler answers 503.
+      if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err;
       return this.albums.has(name) ? { name, createdAt: new Date(0).toISOString() } : undefined;
     }
   }
-}
-
-/** Running out of file descriptors is a passing overload, not a fault: 503 with Retry-After, never a partial answer. */
-function unavailableWhenOutOfDescriptors(err: unknown): unknown {
-  if (isErrno(err, 'EMFILE') || isErrno(err, 'ENFILE')) return new ServiceUnavailableError('too many open files on the server; retry shortly', 1);
-  return err;
 }
 
 function stripAlbum(info: ImageInfo): StoredImageMeta {

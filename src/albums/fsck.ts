@@ -5,13 +5,15 @@ import { Layout } from './layout.js';
 import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { mapLimit } from './map-limit.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
+import type { JournalProblem } from '../notifier/outbox.js';
 
 /** One thing fsck found wrong, and whether it was repaired. */
 export interface FsckProblem {
   kind:
     | 'temp-file' | 'trash' | 'stray-entry' | 'invalid-name' | 'album-without-metadata'
     | 'file-without-metadata' | 'metadata-without-file' | 'bad-metadata' | 'content-mismatch'
-    | 'go-index-entry-missing';
+    | 'go-index-entry-missing'
+    | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records';
   path: string;
   detail: string;
   repaired: boolean;
@@ -196,4 +198,9 @@ async function checkGoIndex(layout: Layout, index: Map<string, StoredImageMeta[]
     await writeFileAtomic(layout.formatFile, JSON.stringify({ format: 1, createdAt: new Date().toISOString() }), layout.tmpDir);
     await fsyncDir(layout.internalDir);
   }
+}
+
+/** The event journal's damage (found by notifier/outbox.ts `scanJournal`) as an fsck problem. */
+export function journalProblem(problem: JournalProblem): FsckProblem {
+  return { kind: `journal-${problem.kind}`, path: problem.file, detail: `at byte ${problem.offset}: ${problem.detail}`, repaired: problem.repaired };
 }

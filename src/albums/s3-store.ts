@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import type { FsckReport } from './fsck.js';
 import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { Layout } from './layout.js';
-import { claimDataDir, releaseDataDir } from './owner.js';
+import { lockDataDir, type DataDirLock } from './owner.js';
 import { S3Bucket, createS3Client, type ConditionalWrites, type S3Settings } from './s3-bucket.js';
 import { mapLimit } from './map-limit.js';
 import { S3ImageHandle } from './s3-image-handle.js';
@@ -54,6 +54,7 @@ export class S3AlbumStore implements AlbumStore {
     readonly bucket: S3Bucket,
     readonly layout: S3Layout,
     private readonly dataLayout: Layout,
+    private readonly owner: DataDirLock,
     log: Logger,
     options: S3StoreOptions,
   ) {
@@ -71,7 +72,7 @@ export class S3AlbumStore implements AlbumStore {
   static async open(settings: S3Settings, dataDir: string, log: Logger, options: S3StoreOptions = {}): Promise<{ store: S3AlbumStore; recovery: FsckReport }> {
     const dataLayout = new Layout(path.resolve(dataDir));
     await fs.mkdir(dataLayout.tmpDir, { recursive: true });
-    await claimDataDir(dataLayout.ownerFile);
+    const owner = await lockDataDir(dataLayout.ownerFile);
     const bucket = new S3Bucket(createS3Client(settings), settings.bucket, options.copyPartBytes);
     try {
       for (const entry of await fs.readdir(dataLayout.tmpDir)) await fs.rm(path.join(dataLayout.tmpDir, entry), { recursive: true, force: true });
@@ -84,11 +85,11 @@ export class S3AlbumStore implements AlbumStore {
         log.warn({ bucket: settings.bucket }, 'the S3 backend refuses conditional writes (If-None-Match): names are claimed with HEAD then PUT, so two nodes creating one name at the same moment may both succeed');
       }
       log.info({ bucket: settings.bucket, prefix: layout.prefix, conditionalWrites: bucket.conditionalWrites }, 'S3 store opened');
-      const store = new S3AlbumStore(bucket, layout, dataLayout, log, options);
+      const store = new S3AlbumStore(bucket, layout, dataLayout, owner, log, options);
       return { store, recovery: { problems: [], albums: 0, images: 0, index: new Map() } };
     } catch (err) {
       bucket.client.destroy();
-      await releaseDataDir(dataLayout.ownerFile);
+      await owner.release();
       throw err;
     }
   }
@@ -281,7 +282,7 @@ export class S3AlbumStore implements AlbumStore {
 
   async close(): Promise<void> {
     this.bucket.client.destroy();
-    await releaseDataDir(this.dataLayout.ownerFile);
+    await this.owner.release();
   }
 
   /**

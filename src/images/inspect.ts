@@ -1,5 +1,5 @@
 import sharp, { type Metadata } from 'sharp';
-import { AppError, UnsupportedMediaTypeError } from '../errors.js';
+import { AppError, storageError, stripPaths, UnsupportedMediaTypeError } from '../errors.js';
 
 /** 422: the bytes claim to be an image but cannot be decoded, or it is too large to decode. */
 export class UnprocessableImageError extends AppError {
@@ -53,7 +53,7 @@ export async function inspectImage(file: string, { maxInputPixels, allowSvg }: I
     if (/unsupported image format/i.test(message)) {
       throw new UnsupportedMediaTypeError(`not an image this service accepts (${ACCEPTED_FORMATS}${allowSvg ? ', SVG' : ''})`);
     }
-    throw new UnprocessableImageError(`the image cannot be decoded: ${message}`);
+    throw engineError(err, 'the image cannot be decoded');
   }
   const format = meta.format === 'heif' ? heifKind(meta) : meta.format;
   if (format === 'svg' && !allowSvg) throw new UnsupportedMediaTypeError('SVG images are not accepted (they can carry script)');
@@ -69,7 +69,7 @@ export async function inspectImage(file: string, { maxInputPixels, allowSvg }: I
   try {
     await sharp(file, { failOn: 'truncated', limitInputPixels: maxInputPixels, pages: 1 }).resize(8, 8, { fit: 'inside' }).raw().toBuffer();
   } catch (err) {
-    throw new UnprocessableImageError(`the image is truncated or corrupt: ${(err as Error).message}`);
+    throw engineError(err, 'the image is truncated or corrupt');
   }
   return {
     format: format!,
@@ -80,6 +80,14 @@ export async function inspectImage(file: string, { maxInputPixels, allowSvg }: I
     hasAlpha: meta.hasAlpha ?? false,
     pages,
   };
+}
+
+/**
+ * What a client is told when sharp fails on a stored or staged file: a storage failure (full or
+ * read-only disk) as such, anything else as this image's fault (422); never with a path in it.
+ */
+export function engineError(err: unknown, what: string): AppError {
+  return storageError(err) ?? new UnprocessableImageError(`${what}: ${stripPaths((err as Error).message)}`);
 }
 
 /** sharp reports AVIF and HEIC both as `heif`; the compression tells them apart. HEIC (HEVC) is not decodable here. */

@@ -1,6 +1,6 @@
 import sharp, { type Sharp } from 'sharp';
 import { ValidationError } from '../errors.js';
-import { UnprocessableImageError } from './inspect.js';
+import { engineError } from './inspect.js';
 import { MAX_OUTPUT_SIDE, type OutputFormat, type TransformSpec } from './transform-spec.js';
 
 /** A spec whose output format is decided (format=auto resolved). */
@@ -96,7 +96,8 @@ export function buildTransform(input: string, spec: ResolvedSpec, source: Source
 
 /**
  * Runs a transform to a file.
- * @throws {ValidationError} bad crop; {UnprocessableImageError} the engine failed on this image
+ * @throws {ValidationError} bad crop; {UnprocessableImageError} the engine failed on this image;
+ *   {InsufficientStorageError} no room for the output
  */
 export async function transformToFile(input: string, output: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Promise<{ size: number; width: number; height: number }> {
   const pipeline = buildTransform(input, spec, source, maxInputPixels);
@@ -104,6 +105,6 @@ export async function transformToFile(input: string, output: string, spec: Resol
     const info = await pipeline.toFile(output);
     return { size: info.size, width: info.width, height: info.height };
   } catch (err) {
-    throw new UnprocessableImageError(`the image cannot be transformed: ${(err as Error).message}`);
+    throw engineError(err, 'the image cannot be transformed');
   }
 }

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import type { AlbumService } from '../albums/album-service.js';
 import { checkNewName } from '../albums/names.js';
 import { describeFile } from '../albums/image-meta.js';
-import { AppError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { AppError, ConflictError, InsufficientStorageError, NotFoundError, ValidationError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
@@ -91,9 +91,14 @@ export class ImportService {
       items: [...unique].map((url) => ({ url, state: 'queued', bytes: 0, attempts: 0 })),
       duplicatesIgnored: urls.length - unique.size,
     });
-    await this.store.create(job.job);
-    this.jobs.set(job.id, job);
-    await this.announce({ type: 'imagestore.import.created', album, jobId: job.id, counts: { ...job.counts } }, reqId);
+    await this.notifier.change(
+      async () => {
+        await this.store.create(job.job);
+        this.jobs.set(job.id, job);
+      },
+      () => ({ type: 'imagestore.import.created', album, jobId: job.id, counts: { ...job.counts } }),
+      { reqId },
+    );
     this.waiting.add(job);
     this.pump();
     void this.pruneFinished();
@@ -114,10 +119,15 @@ export class ImportService {
   async cancel(id: string, reqId?: string): Promise<ImportJobView> {
     const job = this.find(id);
     if (job.finished) return job.view();
-    job.cancel();
-    this.waiting.delete(job);
-    await this.save(job, () => this.store.compact(job.job));
-    await this.announce({ type: 'imagestore.import.cancelled', album: job.job.album, jobId: job.id, counts: { ...job.counts } }, reqId);
+    await this.notifier.change(
+      async () => {
+        job.cancel();
+        this.waiting.delete(job);
+        await this.save(job, () => this.store.compact(job.job));
+      },
+      () => ({ type: 'imagestore.import.cancelled', album: job.job.album, jobId: job.id, counts: { ...job.counts } }),
+      { reqId },
+    );
     return job.view();
   }
 
@@ -264,8 +274,12 @@ export class ImportService {
     await write().catch((err) => this.log.error({ err, jobId: job.id }, 'could not save import job'));
   }
 
-  private async announce(input: EventInput, reqId?: string): Promise<void> {
-    await this.notifier.publish(input, { reqId, durable: true });
+  /** Progress events follow the job file (the record of truth); on a full disk they are refused and logged. */
+  private async announce(input: EventInput): Promise<void> {
+    await this.notifier.publish(input, { durable: true }).catch((err: unknown) => {
+      if (!(err instanceof InsufficientStorageError)) throw err;
+      this.log.warn({ type: input.type, album: input.album }, 'import event not journaled: the disk is full');
+    });
   }
 
   private async pruneFinished(): Promise<void> {

@@ -1,4 +1,5 @@
 import { promises as fs } from 'node:fs';
+import type { File } from 'formidable';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
 import { AppError, PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors.js';
@@ -107,6 +108,7 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     if (active >= maxConcurrent) throw new ServiceUnavailableError(`too many uploads in progress (limit ${maxConcurrent}); retry shortly`);
     active += 1;
     const written: string[] = [];
+    let writeError: unknown;
     const parse = koaBody({
       multipart: true, json: false, urlencoded: false, text: false,
       formidable: {
@@ -118,7 +120,12 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
           part.originalFilename = dispositionFilename(header) ?? part.originalFilename;
           return true;
         },
-        onFileBegin: (_name, file) => void written.push(file.filepath),
+        onFileBegin: (_name, file) => {
+          written.push(file.filepath);
+          // formidable ignores a failed write once the body has ended, and skips the writes after one:
+          // the staged file would be short and blamed on the client (415/422). It is the disk.
+          (file as unknown as NodeJS.EventEmitter).on('error', (err: unknown) => (writeError ??= err));
+        },
       },
       onError: (err) => {
         const error = err as BodyError;
@@ -127,13 +134,32 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
       },
     });
     try {
-      await parse(ctx, next);
+      await parse(ctx, async () => {
+        await checkStaged(ctx.request.files, () => writeError);
+        await next();
+      });
     } finally {
       active -= 1;
       // Committed files were linked into their album; the staged names can always go.
       await Promise.all(written.map((file) => fs.rm(file, { force: true })));
     }
   };
+}
+
+/**
+ * Makes sure each staged file holds every byte received; else throws the write error, which the
+ * error handler maps (507 for a full disk).
+ */
+async function checkStaged(files: Record<string, File | File[]> | undefined, writeError: () => unknown): Promise<void> {
+  for (const file of Object.values(files ?? {}).flat()) {
+    if (writeError()) break;
+    const size = await fs.stat(file.filepath).then((s) => s.size, () => -1);
+    if (size !== file.size) {
+      await new Promise((resolve) => setImmediate(resolve)); // the stream's 'error' may be on its way
+      throw writeError() ?? new Error(`staged upload has ${size} of ${file.size} bytes`);
+    }
+  }
+  if (writeError()) throw writeError();
 }
 
 interface BodyError extends Error {

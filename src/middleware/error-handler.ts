@@ -1,5 +1,5 @@
 import type { Middleware } from 'koa';
-import { AppError, toErrorBody } from '../errors.js';
+import { AppError, storageError, toErrorBody } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 interface HttpLikeError extends Error {
@@ -11,9 +11,11 @@ interface HttpLikeError extends Error {
 
 /**
  * The one place that turns errors into answers: AppError → its status and
- * message; http-errors that may be shown (koa-body, router 405/501,
- * ctx.throw) → their status and message; anything else → 500 with a generic
- * message, the details going to the log only. Also gives unmatched routes a
+ * message; storage system errors (full or read-only disk, no file descriptors
+ * left) → 507/503 by `storageError`, with a message naming no path;
+ * http-errors that may be shown (koa-body, router 405/501, ctx.throw) → their
+ * status and message; anything else → 500 with a generic message, the
+ * details going to the log only. Also gives unmatched routes a
  * JSON 404, and the router's 405/501 (which carry `Allow`) a JSON body.
  */
 export function errorHandler(): Middleware {
@@ -28,14 +30,15 @@ export function errorHandler(): Middleware {
         ctx.body = toErrorBody(`${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow') || 'none'}`);
       }
     } catch (caught) {
-      const err = caught as HttpLikeError;
+      // A full, read-only or exhausted disk is the store's state, not a bug: no route needs to know.
+      const err = (storageError(caught) ?? caught) as HttpLikeError;
       const log: Logger = ctx.state.log;
       const status = statusOf(err);
       if (ctx.headerSent || !ctx.writable) {
-        log.warn({ err }, 'error after the response started');
+        log.warn({ err: caught }, 'error after the response started');
         return;
       }
-      if (status >= 500) log.error({ err }, 'request failed');
+      if (status >= 500) log.error({ err: caught }, 'request failed');
       ctx.set(err.headers ?? {});
       if (err instanceof AppError && 'retryAfterSeconds' in err) ctx.set('Retry-After', String(err.retryAfterSeconds));
       ctx.status = status;

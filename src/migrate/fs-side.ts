@@ -6,7 +6,7 @@ import { fsyncDir, fsyncFile, writeFileAtomic } from '../albums/durable.js';
 import { fsck } from '../albums/fsck.js';
 import { readImageMeta, type StoredImageMeta } from '../albums/image-meta.js';
 import { Layout } from '../albums/layout.js';
-import { claimDataDir, releaseDataDir } from '../albums/owner.js';
+import { lockDataDir, type DataDirLock } from '../albums/owner.js';
 import type { AlbumInfo } from '../albums/types.js';
 import type { MigrationSource, MigrationTarget } from './migrate.js';
 
@@ -71,7 +71,10 @@ export class FsSource implements MigrationSource {
  * the service cannot run on it meanwhile; its next start indexes what was written.
  */
 export class FsTarget implements MigrationTarget {
-  private constructor(private readonly layout: Layout) {}
+  private constructor(
+    private readonly layout: Layout,
+    private readonly owner: DataDirLock,
+  ) {}
 
   get description(): string {
     return `fs:${this.layout.root}`;
@@ -82,8 +85,7 @@ export class FsTarget implements MigrationTarget {
     const layout = new Layout(path.resolve(root));
     await fs.mkdir(layout.tmpDir, { recursive: true });
     await fs.mkdir(layout.albumsDir, { recursive: true });
-    await claimDataDir(layout.ownerFile);
-    return new FsTarget(layout);
+    return new FsTarget(layout, await lockDataDir(layout.ownerFile));
   }
 
   async hasAlbum(name: string): Promise<boolean> {
@@ -123,6 +125,6 @@ export class FsTarget implements MigrationTarget {
   }
 
   async close(): Promise<void> {
-    await releaseDataDir(this.layout.ownerFile);
+    await this.owner.release();
   }
 }

@@ -9,9 +9,30 @@ export class OutboxNotifier implements Notifier {
     private readonly source: string,
   ) {}
 
+  async change<T>(make: () => Promise<T>, eventOf: (result: T) => EventInput | undefined, { reqId }: { reqId?: string } = {}): Promise<T> {
+    const release = await this.outbox.admit();
+    try {
+      const result = await make();
+      const input = eventOf(result);
+      if (input) await this.outbox.append(buildEvent(input, this.source, reqId), true);
+      return result;
+    } finally {
+      release();
+    }
+  }
+
   async publish(input: EventInput, { reqId, durable }: PublishOptions): Promise<StoreEvent> {
     const event = buildEvent(input, this.source, reqId);
-    await this.outbox.append(event, durable);
+    if (!durable) {
+      await this.outbox.append(event, false);
+      return event;
+    }
+    const release = await this.outbox.admit();
+    try {
+      await this.outbox.append(event, true);
+    } finally {
+      release();
+    }
     return event;
   }
 }

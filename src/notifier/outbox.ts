@@ -2,7 +2,9 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { StoreEvent } from './events.js';
-import { fsyncDir, writeFileAtomic } from '../albums/durable.js';
+import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../albums/durable.js';
+import { InsufficientStorageError, isOutOfSpace, ServiceUnavailableError } from '../errors.js';
+import { silentLogger, type Logger } from '../logger.js';
 
 /** One journaled event and its position in the journal. */
 export interface JournalRecord {
@@ -10,17 +12,56 @@ export interface JournalRecord {
   event: StoreEvent;
 }
 
+/** Damage found in the journal when it is opened (or checked by `npm run fsck`). */
+export interface JournalProblem {
+  /**
+   * `torn-record`: the last record of the last segment was cut by a crash during an append (the one
+   * expected damage; dropped). `corrupt-record`: bytes elsewhere that are not a whole record.
+   * `missing-records`: sequence numbers missing between two records.
+   */
+  kind: 'torn-record' | 'corrupt-record' | 'missing-records';
+  file: string;
+  /** Byte offset in `file`. */
+  offset: number;
+  detail: string;
+  /** The damage was cut off the file (torn-record, when repairing). */
+  repaired: boolean;
+}
+
+/** Options of `Outbox.open`. */
+export interface OutboxOptions {
+  /** A segment is closed and a new one started past this size (default 1 MiB). */
+  maxSegmentBytes?: number;
+  /** Disk space kept in reserve for the events of changes under way when the disk fills (default 4 MiB). */
+  reserveBytes?: number;
+  /** Least time between two attempts to re-create a used reserve (default 1 s). */
+  reserveRetryMs?: number;
+  log?: Logger;
+}
+
 interface QueuedWrite {
-  line: string;
+  event: StoreEvent;
   durable: boolean;
-  resolve: () => void;
+  resolve: (seq: number | undefined) => void;
   reject: (err: Error) => void;
 }
 
 const SEGMENT_PREFIX = 'seg-';
+const SEGMENT_SUFFIX = '.jsonl';
 const WATERMARK_FILE = 'delivered';
+const RESERVE_FILE = 'reserve';
+/** Every record starts so (JSON.stringify keeps the key order of JournalRecord). */
+const RECORD_START = '{"seq":';
+/** The reserve is filled with spaces: once it becomes a segment, what records do not overwrite reads as blank. */
+const FILLER = 0x20;
 /** A segment is closed and a new one started past this size; delivered segments are deleted. */
 export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
+/** Space kept for the events of changes under way when the disk fills: 256 changes of 8 KiB in half of it. */
+export const DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024;
+/** Room in the reserve promised to each change under way: more than any event takes (names are at most 255 bytes). */
+const ADMITTED_RECORD_BYTES = 8 * 1024;
+/** Dropped fetch events are logged at most once per this interval. */
+const DROP_LOG_INTERVAL_MS = 60_000;
 
 /**
  * The durable event journal. Events are appended to segment files (JSON lines)
@@ -29,13 +70,32 @@ export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
  * kept in `delivered`; segments wholly below it are deleted, so the journal
  * stays bounded while the broker keeps up. Losing the watermark only causes
  * redelivery (at least once), never loss.
+ *
+ * Full disk: records are written whole or not at all (a short write is cut
+ * back), and a file of `reserveBytes` is kept in the journal's directory. When
+ * an append finds the disk full, the reserve becomes the next segment and the
+ * append is retried there, so the events of changes already made still land;
+ * the outbox is then *degraded*: `admit()` refuses new changes (507) before they
+ * touch the store, and fetch events are dropped (counted in `dropped`), until the
+ * reserve can be written again (tried at most once per `reserveRetryMs`, when a
+ * change or a fetch comes). Changes under way are limited so that their events
+ * always fit in the reserve.
  */
 export class Outbox {
   private readonly queue: QueuedWrite[] = [];
   private flushing: Promise<void> | undefined;
-  private segmentBytes = 0;
+  /** End of the last whole record in the current segment: where the next write goes. */
+  private end = 0;
   private watermarkWrite: Promise<void> = Promise.resolve();
   private readonly listeners: Array<() => void> = [];
+  private admitted = 0;
+  private readonly maxAdmitted: number;
+  private restoring: Promise<void> | undefined;
+  private lastRestoreAttempt = 0;
+  private droppedSinceLog = 0;
+  private lastDropLog = -Infinity;
+  /** Fetch events not journaled because the journal could not grow (or not be written). */
+  dropped = 0;
 
   private constructor(
     private readonly dir: string,
@@ -44,34 +104,45 @@ export class Outbox {
     private watermark: number,
     private readonly segments: Array<{ firstSeq: number; file: string }>,
     private current: FileHandle,
-    private readonly maxSegmentBytes: number,
-  ) {}
+    private reserveReady: boolean,
+    private readonly options: Required<OutboxOptions>,
+    /** What recovery found wrong when the journal was opened (torn tail cut off, corrupt or missing records). */
+    readonly problems: JournalProblem[],
+  ) {
+    this.maxAdmitted = Math.max(1, Math.floor(options.reserveBytes / 2 / ADMITTED_RECORD_BYTES));
+  }
 
-  /** Opens (or creates) the journal in `dir` and loads the events not yet delivered. */
-  static async open(dir: string, maxSegmentBytes = DEFAULT_SEGMENT_BYTES): Promise<Outbox> {
+  /**
+   * Opens (or creates) the journal in `dir` and loads the events not yet delivered. A torn last
+   * record (crash during an append) is cut off and logged as a warning; any other damage is
+   * logged as an error and listed in `problems`, never skipped silently.
+   */
+  static async open(dir: string, options: OutboxOptions = {}): Promise<Outbox> {
+    const settings: Required<OutboxOptions> = {
+      maxSegmentBytes: DEFAULT_SEGMENT_BYTES, reserveBytes: DEFAULT_RESERVE_BYTES, reserveRetryMs: 1000, log: silentLogger(), ...options,
+    };
+    const { log } = settings;
     await fs.mkdir(dir, { recursive: true });
     const watermark = Number((await fs.readFile(path.join(dir, WATERMARK_FILE), 'utf8').catch(() => '0')).trim()) || 0;
-    const segments = (await fs.readdir(dir))
-      .filter((name) => name.startsWith(SEGMENT_PREFIX))
-      .sort()
-      .map((name) => ({ firstSeq: Number(name.slice(SEGMENT_PREFIX.length, -'.jsonl'.length)), file: path.join(dir, name) }));
-    const pending: JournalRecord[] = [];
-    let lastSeq = watermark;
-    let lastText = '';
-    for (const segment of segments) {
-      lastText = await fs.readFile(segment.file, 'utf8');
-      for (const record of parseSegment(lastText)) {
-        lastSeq = Math.max(lastSeq, record.seq);
-        if (record.seq > watermark) pending.push(record);
-      }
+    // Temporary files of watermark or reserve writes that a crash interrupted.
+    for (const name of await fs.readdir(dir)) {
+      if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
     }
+    const scan = await scanJournal(dir, true);
+    for (const problem of scan.problems) {
+      if (problem.kind === 'torn-record') log.warn(problem, 'event journal: dropped a record torn by a crash');
+      else log.error(problem, 'event journal: damaged, events may be lost');
+    }
+    const pending = scan.records.filter((r) => r.seq > watermark);
+    const lastSeq = scan.records.reduce((max, r) => Math.max(max, r.seq), watermark);
+    const { segments } = scan;
     // Never append after a possibly torn last line: every start opens a fresh segment, or reuses the
-    // last one if it is empty. A fresh one needs a name not taken yet: the last rotation (or start) may
+    // last one if it holds nothing. A fresh one needs a name not taken yet: the last rotation (or start) may
     // have named a file lastSeq + 1 already, and two entries for one file made it look delivered.
     const last = segments.at(-1);
     let firstSeq: number;
     let file: string;
-    if (last && lastText === '') {
+    if (last && scan.lastIsBlank) {
       firstSeq = Math.max(lastSeq + 1, last.firstSeq);
       file = last.file;
     } else {
@@ -79,7 +150,16 @@ export class Outbox {
       file = segmentPath(dir, firstSeq);
       segments.push({ firstSeq, file });
     }
-    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, await fs.open(file, 'a'), maxSegmentBytes);
+    const current = await fs.open(file, 'w');
+    const reserveReady = await createReserve(dir, settings.reserveBytes).then(
+      () => true,
+      (err: unknown) => {
+        if (!isOutOfSpace(err)) throw err;
+        log.error({ reserveBytes: settings.reserveBytes }, 'disk full at start: changes are refused (507) and fetch events dropped until the event journal reserve can be written');
+        return false;
+      },
+    );
+    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems);
     await fsyncDir(dir);
     await outbox.deleteDeliveredSegments();
     return outbox;
@@ -88,6 +168,11 @@ export class Outbox {
   /** Number of events not yet delivered. */
   get pendingCount(): number {
     return this.pendingRecords.length;
+  }
+
+  /** True while the disk is full: the reserve is used or missing, changes are refused, fetch events dropped. */
+  get degraded(): boolean {
+    return !this.reserveReady;
   }
 
   /** The first `n` undelivered events, oldest first. */
@@ -101,20 +186,43 @@ export class Outbox {
   }
 
   /**
-   * Appends an event. With `durable`, resolves once it is fsynced; otherwise
-   * once it is written to the journal file (the next fsync carries it).
+   * Lets one change go ahead: its event (appended with `durable`) is sure to fit in the journal,
+   * even if the disk fills meanwhile. Call before the change touches the store, and call the
+   * returned function once its event is appended (or the change failed).
+   * @throws {InsufficientStorageError} the disk is full (degraded): make no change
+   * @throws {ServiceUnavailableError} so many changes are under way that their events might not fit in the reserve
    */
-  async append(event: StoreEvent, durable: boolean): Promise<number> {
-    const seq = this.nextSeq++;
-    const record: JournalRecord = { seq, event };
-    await new Promise<void>((resolve, reject) => {
-      this.queue.push({ line: `${JSON.stringify(record)}\n`, durable, resolve, reject });
+  async admit(): Promise<() => void> {
+    if (!this.reserveReady) await this.restoreReserve();
+    if (!this.reserveReady) {
+      throw new InsufficientStorageError('not enough storage space: the disk holding the store is full; changes are refused until space is freed');
+    }
+    if (this.admitted >= this.maxAdmitted) throw new ServiceUnavailableError(`too many changes in progress (limit ${this.maxAdmitted}); retry shortly`, 1);
+    this.admitted += 1;
+    let released = false;
+    return () => {
+      if (!released) this.admitted -= 1;
+      released = true;
+    };
+  }
+
+  /**
+   * Appends an event. With `durable` (the event of a change, see `admit`), resolves with its
+   * sequence number once it is fsynced. Otherwise (a fetch) it is best effort: resolves once it
+   * is written (the next fsync carries it), or with undefined when it was dropped because the
+   * journal could not take it; it never rejects.
+   * @throws {InsufficientStorageError} (durable) not even the reserve could take the event
+   */
+  async append(event: StoreEvent, durable: boolean): Promise<number | undefined> {
+    if (!durable && !this.reserveReady) {
+      this.drop(1);
+      void this.restoreReserve();
+      return undefined;
+    }
+    return new Promise<number | undefined>((resolve, reject) => {
+      this.queue.push({ event, durable, resolve, reject });
       this.flushing ??= this.flush();
     });
-    // Writes complete in sequence order (one writer, FIFO queue), so pushing keeps the list sorted.
-    this.pendingRecords.push(record);
-    for (const listener of this.listeners) listener();
-    return seq;
   }
 
   /** Marks every event up to and including `seq` as delivered. */
@@ -135,27 +243,122 @@ export class Outbox {
   async close(): Promise<void> {
     while (this.flushing) await this.flushing;
     await this.watermarkWrite;
+    await this.restoring;
     await this.current.close();
   }
 
   private async flush(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.queue.length);
-        try {
-          const text = batch.map((w) => w.line).join('');
-          await this.current.write(text);
-          if (batch.some((w) => w.durable)) await this.current.datasync();
-          this.segmentBytes += Buffer.byteLength(text);
-          for (const w of batch) w.resolve();
-        } catch (err) {
-          for (const w of batch) w.reject(err as Error);
-        }
+        await this.writeBatch(this.queue.splice(0, this.queue.length));
         // A failed rotation is retried after the next batch; appends keep going to the current segment.
-        if (this.segmentBytes >= this.maxSegmentBytes) await this.rotate().catch(() => undefined);
+        // Degraded, the current segment is the reserve: fill its preallocated space first.
+        if (this.end >= this.options.maxSegmentBytes && this.reserveReady) await this.rotate().catch(() => undefined);
       }
     } finally {
       this.flushing = undefined;
+    }
+  }
+
+  /** Writes a batch whole, or cuts it back; on a full disk, retries it once in the reserve. */
+  private async writeBatch(batch: QueuedWrite[]): Promise<void> {
+    let writes = batch;
+    for (let attempt = 1; ; attempt += 1) {
+      const records = writes.map((w, i) => ({ seq: this.nextSeq + i, event: w.event }));
+      const data = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      try {
+        await writeAll(this.current, data, this.end);
+        if (writes.some((w) => w.durable)) await this.current.datasync();
+      } catch (caught) {
+        let err = caught as Error;
+        await this.cutBack();
+        const fetches = writes.filter((w) => !w.durable);
+        writes = writes.filter((w) => w.durable);
+        this.drop(fetches.length);
+        for (const w of fetches) w.resolve(undefined);
+        if (isOutOfSpace(err) && attempt === 1 && this.reserveReady) {
+          try {
+            await this.useReserve();
+            if (writes.length === 0) return;
+            continue;
+          } catch (reserveErr) {
+            err = reserveErr as Error;
+          }
+        }
+        if (writes.length > 0) this.options.log.error({ err, events: writes.length }, 'events of changes could not be journaled');
+        const failure = isOutOfSpace(err) ? new InsufficientStorageError('not enough storage space: the event journal is full') : err;
+        for (const w of writes) w.reject(failure);
+        return;
+      }
+      this.nextSeq += records.length;
+      this.end += data.length;
+      // One writer, FIFO queue: pushing keeps the list sorted by sequence number.
+      this.pendingRecords.push(...records);
+      writes.forEach((w, i) => w.resolve(records[i].seq));
+      for (const listener of this.listeners) listener();
+      return;
+    }
+  }
+
+  /** Cuts a failed write off the current segment, so the next record never follows half of one. */
+  private async cutBack(): Promise<void> {
+    try {
+      await this.current.truncate(this.end);
+      await this.current.datasync();
+    } catch (err) {
+      // Writes go to explicit offsets: the next one overwrites what is left; recovery drops a torn tail.
+      this.options.log.error({ err }, 'event journal: could not cut back a failed write');
+    }
+  }
+
+  /** The reserve becomes the current segment: its space was set aside, so writing into it needs no more. */
+  private async useReserve(): Promise<void> {
+    const current = this.segments[this.segments.length - 1];
+    // An empty current segment already has the name the reserve needs: replace it.
+    const file = current.firstSeq === this.nextSeq ? current.file : segmentPath(this.dir, this.nextSeq);
+    await fs.rename(path.join(this.dir, RESERVE_FILE), file);
+    this.reserveReady = false;
+    const previous = this.current;
+    this.current = await fs.open(file, 'r+');
+    if (file !== current.file) this.segments.push({ firstSeq: this.nextSeq, file });
+    this.end = 0;
+    await previous.close();
+    await fsyncDir(this.dir);
+    this.options.log.error(
+      { reserveBytes: this.options.reserveBytes },
+      'disk full: the event journal writes into its reserve; changes are refused (507) and fetch events dropped until space is freed',
+    );
+  }
+
+  /** Writes the reserve again if the disk has room (at most once per reserveRetryMs); changes are then admitted again. */
+  private async restoreReserve(): Promise<void> {
+    // An attempt under way may have started before space came back: wait for it, then judge.
+    while (this.restoring) await this.restoring;
+    if (this.reserveReady || Date.now() - this.lastRestoreAttempt < this.options.reserveRetryMs) return;
+    this.lastRestoreAttempt = Date.now();
+    this.restoring = createReserve(this.dir, this.options.reserveBytes)
+      .then(
+        () => {
+          this.reserveReady = true;
+          this.options.log.warn({ dropped: this.dropped }, 'disk space is back: event journal reserve restored; changes are accepted again');
+        },
+        (err: unknown) => {
+          if (!isOutOfSpace(err)) this.options.log.error({ err }, 'could not write the event journal reserve');
+        },
+      )
+      .finally(() => (this.restoring = undefined));
+    await this.restoring;
+  }
+
+  /** Counts fetch events that were not journaled, and says so in the log at most once per interval. */
+  private drop(count: number): void {
+    if (count === 0) return;
+    this.dropped += count;
+    this.droppedSinceLog += count;
+    if (Date.now() - this.lastDropLog >= DROP_LOG_INTERVAL_MS) {
+      this.options.log.warn({ dropped: this.droppedSinceLog, droppedTotal: this.dropped }, 'fetch events dropped: the event journal cannot grow');
+      this.lastDropLog = Date.now();
+      this.droppedSinceLog = 0;
     }
   }
 
@@ -164,11 +367,13 @@ export class Outbox {
     // rotation filled it): a new segment would reuse its file name. Rotate after the next append.
     if (this.segments[this.segments.length - 1].firstSeq === this.nextSeq) return;
     await this.current.datasync();
-    await this.current.close();
     const file = segmentPath(this.dir, this.nextSeq);
-    this.current = await fs.open(file, 'a');
+    const next = await fs.open(file, 'w');
+    const previous = this.current;
+    this.current = next;
     this.segments.push({ firstSeq: this.nextSeq, file });
-    this.segmentBytes = 0;
+    this.end = 0;
+    await previous.close();
     await fsyncDir(this.dir);
   }
 
@@ -181,21 +386,164 @@ export class Outbox {
   }
 }
 
-function segmentPath(dir: string, firstSeq: number): string {
-  return path.join(dir, `${SEGMENT_PREFIX}${String(firstSeq).padStart(16, '0')}.jsonl`);
+/** What `scanJournal` read. */
+export interface JournalScan {
+  segments: Array<{ firstSeq: number; file: string }>;
+  /** Every whole record, in journal order. */
+  records: JournalRecord[];
+  problems: JournalProblem[];
+  /** The last segment holds no record (nothing, or only reserve filler). */
+  lastIsBlank: boolean;
 }
 
-/** Parses a segment; a torn last line (crash during append) is skipped. */
-function parseSegment(text: string): JournalRecord[] {
+/**
+ * Reads every segment of the journal in `dir` and reports its damage. A torn last record of the
+ * last segment (a crash during an append) is expected: with `repair` it is cut off the file. A
+ * record glued after a torn one (written by versions that ignored short writes) is recovered.
+ */
+export async function scanJournal(dir: string, repair: boolean): Promise<JournalScan> {
+  const names = await fs.readdir(dir).catch((err: unknown) => {
+    if (isErrno(err, 'ENOENT')) return [] as string[];
+    throw err;
+  });
+  const segments = names
+    .filter((name) => name.startsWith(SEGMENT_PREFIX) && name.endsWith(SEGMENT_SUFFIX))
+    .sort()
+    .map((name) => ({ firstSeq: Number(name.slice(SEGMENT_PREFIX.length, -SEGMENT_SUFFIX.length)), file: path.join(dir, name) }));
   const records: JournalRecord[] = [];
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    try {
-      const record = JSON.parse(line) as JournalRecord;
-      if (Number.isSafeInteger(record.seq) && record.event) records.push(record);
-    } catch {
-      // torn write
+  const problems: JournalProblem[] = [];
+  let lastIsBlank = false;
+  for (const [i, { file }] of segments.entries()) {
+    const isLast = i === segments.length - 1;
+    const bytes = await fs.readFile(file);
+    const parsed = parseSegment(bytes);
+    for (const { record, offset } of parsed.records) {
+      const previous = records.at(-1)?.seq;
+      if (previous !== undefined && record.seq > previous + 1) {
+        const missing = record.seq - previous - 1;
+        problems.push({
+          kind: 'missing-records', file, offset, repaired: false,
+          detail: `${missing} event${missing > 1 ? 's' : ''} (seq ${previous + 1}${missing > 1 ? `-${record.seq - 1}` : ''}) missing before seq ${record.seq}`,
+        });
+      }
+      records.push(record);
+    }
+    for (const damage of parsed.damaged) {
+      problems.push({
+        kind: 'corrupt-record', file, offset: damage.offset, repaired: false,
+        detail: damage.recovered === undefined
+          ? `${damage.length} bytes are not a whole record; skipped`
+          : damage.wholeBefore
+            ? `two records glued together (a newline lost by a torn write); both recovered`
+            : `${damage.length} bytes are not a whole record (a torn write with the next record glued on); the record after them (seq ${damage.recovered}) was recovered`,
+      });
+    }
+    if (parsed.tail !== undefined) {
+      const length = bytes.length - parsed.tail;
+      if (isLast) {
+        if (repair) await truncateFile(file, parsed.tail);
+        problems.push({
+          kind: 'torn-record', file, offset: parsed.tail, repaired: repair,
+          detail: `the last record (${length} bytes) was cut short by a crash during an append; dropped`,
+        });
+      } else {
+        problems.push({ kind: 'corrupt-record', file, offset: parsed.tail, repaired: false, detail: `${length} bytes at the end of a closed segment are not a whole record; skipped` });
+      }
+    }
+    if (isLast) lastIsBlank = parsed.records.length === 0 && parsed.damaged.length === 0;
+  }
+  return { segments, records, problems, lastIsBlank };
+}
+
+interface ParsedSegment {
+  records: Array<{ record: JournalRecord; offset: number }>;
+  /** Lines that are no record; `recovered`: the seq of a whole record found glued after the damage. */
+  damaged: Array<{ offset: number; length: number; recovered?: number; wholeBefore?: boolean }>;
+  /** Offset of bytes after the last newline that are not blank (a record cut short). */
+  tail?: number;
+}
+
+/** Splits a segment into records, damaged lines and a torn tail; blank bytes (reserve filler) are skipped. */
+function parseSegment(bytes: Buffer): ParsedSegment {
+  const parsed: ParsedSegment = { records: [], damaged: [] };
+  let start = 0;
+  for (let newline = bytes.indexOf(0x0a); newline !== -1; newline = bytes.indexOf(0x0a, start)) {
+    if (!isBlank(bytes, start, newline)) parseLine(bytes.toString('utf8', start, newline), start, parsed);
+    start = newline + 1;
+  }
+  if (!isBlank(bytes, start, bytes.length)) parsed.tail = start;
+  return parsed;
+}
+
+function parseLine(line: string, offset: number, parsed: ParsedSegment): void {
+  const record = parseRecord(line);
+  if (record) {
+    parsed.records.push({ record, offset });
+    return;
+  }
+  for (let at = line.indexOf(RECORD_START, 1); at !== -1; at = line.indexOf(RECORD_START, at + 1)) {
+    const glued = parseRecord(line.slice(at));
+    if (glued) {
+      const length = Buffer.byteLength(line.slice(0, at));
+      // The write before was cut short, at worst just before its newline: then it is whole too.
+      const whole = parseRecord(line.slice(0, at));
+      if (whole) parsed.records.push({ record: whole, offset });
+      parsed.damaged.push({ offset, length, recovered: glued.seq, wholeBefore: whole !== undefined });
+      parsed.records.push({ record: glued, offset: offset + length });
+      return;
     }
   }
-  return records;
+  parsed.damaged.push({ offset, length: Buffer.byteLength(line) });
+}
+
+function parseRecord(text: string): JournalRecord | undefined {
+  try {
+    const record = JSON.parse(text) as JournalRecord;
+    return Number.isSafeInteger(record?.seq) && typeof record.event === 'object' && record.event !== null ? record : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Only spaces, tabs, line ends or NULs (what a crash can leave where a write did not land). */
+function isBlank(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i += 1) {
+    const b = bytes[i];
+    if (b !== FILLER && b !== 0x0a && b !== 0x0d && b !== 0x09 && b !== 0x00) return false;
+  }
+  return true;
+}
+
+/** Writes all of `data` at `position`, looping over short writes; a write that makes no progress is a full disk. */
+async function writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  for (let done = 0; done < data.length;) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    done += bytesWritten;
+  }
+}
+
+async function truncateFile(file: string, length: number): Promise<void> {
+  const handle = await fs.open(file, 'r+');
+  try {
+    await handle.truncate(length);
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes the reserve file (spaces) unless it is there with the right size. @throws ENOSPC when it does not fit */
+async function createReserve(dir: string, bytes: number): Promise<void> {
+  const file = path.join(dir, RESERVE_FILE);
+  if ((await fs.stat(file).catch(() => undefined))?.size === bytes) return;
+  // Not worth trying (and filling the disk to the last byte for a moment) when it cannot fit.
+  const free = await fs.statfs(dir).then((s) => s.bavail * s.bsize, () => Infinity);
+  if (free < bytes) throw Object.assign(new Error('ENOSPC: no room for the event journal reserve'), { code: 'ENOSPC' });
+  await writeFileAtomic(file, Buffer.alloc(bytes, FILLER), dir);
+  await fsyncDir(dir);
+}
+
+function segmentPath(dir: string, firstSeq: number): string {
+  return path.join(dir, `${SEGMENT_PREFIX}${String(firstSeq).padStart(16, '0')}${SEGMENT_SUFFIX}`);
 }

@@ -13,8 +13,21 @@ export interface PublishOptions {
 
 /** Where the album service sends its events. */
 export interface Notifier {
-  /** Records the event; resolves once it is safe (journaled), not once delivered. */
+  /**
+   * Records the event; resolves once it is safe (journaled), not once delivered. Without
+   * `durable` (a fetch) it is best effort: it never fails, and the event may be dropped
+   * (and counted) when the journal cannot grow.
+   * @throws {InsufficientStorageError} (durable) the disk is full: the event was not journaled
+   */
   publish(input: EventInput, options: PublishOptions): Promise<StoreEvent>;
+  /**
+   * Makes a change and journals its event (`eventOf` its result; undefined for none) before
+   * resolving, so no change is ever in the store without its event. Refuses before `make`
+   * runs when the journal could not take the event: a client never gets a 2xx for a change
+   * whose event is not fsynced, and a refused change leaves nothing behind.
+   * @throws {InsufficientStorageError} the disk is full (507): `make` was not run
+   */
+  change<T>(make: () => Promise<T>, eventOf: (result: T) => EventInput | undefined, options?: { reqId?: string }): Promise<T>;
 }
 
 /** A connection that can deliver one event to the broker and resolves on PUBACK. */

@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
+import { storageError } from '../errors.js';
 
 /** What /readyz checks; each check throws when not ready. */
 export interface ReadinessChecks {
@@ -18,7 +19,8 @@ export function healthRoutes(checks: ReadinessChecks): Router {
   router.get('/livez', live);
   router.get('/healthz', live);
   router.get('/readyz', async (ctx) => {
-    const store = await checks.storeWritable().then(() => 'ok', (err: Error) => `not writable: ${err.message}`);
+    // The check's own message names files: say only what kind of failure it is.
+    const store = await checks.storeWritable().then(() => 'ok', (err: Error) => `not writable: ${storageError(err)?.message ?? 'write failed'}`);
     const broker = checks.brokerReachable() ? 'ok' : 'unreachable';
     const ready = store === 'ok' && broker === 'ok';
     ctx.status = ready ? 200 : 503;

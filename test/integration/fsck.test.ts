@@ -154,6 +154,37 @@ describe('fsck: reports every kind of damage, repairs it, and refuses to repair 
     }
   });
 
+  // Issue 12, item 3: damage in the event journal is reported, never skipped silently.
+  it('reports the event journal\'s damage: a torn last record (cut off by --repair) and a corrupt one (left, exit 1)', async () => {
+    dataDir = await makeStore();
+    const outbox = path.join(dataDir, '.imagestore', 'outbox');
+    const [last] = (await fs.readdir(outbox)).filter((f) => f.startsWith('seg-')).sort().slice(-1);
+    const file = path.join(outbox, last);
+    const whole = (await fs.stat(file)).size;
+    expect(whole, 'the service journaled its events').to.be.above(0);
+    await fs.appendFile(file, 'not a record\n{"seq":999,"event":{"spec');
+
+    const check = await runFsck(dataDir, '--json', '--quick');
+    expect(check.code).to.equal(1);
+    const problems = parseReport(check).problems.map((p) => ({ kind: p.kind, path: p.path, detail: p.detail.replace(/:.*/, '') }));
+    expect(problems).to.deep.equal([
+      { kind: 'journal-corrupt-record', path: file, detail: `at byte ${whole}` },
+      { kind: 'journal-torn-record', path: file, detail: `at byte ${whole + 'not a record\n'.length}` },
+    ]);
+
+    const repair = parseReport(await runFsck(dataDir, '--json', '--quick', '--repair'));
+    expect(repair.problems.map((p) => [p.kind, p.repaired])).to.deep.equal([['journal-corrupt-record', false], ['journal-torn-record', true]]);
+    expect((await fs.stat(file)).size).to.equal(whole + 'not a record\n'.length);
+
+    // The service reports what is left in its recovery report (and logs it as an error).
+    const svc = await startTestService({ dataDir });
+    try {
+      expect(svc.service.recovery.problems.map((p) => p.kind)).to.deep.equal(['journal-corrupt-record']);
+    } finally {
+      await svc.stop();
+    }
+  });
+
   describe('while the service runs on the data dir', () => {
     let svc: TestService | undefined;
     afterEach(async () => svc?.stop());

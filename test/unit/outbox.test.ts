@@ -1,6 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
+import pino from 'pino';
+import { ServiceUnavailableError } from '../../src/errors.js';
 import { buildEvent, type StoreEvent } from '../../src/notifier/events.js';
 import { Outbox } from '../../src/notifier/outbox.js';
 import { makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
@@ -29,7 +31,7 @@ describe('Outbox (durable event journal)', () => {
   /** Closes the current outbox and opens the journal again, as a restart does. */
   async function reopen(maxSegmentBytes?: number): Promise<Outbox> {
     await outbox?.close();
-    outbox = await Outbox.open(dir, maxSegmentBytes);
+    outbox = await Outbox.open(dir, { maxSegmentBytes });
     return outbox;
   }
 
@@ -191,7 +193,7 @@ describe('Outbox (durable event journal)', () => {
     it('loses nothing when concurrent appends straddle a rotation', async () => {
       let ob = await reopen(SMALL);
       // Appends keep arriving while batches are written and segments rotate.
-      const appends: Array<Promise<number>> = [];
+      const appends: Array<Promise<number | undefined>> = [];
       for (let i = 1; i <= 40; i += 1) {
         appends.push(ob.append(event(i), i % 5 === 0));
         if (i % 3 === 0) await new Promise((resolve) => setImmediate(resolve));
@@ -219,5 +221,108 @@ describe('Outbox (durable event journal)', () => {
     expect(await ob.append(event(5), true)).to.equal(4);
     ob = await reopen();
     expect(images(ob.peek(10))).to.deep.equal(['img-1.png', 'img-2.png', 'img-3.png', 'img-5.png']);
+  });
+
+  // Issue 12, item 3: recovery never skips a record silently.
+  describe('recovery (issue 12)', () => {
+    const line = (seq: number) => `${JSON.stringify({ seq, event: event(seq) })}\n`;
+    /** Opens the outbox with a logger whose lines the test reads. */
+    async function reopenLogged(): Promise<{ ob: Outbox; logs: Array<{ level: number; msg: string; offset?: number; kind?: string }> }> {
+      await outbox?.close();
+      const logs: Array<{ level: number; msg: string }> = [];
+      const log = pino({ level: 'info' }, { write: (text: string) => void logs.push(JSON.parse(text)) });
+      outbox = await Outbox.open(dir, { log });
+      return { ob: outbox, logs };
+    }
+    /** Writes one segment file by hand, as an older version or a crash left it. */
+    async function writeSegment(text: string): Promise<string> {
+      await fs.mkdir(dir, { recursive: true });
+      const file = path.join(dir, 'seg-0000000000000001.jsonl');
+      await fs.writeFile(file, text);
+      return file;
+    }
+
+    it('cuts a torn last record off the file, and logs it as a warning with its byte offset', async () => {
+      const whole = line(1) + line(2);
+      const file = await writeSegment(`${whole}${line(3).slice(0, 50)}`);
+      const { ob, logs } = await reopenLogged();
+      expect(ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2]);
+      expect(ob.problems).to.have.length(1);
+      expect(ob.problems[0]).to.include({ kind: 'torn-record', file, offset: Buffer.byteLength(whole), repaired: true });
+      expect((await fs.readFile(file, 'utf8'))).to.equal(whole);
+      const warned = logs.filter((l) => l.level === 40);
+      expect(warned).to.have.length(1);
+      expect(warned[0]).to.include({ kind: 'torn-record', offset: Buffer.byteLength(whole) });
+      expect(logs.filter((l) => l.level >= 50)).to.deep.equal([]);
+    });
+
+    it('recovers the record glued after a torn one (a short write on a full disk, before the fix) and reports both as errors', async () => {
+      // Half of record 3 was written and fsynced, and record 4 appended right after it.
+      const head = line(1) + line(2);
+      await writeSegment(`${head}${line(3).slice(0, 80)}${line(4)}${line(5)}`);
+      const { ob, logs } = await reopenLogged();
+      expect(ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2, 4, 5]);
+      expect(images(ob.peek(10))).to.deep.equal(['img-1.png', 'img-2.png', 'img-4.png', 'img-5.png']);
+      expect(ob.problems.map((p) => p.kind).sort()).to.deep.equal(['corrupt-record', 'missing-records']);
+      const corrupt = ob.problems.find((p) => p.kind === 'corrupt-record')!;
+      expect(corrupt.offset).to.equal(Buffer.byteLength(head));
+      expect(corrupt.detail).to.match(/80 bytes .*seq 4\) was recovered/);
+      expect(ob.problems.find((p) => p.kind === 'missing-records')!.detail).to.match(/seq 3\b/);
+      expect(logs.filter((l) => l.level >= 50).map((l) => l.kind).sort()).to.deep.equal(['corrupt-record', 'missing-records']);
+      // The journal goes on after them, and a restart finds the same events.
+      expect(await ob.append(event(6), true)).to.equal(6);
+      const again = await reopenLogged();
+      expect(again.ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2, 4, 5, 6]);
+    });
+
+    it('recovers both records when a torn write lost only the newline between them', async () => {
+      await writeSegment(`${line(1)}${line(2).trimEnd()}${line(3)}`);
+      const { ob } = await reopenLogged();
+      expect(ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2, 3]);
+      expect(ob.problems.map((p) => p.kind)).to.deep.equal(['corrupt-record']);
+    });
+
+    it('reports a damaged line in the middle as an error, with its offset, and keeps the records around it', async () => {
+      const head = line(1);
+      const file = await writeSegment(`${head}not a record at all\n${line(2)}`);
+      const { ob, logs } = await reopenLogged();
+      expect(ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2]);
+      expect(ob.problems).to.have.length(1);
+      expect(ob.problems[0]).to.include({ kind: 'corrupt-record', file, offset: Buffer.byteLength(head), repaired: false });
+      expect(logs.filter((l) => l.level >= 50)).to.have.length(1);
+    });
+
+    it('reads a segment made from the reserve: records followed by blank filler, even cut short by a crash', async () => {
+      const head = line(1) + line(2);
+      await writeSegment(head + line(3).slice(0, 40) + ' '.repeat(4096));
+      const { ob } = await reopenLogged();
+      expect(ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2]);
+      expect(ob.problems.map((p) => [p.kind, p.offset])).to.deep.equal([['torn-record', Buffer.byteLength(head)]]);
+      expect(await ob.append(event(3), true)).to.equal(3);
+      const again = await reopenLogged();
+      expect(again.ob.problems).to.deep.equal([]);
+      expect(again.ob.peek(10).map((r) => r.seq)).to.deep.equal([1, 2, 3]);
+    });
+  });
+
+  describe('admission of changes (issue 12)', () => {
+    it('keeps the events of the changes under way within half the reserve: more are refused with 503 until one finishes', async () => {
+      await outbox?.close();
+      // 64 KiB of reserve, 8 KiB promised per change: 4 changes at once.
+      outbox = await Outbox.open(dir, { reserveBytes: 64 * 1024 });
+      const releases = [await outbox.admit(), await outbox.admit(), await outbox.admit(), await outbox.admit()];
+      let refused: unknown;
+      await outbox.admit().catch((err: unknown) => (refused = err));
+      expect(refused).to.be.instanceOf(ServiceUnavailableError);
+      releases[0]();
+      releases[0](); // twice is once
+      releases.push(await outbox.admit());
+      refused = undefined;
+      await outbox.admit().catch((err: unknown) => (refused = err));
+      expect(refused).to.be.instanceOf(ServiceUnavailableError);
+      for (const release of releases) release();
+      expect(outbox.degraded).to.equal(false);
+      expect((await fs.stat(path.join(dir, 'reserve'))).size).to.equal(64 * 1024);
+    });
   });
 });
