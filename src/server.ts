@@ -20,6 +20,8 @@ import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
+import { DiffPool } from './images/diff-pool.js';
+import { configureImageEngine } from './images/engine-settings.js';
 import { EngineSlots } from './images/engine-slots.js';
 import { ImageDelivery } from './images/image-delivery.js';
 import { inspectImage } from './images/inspect.js';
@@ -77,16 +79,22 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
   dispatcher.start();
 
+  configureImageEngine();
   const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes);
-  const { maxInputPixels, allowSvg } = config.images;
-  const engine = new EngineSlots(config.images.transformConcurrency);
+  const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
+  // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.
+  const uploadChecks = new EngineSlots(config.images.uploadCheckConcurrency);
+  const transforms = new EngineSlots(config.images.transformConcurrency, {
+    maxQueue: config.images.transformMaxQueue, queueTimeoutMs: config.images.transformQueueTimeoutMs, what: 'image transforms',
+  });
   const albums = new AlbumService(
     store,
     new OutboxNotifier(outbox, config.eventSource),
-    (file) => engine.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
+    (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
     (sha256) => derivatives.forget(sha256),
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, engine);
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels });
+  const diffs = new DiffPool();
   const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(
     albums,
@@ -112,7 +120,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     brokerClients: () => broker?.broker.connectedClients ?? 0,
     cache: () => derivatives.stats(),
   });
-  const app = buildApp({ config, log, albums, delivery, imports, readiness, version, metrics });
+  const app = buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -153,6 +161,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       clearTimeout(timer);
       clearInterval(idleSweep);
       await imports.close();
+      await diffs.close();
       const drained = await dispatcher.drain(config.shutdownTimeoutMs);
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();
