@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { AppError } from '../errors.js';
 import { diffImages } from './diff.js';
 import type { DiffAnswer, DiffJob, DiffReply } from './diff-pool.js';
+import { configureImageEngine } from './engine-settings.js';
 import { renderDiffPng, renderSideBySide } from './diff-render.js';
 import { UnprocessableImageError } from './inspect.js';
 
@@ -38,6 +39,7 @@ function yieldToEventLoop(): void {
 }
 
 yieldToEventLoop();
+configureImageEngine();
 const port = parentPort!;
 port.on('message', (job: DiffJob) => {
   run(job).then(

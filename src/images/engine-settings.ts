@@ -1,9 +1,10 @@
 import sharp from 'sharp';
 
 /**
- * Process-wide settings of the image engine, applied once by the composition
- * root (libvips keeps them globally, worker threads included, so no module
- * may set them on import).
+ * Process-wide settings of the image engine, applied by the composition root
+ * once its modules are loaded, and by each diff worker thread after it loads
+ * sharp: libvips keeps them globally, and sharp puts its defaults back every
+ * time a thread loads it.
  *
  * libvips' operation cache is off: it keeps recently used inputs open (GIF
  * and others), so a deleted image's blocks stay allocated until it happens to
