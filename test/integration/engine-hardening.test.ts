@@ -213,6 +213,7 @@ describe('image engine hardening (issue 12: items 2, 8, 10, 12)', function () {
       const [second, third] = await Promise.all([get('format=webp&q=51'), get('format=webp&q=52')]);
       const first = await running;
       expect(first.res.status).to.equal(200);
+      expect([second.res.status, third.res.status], 'the second and third transforms').to.deep.equal([503, 503]);
       const refusals = [second, third].map(({ res, body }) => ({ status: res.status, retryAfter: res.headers.get('retry-after'), error: JSON.parse(body.toString()).error as string }));
       for (const refusal of refusals) {
         expect(refusal.status, refusal.error).to.equal(503);
