@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import sharp from 'sharp';
 import { defaultConfig } from '../../src/config.js';
 import { albumPath, createAlbum, rawBody, uploadImage } from '../helpers/api.js';
@@ -243,7 +244,7 @@ describe('image engine hardening (issue 12: items 2, 8, 10, 12)', function () {
       const held: string[] = [];
       for (const fd of await fs.readdir(`/proc/${svc.pid}/fd`)) {
         const target = await fs.readlink(`/proc/${svc.pid}/fd/${fd}`).catch(() => '');
-        if (target.startsWith(dataDir) && target.endsWith(' (deleted)')) held.push(target);
+        if (target.startsWith(path.join(dataDir, 'image-store')) && target.endsWith(' (deleted)')) held.push(target);
       }
       expect(held, 'deleted files the service still holds open (their space is not freed)').to.deep.equal([]);
     });
