@@ -52,6 +52,8 @@ export interface RunningService {
  * The only place that does I/O set-up; `close()` undoes it in reverse order.
  */
 export async function startService(config: Config, log: Logger, version = '0.0.0'): Promise<RunningService> {
+  // First: crash recovery below may already decode images.
+  configureImageEngine();
   const layout = new Layout(config.imageDbDir);
   const storeLog = log.child({ component: 'store' });
   const { store, recovery } = config.storage === 's3' && config.s3
@@ -79,7 +81,6 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
   dispatcher.start();
 
-  configureImageEngine();
   const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes);
   const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
   // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.

@@ -33,7 +33,7 @@ export function diffRoutes({ albums, inspect, maxUploadBytes, diffs, maxPixels, 
   const router = new Router();
   const slots = diffSlots(concurrency);
   router.get('/diff', slots, async (ctx) => {
-    const request = diffOptions(ctx, maxPixels);
+    const request = diffRequest(ctx, maxPixels);
     const handles: ImageHandle[] = [];
     try {
       for (const ref of [param(ctx, 'a'), param(ctx, 'b')]) handles.push(await openRef(albums, ref));
@@ -49,7 +49,7 @@ export function diffRoutes({ albums, inspect, maxUploadBytes, diffs, maxPixels, 
   // The header check of inspectImage refuses an image over the comparison cap before its full decode.
   const check = { ...inspect, maxInputPixels: Math.min(inspect.maxInputPixels, maxPixels) };
   router.post('/diff', slots, uploads, async (ctx) => {
-    const request = diffOptions(ctx, maxPixels);
+    const request = diffRequest(ctx, maxPixels);
     const files = ctx.request.files ?? {};
     const [a, b] = (['a', 'b'] as const).map((field) => {
       const file = files[field] as File | File[] | undefined;
@@ -104,7 +104,7 @@ function param(ctx: Context, name: string): string {
 
 const OUTPUTS = ['json', 'png', 'side-by-side'];
 
-function diffOptions(ctx: Context, maxPixels: number): Omit<DiffJob, 'a' | 'b'> {
+function diffRequest(ctx: Context, maxPixels: number): Omit<DiffJob, 'a' | 'b'> {
   const q = ctx.query as Record<string, string | undefined>;
   const number = (name: string, fallback: number, min: number, max: number) => {
     if (q[name] === undefined) return fallback;
