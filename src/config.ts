@@ -222,6 +222,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   // libuv reads UV_THREADPOOL_SIZE itself before any of our code runs; it is read here only to size the engine lanes.
   const threadPoolSize = r.int('UV_THREADPOOL_SIZE', 4, IO_THREADS + 1, 1024);
   const maxInputPixels = r.int('MAX_INPUT_PIXELS', 100_000_000, 1, 2 ** 40);
+  const engineLane = Math.max(1, Math.min(availableParallelism(), threadPoolSize - IO_THREADS));
   const config: Config = {
     http: {
       host,
@@ -261,10 +262,10 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       maxInputPixels,
       allowSvg: r.bool('ALLOW_SVG', false),
       derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
-      transformConcurrency: r.int('TRANSFORM_CONCURRENCY', Math.max(1, Math.min(availableParallelism(), threadPoolSize - IO_THREADS)), 1, 1024),
+      transformConcurrency: r.int('TRANSFORM_CONCURRENCY', engineLane, 1, 1024),
       transformMaxQueue: r.int('TRANSFORM_MAX_QUEUE', 64, 0, 100_000),
       transformQueueTimeoutMs: r.int('TRANSFORM_QUEUE_TIMEOUT_MS', 30_000, 1, 3_600_000),
-      uploadCheckConcurrency: r.int('UPLOAD_CHECK_CONCURRENCY', Math.max(1, Math.min(availableParallelism(), threadPoolSize - IO_THREADS)), 1, 1024),
+      uploadCheckConcurrency: r.int('UPLOAD_CHECK_CONCURRENCY', engineLane, 1, 1024),
       avifMaxPixels: r.int('AVIF_MAX_PIXELS', 4096 * 4096, 1, 2 ** 40),
       gifMaxPixels: r.int('GIF_MAX_PIXELS', 4096 * 4096, 1, 2 ** 40),
       threadPoolSize,
