@@ -25,7 +25,7 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: 'a,b,c' },
     /** Another build's entry point (from the repo root), e.g. a patched copy of dist. */
     main: { type: 'string', default: 'dist/src/main.js' },
-    /** Extra service environment, e.g. UV_THREADPOOL_SIZE=2 (comma-separated KEY=VALUE). */
+    /** Extra service environment, e.g. UV_THREADPOOL_SIZE=8 (comma-separated KEY=VALUE). */
     env: { type: 'string', default: '' },
   },
 });

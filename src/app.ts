@@ -1,6 +1,7 @@
 import Koa from 'koa';
 import type { AlbumService } from './albums/album-service.js';
 import type { Config } from './config.js';
+import type { DiffPool } from './images/diff-pool.js';
 import type { ImageDelivery } from './images/image-delivery.js';
 import type { ImportService } from './imports/import-service.js';
 import type { Logger } from './logger.js';
@@ -21,6 +22,7 @@ export interface AppDeps {
   log: Logger;
   albums: AlbumService;
   delivery: ImageDelivery;
+  diffs: DiffPool;
   imports: ImportService;
   readiness: ReadinessChecks;
   version: string;
@@ -28,7 +30,7 @@ export interface AppDeps {
 }
 
 /** Wires middleware and routes into a Koa app. No listening, no env, no fs here. */
-export function buildApp({ config, log, albums, delivery, imports, readiness, version, metrics }: AppDeps): Koa {
+export function buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics }: AppDeps): Koa {
   const app = new Koa({ proxy: false });
   // Errors are answered and logged by errorHandler; this only catches what escapes it (none expected).
   app.silent = true;
@@ -43,7 +45,7 @@ export function buildApp({ config, log, albums, delivery, imports, readiness, ve
     .use(corsAllowList(security.corsOrigins))
     .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }))
     .use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
-  const router = buildRouter({ config, albums, delivery, imports, readiness, version, metrics });
+  const router = buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics });
   app.use(router.routes()).use(router.allowedMethods());
   return app;
 }

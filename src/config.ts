@@ -60,8 +60,26 @@ export interface Config {
     allowSvg: boolean;
     /** Byte budget of the derivative cache (least recently used entries go first). */
     derivativeCacheBytes: number;
-    /** sharp pipelines (transforms and upload checks) running at once; more wait (bounds memory, keeps pool threads for I/O). */
+    /** Transforms running at once; more wait in their queue (bounds memory, keeps libuv pool threads for file I/O). */
     transformConcurrency: number;
+    /** Transforms that may wait for a slot; one more gets 503 at once. */
+    transformMaxQueue: number;
+    /** Longest wait of a transform for a slot; then 503 + Retry-After. */
+    transformQueueTimeoutMs: number;
+    /** Upload checks (decoding a new image) running at once, in a lane of their own: they never wait for a transform. */
+    uploadCheckConcurrency: number;
+    /** Largest AVIF output (width × height); larger are refused with 422, and format=auto picks another format. */
+    avifMaxPixels: number;
+    /** Largest GIF output (width × height × frames); larger are refused with 422. */
+    gifMaxPixels: number;
+    /** libuv's thread pool size (UV_THREADPOOL_SIZE, read by libuv itself at start): every sharp pipeline and file operation runs there. */
+    threadPoolSize: number;
+  };
+  diff: {
+    /** Largest width × height of an image compared; larger get 422 before decoding. */
+    maxPixels: number;
+    /** Comparisons at once (each in a worker thread); more get 503 + Retry-After. */
+    concurrency: number;
   };
   shutdownTimeoutMs: number;
   imports: {
@@ -172,6 +190,14 @@ class EnvReader {
 const MiB = 1024 * 1024;
 
 /**
+ * libuv pool threads kept from transforms for everything else (file I/O,
+ * upload checks, diff decodes): a transform holds its thread for the whole
+ * pipeline (tens of seconds for a large AVIF), and with every thread taken an
+ * upload could not even write its file.
+ */
+const IO_THREADS = 2;
+
+/**
  * Builds the configuration from environment variables.
  * @param env the environment (defaults to `process.env`)
  * @throws {ConfigError} listing every invalid variable, each with what was expected and what was given
@@ -193,6 +219,10 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   const tlsKey = r.optional('TLS_KEY_FILE');
   const host = r.string('HOST', '0.0.0.0');
   const node = r.string('NODE_ID', hostname());
+  // libuv reads UV_THREADPOOL_SIZE itself before any of our code runs; it is read here only to size the engine lanes.
+  const threadPoolSize = r.int('UV_THREADPOOL_SIZE', 4, IO_THREADS + 1, 1024);
+  const maxInputPixels = r.int('MAX_INPUT_PIXELS', 100_000_000, 1, 2 ** 40);
+  const engineLane = Math.max(1, Math.min(availableParallelism(), threadPoolSize - IO_THREADS));
   const config: Config = {
     http: {
       host,
@@ -229,10 +259,21 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       maxConcurrentUploads: r.int('MAX_CONCURRENT_UPLOADS', 32, 1, 10_000),
     },
     images: {
-      maxInputPixels: r.int('MAX_INPUT_PIXELS', 100_000_000, 1, 2 ** 40),
+      maxInputPixels,
       allowSvg: r.bool('ALLOW_SVG', false),
       derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
-      transformConcurrency: r.int('TRANSFORM_CONCURRENCY', availableParallelism(), 1, 1024),
+      transformConcurrency: r.int('TRANSFORM_CONCURRENCY', engineLane, 1, 1024),
+      transformMaxQueue: r.int('TRANSFORM_MAX_QUEUE', 64, 0, 100_000),
+      transformQueueTimeoutMs: r.int('TRANSFORM_QUEUE_TIMEOUT_MS', 30_000, 1, 3_600_000),
+      uploadCheckConcurrency: r.int('UPLOAD_CHECK_CONCURRENCY', engineLane, 1, 1024),
+      avifMaxPixels: r.int('AVIF_MAX_PIXELS', 4096 * 4096, 1, 2 ** 40),
+      gifMaxPixels: r.int('GIF_MAX_PIXELS', 4096 * 4096, 1, 2 ** 40),
+      threadPoolSize,
+    },
+    diff: {
+      // An image the store refuses is never compared anyway.
+      maxPixels: Math.min(r.int('DIFF_MAX_PIXELS', 25_000_000, 1, 2 ** 40), maxInputPixels),
+      concurrency: r.int('DIFF_CONCURRENCY', 2, 1, 64),
     },
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
     imports: {
@@ -285,6 +326,12 @@ function crossFieldProblems(config: Config): string[] {
   // Node refuses to create the server otherwise (ERR_OUT_OF_RANGE): the headers are part of the request.
   if (config.http.headersTimeoutMs > config.http.requestTimeoutMs) {
     problems.push(`invalid HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (${config.http.headersTimeoutMs} > ${config.http.requestTimeoutMs})`);
+  }
+  const { transformConcurrency, threadPoolSize } = config.images;
+  if (transformConcurrency > threadPoolSize - IO_THREADS) {
+    problems.push(
+      `invalid TRANSFORM_CONCURRENCY: expected at most UV_THREADPOOL_SIZE - ${IO_THREADS} = ${threadPoolSize - IO_THREADS} (transforms must leave libuv pool threads for file I/O; raise UV_THREADPOOL_SIZE), got ${transformConcurrency}`,
+    );
   }
   const embedded = config.mqtt.url === undefined;
   if (embedded && config.http.port !== 0 && config.http.port === config.mqtt.port) {

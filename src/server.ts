@@ -20,6 +20,8 @@ import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
+import { DiffPool } from './images/diff-pool.js';
+import { configureImageEngine } from './images/engine-settings.js';
 import { EngineSlots } from './images/engine-slots.js';
 import { ImageDelivery } from './images/image-delivery.js';
 import { inspectImage } from './images/inspect.js';
@@ -50,6 +52,8 @@ export interface RunningService {
  * The only place that does I/O set-up; `close()` undoes it in reverse order.
  */
 export async function startService(config: Config, log: Logger, version = '0.0.0'): Promise<RunningService> {
+  // First: crash recovery below may already decode images.
+  configureImageEngine();
   const layout = new Layout(config.imageDbDir);
   const storeLog = log.child({ component: 'store' });
   const { store, recovery } = config.storage === 's3' && config.s3
@@ -79,15 +83,20 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   dispatcher.start();
 
   const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes);
-  const { maxInputPixels, allowSvg } = config.images;
-  const engine = new EngineSlots(config.images.transformConcurrency);
+  const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
+  // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.
+  const uploadChecks = new EngineSlots(config.images.uploadCheckConcurrency);
+  const transforms = new EngineSlots(config.images.transformConcurrency, {
+    maxQueue: config.images.transformMaxQueue, queueTimeoutMs: config.images.transformQueueTimeoutMs, what: 'image transforms',
+  });
   const albums = new AlbumService(
     store,
     new OutboxNotifier(outbox, config.eventSource),
-    (file) => engine.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
+    (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
     (sha256) => derivatives.forget(sha256),
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, engine);
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels });
+  const diffs = new DiffPool();
   const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(
     albums,
@@ -116,7 +125,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     brokerClients: () => broker?.broker.connectedClients ?? 0,
     cache: () => derivatives.stats(),
   });
-  const app = buildApp({ config, log, albums, delivery, imports, readiness, version, metrics });
+  const app = buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -157,6 +166,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       clearTimeout(timer);
       clearInterval(idleSweep);
       await imports.close();
+      await diffs.close();
       const drained = await dispatcher.drain(config.shutdownTimeoutMs);
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();

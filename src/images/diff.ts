@@ -2,7 +2,7 @@ import pixelmatch from 'pixelmatch';
 import sharp from 'sharp';
 import { AppError } from '../errors.js';
 import { findRegions, type Box } from './diff-regions.js';
-import { UnprocessableImageError } from './inspect.js';
+import { engineError, UnprocessableImageError } from './inspect.js';
 
 /** 422 for two images of different sizes (without resize=fit). */
 export class SizeMismatchError extends AppError {
@@ -20,7 +20,12 @@ export interface DiffOptions {
   /** Regions closer than this (pixels) are merged into one box. */
   mergeDistance: number;
   maxBoxes: number;
-  maxInputPixels: number;
+  /**
+   * Largest width × height of either input (DIFF_MAX_PIXELS): checked from the
+   * header before any decode, since a comparison holds several full-size RGBA
+   * copies (a 25 MP pair takes about 400 MB).
+   */
+  maxPixels: number;
 }
 
 export interface DiffResult {
@@ -51,17 +56,21 @@ type Input = string | Buffer;
  * Compares two images pixel by pixel (pixelmatch) after normalising them with
  * libvips: EXIF orientation applied, sRGB, alpha added, and (with resizeToFit)
  * the second scaled to the first. Holds four full-size RGBA buffers at most
- * (a, b, mask, plus libvips' own while decoding).
+ * (a, b, mask, plus libvips' own while decoding). CPU-bound JavaScript: run it
+ * in a worker thread (DiffPool), never on the event loop. The engine steps run
+ * one after the other, so a comparison holds one libuv pool thread at most.
  * @throws {SizeMismatchError} different sizes without resizeToFit
- * @throws {UnprocessableImageError} an input that cannot be decoded
+ * @throws {UnprocessableImageError} an input that cannot be decoded, or over `maxPixels`
  */
 export async function diffImages(a: Input, b: Input, options: DiffOptions): Promise<{ result: DiffResult; pixels: DiffPixels }> {
-  const [metaA, metaB] = await Promise.all([orientedSize(a, options), orientedSize(b, options)]);
+  const metaA = await orientedSize('a', a, options);
+  const metaB = await orientedSize('b', b, options);
   if (!options.resizeToFit && (metaA.width !== metaB.width || metaA.height !== metaB.height)) {
     throw new SizeMismatchError(`the images differ in size: a is ${metaA.width}x${metaA.height}, b is ${metaB.width}x${metaB.height} (resize=fit scales b to a)`);
   }
   const { width, height } = metaA;
-  const [pixelsA, pixelsB] = await Promise.all([rgba(a, options), rgba(b, options, { width, height })]);
+  const pixelsA = await rgba(a, options);
+  const pixelsB = await rgba(b, options, { width, height });
   const mask = new Uint8Array(width * height * 4);
   const differentPixels = pixelmatch(pixelsA, pixelsB, mask, width, height, {
     threshold: options.threshold, includeAA: options.includeAA, diffMask: true,
@@ -77,22 +86,28 @@ export async function diffImages(a: Input, b: Input, options: DiffOptions): Prom
   };
 }
 
-async function orientedSize(input: Input, options: DiffOptions): Promise<{ width: number; height: number }> {
+/** The size as seen (header only), refused over the cap before anything is decoded. */
+async function orientedSize(name: string, input: Input, { maxPixels }: DiffOptions): Promise<{ width: number; height: number }> {
+  let size: { width: number; height: number };
   try {
-    const meta = await sharp(input, { limitInputPixels: options.maxInputPixels }).metadata();
-    return meta.autoOrient ?? { width: meta.width ?? 0, height: meta.height ?? 0 };
+    const meta = await sharp(input, { limitInputPixels: false }).metadata();
+    size = meta.autoOrient ?? { width: meta.width ?? 0, height: meta.height ?? 0 };
   } catch (err) {
-    throw new UnprocessableImageError(`cannot read the image: ${(err as Error).message}`);
+    throw engineError(err, 'cannot read the image');
   }
+  if (size.width * size.height > maxPixels) {
+    throw new UnprocessableImageError(`image ${name} of ${size.width}x${size.height} pixels exceeds the limit of ${maxPixels} pixels for comparisons`);
+  }
+  return size;
 }
 
 async function rgba(input: Input, options: DiffOptions, size?: { width: number; height: number }): Promise<Buffer> {
   try {
-    let image = sharp(input, { limitInputPixels: options.maxInputPixels, failOn: 'error' }).autoOrient().toColourspace('srgb');
+    let image = sharp(input, { limitInputPixels: options.maxPixels, failOn: 'error' }).autoOrient().toColourspace('srgb');
     if (size) image = image.resize(size.width, size.height, { fit: 'fill' });
     return await image.ensureAlpha().raw().toBuffer();
   } catch (err) {
-    throw new UnprocessableImageError(`cannot decode the image: ${(err as Error).message}`);
+    throw engineError(err, 'cannot decode the image');
   }
 }
 
@@ -109,7 +124,8 @@ async function meanSsim(a: Buffer, b: Buffer, width: number, height: number): Pr
   const h = Math.max(1, Math.round(height * scale));
   const luma = (pixels: Buffer) =>
     sharp(pixels, { raw: { width, height, channels: 4 } }).flatten({ background: '#ffffff' }).resize(w, h, { fit: 'fill' }).grayscale().raw().toBuffer();
-  const [la, lb] = await Promise.all([luma(a), luma(b)]);
+  const la = await luma(a);
+  const lb = await luma(b);
   const c1 = (0.01 * 255) ** 2;
   const c2 = (0.03 * 255) ** 2;
   const win = Math.min(8, w, h);

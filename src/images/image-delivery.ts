@@ -4,6 +4,7 @@ import { UnsupportedMediaTypeError } from '../errors.js';
 import type { ImageBody } from '../routes/send-image.js';
 import type { DerivativeCache } from './derivative-cache.js';
 import type { EngineSlots } from './engine-slots.js';
+import { checkOutputBudget, withinBudget, type OutputBudgets, type SourceFacts } from './output-size.js';
 import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
 import { negotiateFormat, OUTPUT_FORMATS, specKey, type OutputFormat, type TransformSpec } from './transform-spec.js';
 
@@ -22,8 +23,10 @@ export class ImageDelivery {
   constructor(
     private readonly cache: DerivativeCache,
     private readonly maxInputPixels: number,
-    /** Caps transforms running at once (shared with upload checks); unlimited when absent. */
+    /** The transforms' own lane: caps those running at once and bounds the wait; unlimited when absent. */
     private readonly engine?: EngineSlots,
+    /** Largest output per format (AVIF, GIF): larger ones are refused, and format=auto passes over them. */
+    private readonly budgets: OutputBudgets = {},
   ) {}
 
   /**
@@ -32,10 +35,12 @@ export class ImageDelivery {
    * @param accept the request's Accept header (for format=auto)
    * @param cacheControl NAME_URL_CACHE or ID_URL_CACHE
    * @throws {UnsupportedMediaTypeError} a transform of a stored file that is not a decodable image
+   * @throws {UnprocessableImageError} an output over its format's pixel budget
+   * @throws {ServiceUnavailableError} no transform slot freed in time
    */
   async body(handle: ImageHandle, spec: TransformSpec | undefined, accept: string, cacheControl: string): Promise<ImageBody> {
     const { info } = handle;
-    if (!spec || originalSatisfies(spec, info, accept)) {
+    if (!spec || this.originalSatisfies(spec, info, accept)) {
       return {
         size: info.size, type: info.type, etag: `"${info.sha256}"`, lastModified: new Date(info.modifiedAt), name: info.name, cacheControl,
         varyAccept: spec?.format === 'auto',
@@ -45,9 +50,11 @@ export class ImageDelivery {
     }
     try {
       const original = originalFormat(info);
-      const format = spec.format === 'auto' ? negotiateFormat(accept, original) : (spec.format ?? original);
+      const source = sourceFacts(info);
+      const format = spec.format === 'auto' ? this.negotiate(accept, original, spec, source) : (spec.format ?? original);
       const resolved: ResolvedSpec = { ...spec, format };
-      const source = { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages: info.pages ?? 1 };
+      // Before the cache and the queue: a refused output costs no slot.
+      checkOutputBudget(resolved, format, source, this.budgets);
       const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], async (tmp) => {
         const input = await handle.localPath();
         const run = () => transformToFile(input, tmp, resolved, source, this.maxInputPixels);
@@ -64,23 +71,33 @@ export class ImageDelivery {
       await handle.close();
     }
   }
+
+  /** format=auto: AVIF or WebP as the client takes them, passing over a format whose budget this output exceeds. */
+  private negotiate(accept: string, original: OutputFormat, spec: TransformSpec, source: SourceFacts): OutputFormat {
+    return negotiateFormat(accept, original, (format) => withinBudget(spec, format, source, this.budgets));
+  }
+
+  /**
+   * A request for a format only, which the original already is (`/images/{id}.jpg`
+   * of a JPEG, or format=auto when the client takes neither AVIF nor WebP):
+   * the original bytes are sent as they are, not re-encoded.
+   */
+  private originalSatisfies(spec: TransformSpec, info: ImageInfo, accept: string): boolean {
+    if (Object.keys(spec).length !== 1 || spec.format === undefined || !isTransformable(info)) return false;
+    const original = info.format as OutputFormat;
+    const wanted = spec.format === 'auto' ? this.negotiate(accept, original, spec, sourceFacts(info)) : spec.format;
+    return wanted === info.format;
+  }
+}
+
+function sourceFacts(info: ImageInfo): SourceFacts {
+  return { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages: info.pages ?? 1 };
 }
 
 /** The output format matching a stored image's own format. */
 function originalFormat(info: ImageInfo): OutputFormat {
   if (isTransformable(info)) return info.format as OutputFormat;
   throw new UnsupportedMediaTypeError(`${info.name} is not an image that can be transformed (${info.type})`);
-}
-
-/**
- * A request for a format only, which the original already is (`/images/{id}.jpg`
- * of a JPEG, or format=auto when the client takes neither AVIF nor WebP):
- * the original bytes are sent as they are, not re-encoded.
- */
-function originalSatisfies(spec: TransformSpec, info: ImageInfo, accept: string): boolean {
-  if (Object.keys(spec).length !== 1 || spec.format === undefined || !isTransformable(info)) return false;
-  const wanted = spec.format === 'auto' ? negotiateFormat(accept, info.format as OutputFormat) : spec.format;
-  return wanted === info.format;
 }
 
 function isTransformable(info: ImageInfo): boolean {

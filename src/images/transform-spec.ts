@@ -121,15 +121,18 @@ function parseCrop(raw: string): TransformSpec['crop'] {
   return { left, top, width, height };
 }
 
-/** Chooses the output format for `format=auto` from an Accept header: AVIF, then WebP, else the original's. */
-export function negotiateFormat(accept: string, original: OutputFormat): OutputFormat {
+/**
+ * Chooses the output format for `format=auto` from an Accept header: AVIF, then WebP, else the original's.
+ * @param allowed whether a format may be picked for this image (an encoder's pixel budget); default: any
+ */
+export function negotiateFormat(accept: string, original: OutputFormat, allowed: (format: OutputFormat) => boolean = () => true): OutputFormat {
   // Media ranges named explicitly, except those with q=0 ("not acceptable", RFC 9110 12.4.2).
   const accepted = accept.toLowerCase().split(',').flatMap((range) => {
     const [type, ...params] = range.split(';').map((part) => part.trim());
     return params.some((param) => /^q=0(\.0{0,3})?$/.test(param)) ? [] : [type];
   });
-  if (accepted.includes('image/avif')) return 'avif';
-  if (accepted.includes('image/webp')) return 'webp';
+  if (accepted.includes('image/avif') && allowed('avif')) return 'avif';
+  if (accepted.includes('image/webp') && allowed('webp')) return 'webp';
   return original;
 }
 

@@ -1,24 +1,17 @@
 import sharp, { type Sharp } from 'sharp';
 import { ValidationError } from '../errors.js';
 import { engineError } from './inspect.js';
+import { ANIMATED_OUTPUTS, orientedSize, outputSize, type SourceFacts } from './output-size.js';
 import { MAX_OUTPUT_SIDE, type OutputFormat, type TransformSpec } from './transform-spec.js';
+
+export type { SourceFacts } from './output-size.js';
 
 /** A spec whose output format is decided (format=auto resolved). */
 export type ResolvedSpec = Omit<TransformSpec, 'format'> & { format: OutputFormat };
 
-/** What the source image is, as recorded at upload. */
-export interface SourceFacts {
-  width: number;
-  height: number;
-  orientation: number;
-  pages: number;
-}
-
 export const MIME_BY_OUTPUT: Record<OutputFormat, string> = {
   jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif', tiff: 'image/tiff',
 };
-
-const ANIMATED_OUTPUTS = new Set<OutputFormat>(['gif', 'webp']);
 
 type Step = (image: Sharp, spec: ResolvedSpec, source: SourceFacts) => Sharp;
 
@@ -27,8 +20,7 @@ const orient: Step = (image) => image.autoOrient();
 
 const crop: Step = (image, { crop: box }, source) => {
   if (!box) return image;
-  const sideways = source.orientation >= 5 && source.orientation <= 8;
-  const [width, height] = sideways ? [source.height, source.width] : [source.width, source.height];
+  const { width, height } = orientedSize(source);
   if (box.left + box.width > width || box.top + box.height > height) {
     throw new ValidationError(`crop ${box.left},${box.top},${box.width},${box.height} is outside the ${width}x${height} image`);
   }
@@ -47,13 +39,7 @@ const resize: Step = (image, spec, source) => {
  * @throws {ValidationError}
  */
 function checkEnlargedSize(spec: ResolvedSpec, source: SourceFacts): void {
-  const sideways = source.orientation >= 5 && source.orientation <= 8;
-  const [width, height] = spec.crop ? [spec.crop.width, spec.crop.height] : sideways ? [source.height, source.width] : [source.width, source.height];
-  const scales = [spec.width && spec.width / width, spec.height && spec.height / height].filter((s): s is number => !!s);
-  const fit = spec.fit ?? 'cover';
-  if (scales.length === 2 && fit !== 'inside' && fit !== 'outside') return; // exactly w x h
-  const scale = fit === 'outside' ? Math.max(...scales) : Math.min(...scales);
-  const [outWidth, outHeight] = [Math.round(width * scale), Math.round(height * scale)];
+  const { width: outWidth, height: outHeight } = outputSize(spec, source);
   if (outWidth > MAX_OUTPUT_SIDE || outHeight > MAX_OUTPUT_SIDE) {
     throw new ValidationError(`w and h with enlarge would make a ${outWidth}x${outHeight} image; no side may exceed ${MAX_OUTPUT_SIDE} px`);
   }

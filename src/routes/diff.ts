@@ -5,8 +5,8 @@ import type { AlbumService } from '../albums/album-service.js';
 import { checkName } from '../albums/names.js';
 import type { ImageHandle } from '../albums/types.js';
 import { ServiceUnavailableError, ValidationError } from '../errors.js';
-import { diffImages, type DiffOptions } from '../images/diff.js';
-import { renderDiffPng, renderSideBySide } from '../images/diff-render.js';
+import type { DiffOptions } from '../images/diff.js';
+import type { DiffJob, DiffPool } from '../images/diff-pool.js';
 import type { InspectOptions } from '../images/inspect.js';
 import { inspectImage } from '../images/inspect.js';
 import { multipartUpload } from '../middleware/body.js';
@@ -15,57 +15,64 @@ export interface DiffRoutesDeps {
   albums: AlbumService;
   inspect: InspectOptions;
   maxUploadBytes: number;
-  maxConcurrentUploads: number;
+  /** The worker threads that compare (and render) off the event loop. */
+  diffs: DiffPool;
+  /** Largest width × height of either image (DIFF_MAX_PIXELS); larger ones are refused with 422 before decoding. */
+  maxPixels: number;
+  /** Comparisons at once (DIFF_CONCURRENCY), uploads of POST /diff included; more get 503 + Retry-After. */
+  concurrency: number;
 }
 
 /**
  * GET /diff?a={album}/{image}|{id}&b=… compares two stored images; POST /diff
  * compares two uploaded files (multipart fields `a` and `b`). Answers JSON, or
  * the diff picture with output=png, or a, b and the diff with output=side-by-side.
+ * Diffs have slots of their own: they take no upload slot and no engine lane.
  */
-export function diffRoutes({ albums, inspect, maxUploadBytes, maxConcurrentUploads }: DiffRoutesDeps): Router {
+export function diffRoutes({ albums, inspect, maxUploadBytes, diffs, maxPixels, concurrency }: DiffRoutesDeps): Router {
   const router = new Router();
-  const slots = diffSlots(MAX_CONCURRENT_DIFFS);
+  const slots = diffSlots(concurrency);
   router.get('/diff', slots, async (ctx) => {
-    const options = diffOptions(ctx, inspect.maxInputPixels);
+    const request = diffRequest(ctx, maxPixels);
     const handles: ImageHandle[] = [];
     try {
       for (const ref of [param(ctx, 'a'), param(ctx, 'b')]) handles.push(await openRef(albums, ref));
-      await answer(ctx, await handles[0].localPath(), await handles[1].localPath(), options);
+      await answer(ctx, diffs, { a: await handles[0].localPath(), b: await handles[1].localPath(), ...request });
       // Announced once both were found and compared, like a download that happened.
       for (const handle of handles) await albums.announceFetch(handle.info, { reqId: ctx.state.requestId });
     } finally {
       await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
     }
   });
-  router.post(
-    '/diff',
-    slots,
-    multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: maxUploadBytes, maxConcurrent: maxConcurrentUploads, maxFiles: 2 }),
-    async (ctx) => {
-      const options = diffOptions(ctx, inspect.maxInputPixels);
-      const files = ctx.request.files ?? {};
-      const [a, b] = (['a', 'b'] as const).map((field) => {
-        const file = files[field] as File | File[] | undefined;
-        if (!file || Array.isArray(file)) throw new ValidationError(`expected one file in multipart field "${field}"`);
-        return file.filepath;
-      });
-      await Promise.all([inspectImage(a, inspect), inspectImage(b, inspect)]);
-      await answer(ctx, a, b, options);
-    },
-  );
+  // The uploads' cap is the diff slots' (this route's own counter): POST /diff never takes an image upload's slot.
+  const uploads = multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: maxUploadBytes, maxConcurrent: concurrency, maxFiles: 2 });
+  // The header check of inspectImage refuses an image over the comparison cap before its full decode.
+  const check = { ...inspect, maxInputPixels: Math.min(inspect.maxInputPixels, maxPixels) };
+  router.post('/diff', slots, uploads, async (ctx) => {
+    const request = diffRequest(ctx, maxPixels);
+    const files = ctx.request.files ?? {};
+    const [a, b] = (['a', 'b'] as const).map((field) => {
+      const file = files[field] as File | File[] | undefined;
+      if (!file || Array.isArray(file)) throw new ValidationError(`expected one file in multipart field "${field}"`);
+      return file.filepath;
+    });
+    // One after the other: a comparison holds one libuv pool thread at most.
+    await inspectImage(a, check);
+    await inspectImage(b, check);
+    await answer(ctx, diffs, { a, b, ...request });
+  });
   return router;
 }
 
-async function answer(ctx: Context, a: string, b: string, options: DiffOptions & { output: string }): Promise<void> {
-  const { result, pixels } = await diffImages(a, b, options);
-  if (options.output === 'json') {
+async function answer(ctx: Context, diffs: DiffPool, job: DiffJob): Promise<void> {
+  const { result, png } = await diffs.run(job);
+  if (!png) {
     ctx.body = result;
     return;
   }
   ctx.type = 'image/png';
   ctx.set('X-Diff-Pixels', String(result.differentPixels));
-  ctx.body = options.output === 'png' ? await renderDiffPng(pixels, result) : await renderSideBySide(pixels, result);
+  ctx.body = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
 }
 
 /** `album/image` (names cannot contain "/") or an image id, opened without announcing it yet. */
@@ -74,9 +81,6 @@ async function openRef(albums: AlbumService, ref: string): Promise<ImageHandle> 
   if (slash < 0) return albums.fetchImageById(ref, {}, false);
   return albums.fetchImage(checkName('album', ref.slice(0, slash)), checkName('image', ref.slice(slash + 1)), {}, false);
 }
-
-/** Diffs at once: each holds several full-size pixel buffers (about 230 MiB at 12 MP). */
-const MAX_CONCURRENT_DIFFS = 2;
 
 /** Answers 503 + Retry-After past `max` diffs in progress. */
 function diffSlots(max: number): Middleware {
@@ -100,7 +104,7 @@ function param(ctx: Context, name: string): string {
 
 const OUTPUTS = ['json', 'png', 'side-by-side'];
 
-function diffOptions(ctx: Context, maxInputPixels: number): DiffOptions & { output: string } {
+function diffRequest(ctx: Context, maxPixels: number): Omit<DiffJob, 'a' | 'b'> {
   const q = ctx.query as Record<string, string | undefined>;
   const number = (name: string, fallback: number, min: number, max: number) => {
     if (q[name] === undefined) return fallback;
@@ -112,13 +116,13 @@ function diffOptions(ctx: Context, maxInputPixels: number): DiffOptions & { outp
   if (!OUTPUTS.includes(output)) throw new ValidationError(`Expected one of ${OUTPUTS.join(', ')} for output but received ${JSON.stringify(output)}`);
   if (q.resize !== undefined && q.resize !== 'fit') throw new ValidationError(`Expected fit for resize but received ${JSON.stringify(q.resize)}`);
   if (q.includeAA !== undefined && !['true', 'false', '1', '0'].includes(q.includeAA)) throw new ValidationError(`Expected true or false for includeAA but received ${JSON.stringify(q.includeAA)}`);
-  return {
-    output,
+  const options: DiffOptions = {
     threshold: number('threshold', 0.1, 0, 1),
     includeAA: q.includeAA === 'true' || q.includeAA === '1',
     resizeToFit: q.resize === 'fit',
     mergeDistance: Math.round(number('mergeDistance', 4, 0, 1000)),
     maxBoxes: Math.round(number('maxBoxes', 50, 1, 1000)),
-    maxInputPixels,
+    maxPixels,
   };
+  return { output: output as DiffJob['output'], options };
 }

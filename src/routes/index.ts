@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import type { AlbumService } from '../albums/album-service.js';
 import type { Config } from '../config.js';
+import type { DiffPool } from '../images/diff-pool.js';
 import type { ImageDelivery } from '../images/image-delivery.js';
 import type { ImportService } from '../imports/import-service.js';
 import { importRoutes } from './imports.js';
@@ -18,6 +19,8 @@ export interface RouterDeps {
   config: Config;
   albums: AlbumService;
   delivery: ImageDelivery;
+  /** Worker threads for GET/POST /diff. */
+  diffs: DiffPool;
   imports: ImportService;
   readiness: ReadinessChecks;
   version: string;
@@ -25,7 +28,7 @@ export interface RouterDeps {
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, imports, readiness, version, metrics }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes });
@@ -36,7 +39,7 @@ export function buildRouter({ config, albums, delivery, imports, readiness, vers
   api.use(imageRouter.routes(), imageRouter.allowedMethods());
   const diffRouter = diffRoutes({
     albums, inspect: { maxInputPixels: config.images.maxInputPixels, allowSvg: config.images.allowSvg },
-    maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
+    maxUploadBytes: limits.maxUploadBytes, diffs, maxPixels: config.diff.maxPixels, concurrency: config.diff.concurrency,
   });
   api.use(diffRouter.routes(), diffRouter.allowedMethods());
   const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes });

@@ -7,6 +7,7 @@ import { eventSchema, messageKey } from '../../src/docs/asyncapi.js';
 import { EVENT_TYPES, NOTIFIER_TOPIC, type EventType } from '../../src/notifier/events.js';
 import type { ReadinessChecks } from '../../src/routes/health.js';
 import { buildRouter } from '../../src/routes/index.js';
+import type { DiffPool } from '../../src/images/diff-pool.js';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { defaultConfig } from '../../src/config.js';
@@ -51,7 +52,7 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
+  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());

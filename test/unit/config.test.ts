@@ -1,4 +1,4 @@
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { defaultConfig, loadConfig } from '../../src/config.js';
@@ -158,6 +158,51 @@ describe('loadConfig', () => {
     it('allows equal ports with an external broker (MQTT_PORT is not used then)', () => {
       expect(loadConfig({ PORT: '4000', MQTT_PORT: '4000', MQTT_URL: 'mqtt://broker:1883' }).http.port).to.equal(4000);
     });
+  });
+
+  describe('image engine lanes and limits (issue 12)', () => {
+    it('defaults: transforms and upload checks leave two libuv pool threads free, diffs and costly encoders capped', () => {
+      const { images, diff } = loadConfig({});
+      const lane = Math.max(1, Math.min(availableParallelism(), 4 - 2));
+      expect(images).to.deep.include({
+        transformConcurrency: lane, uploadCheckConcurrency: lane, transformMaxQueue: 64, transformQueueTimeoutMs: 30_000,
+        avifMaxPixels: 4096 * 4096, gifMaxPixels: 4096 * 4096, threadPoolSize: 4,
+      });
+      expect(diff).to.deep.equal({ maxPixels: 25_000_000, concurrency: 2 });
+    });
+
+    it('reads DIFF_*, TRANSFORM_*, UPLOAD_CHECK_CONCURRENCY, AVIF_/GIF_MAX_PIXELS and UV_THREADPOOL_SIZE', () => {
+      const { images, diff } = loadConfig({
+        DIFF_MAX_PIXELS: '1000000', DIFF_CONCURRENCY: '3', TRANSFORM_CONCURRENCY: '6', TRANSFORM_MAX_QUEUE: '0', TRANSFORM_QUEUE_TIMEOUT_MS: '250',
+        UPLOAD_CHECK_CONCURRENCY: '5', AVIF_MAX_PIXELS: '100', GIF_MAX_PIXELS: '200', UV_THREADPOOL_SIZE: '8',
+      });
+      expect(images).to.deep.include({
+        transformConcurrency: 6, uploadCheckConcurrency: 5, transformMaxQueue: 0, transformQueueTimeoutMs: 250, avifMaxPixels: 100, gifMaxPixels: 200, threadPoolSize: 8,
+      });
+      expect(diff).to.deep.equal({ maxPixels: 1_000_000, concurrency: 3 });
+    });
+
+    it('refuses TRANSFORM_CONCURRENCY that would leave fewer than two libuv pool threads for file I/O', () => {
+      expect(problemsOf({ TRANSFORM_CONCURRENCY: '3' })).to.deep.equal([
+        'invalid TRANSFORM_CONCURRENCY: expected at most UV_THREADPOOL_SIZE - 2 = 2 (transforms must leave libuv pool threads for file I/O; raise UV_THREADPOOL_SIZE), got 3',
+      ]);
+      expect(loadConfig({ TRANSFORM_CONCURRENCY: '3', UV_THREADPOOL_SIZE: '5' }).images.transformConcurrency).to.equal(3);
+      expect(problemsOf({ UV_THREADPOOL_SIZE: '2' })).to.deep.equal(['invalid UV_THREADPOOL_SIZE: expected integer 3-1024, got "2"']);
+    });
+
+    it('never compares more pixels than the store accepts: DIFF_MAX_PIXELS is at most MAX_INPUT_PIXELS', () => {
+      expect(loadConfig({ MAX_INPUT_PIXELS: '1000000' }).diff.maxPixels).to.equal(1_000_000);
+    });
+
+    for (const [name, value, expected] of [
+      ['DIFF_MAX_PIXELS', '0', `expected integer 1-${2 ** 40}, got "0"`],
+      ['DIFF_CONCURRENCY', '65', 'expected integer 1-64, got "65"'],
+      ['TRANSFORM_QUEUE_TIMEOUT_MS', '0', 'expected integer 1-3600000, got "0"'],
+      ['TRANSFORM_MAX_QUEUE', '-1', 'expected integer 0-100000, got "-1"'],
+      ['AVIF_MAX_PIXELS', '16M', `expected integer 1-${2 ** 40}, got "16M"`],
+    ]) {
+      it(`${name}=${value}`, () => expect(problemsOf({ [name]: value })).to.deep.equal([`invalid ${name}: ${expected}`]));
+    }
   });
 
   it('rejects a headers timeout longer than the request timeout', () => {
