@@ -9,13 +9,19 @@ import { ImportItemsQuery, parseWith } from './schemas.js';
 export const ImportBody = z.object({ urls: z.array(z.string().max(8192)).min(1).describe('Absolute http(s) URLs of images') });
 
 /**
+ * Body allowance per URL of an import request. MAX_JSON_BYTES (16 KiB by default) is sized for
+ * names; an import of IMPORT_MAX_URLS URLs needs room for that many, so its limit grows with it.
+ */
+export const IMPORT_BYTES_PER_URL = 1024;
+
+/**
  * Import jobs: POST /albums/{albumName}/imports (202 + Location), GET
  * /imports/{jobId} (with a page of its items), GET /imports (without items),
  * DELETE /imports/{jobId} (cancel).
  */
-export function importRoutes({ imports, maxJsonBytes }: { imports: ImportService; maxJsonBytes: number }): Router {
+export function importRoutes({ imports, maxJsonBytes, maxUrls }: { imports: ImportService; maxJsonBytes: number; maxUrls: number }): Router {
   const router = new Router();
-  router.post('/albums/:albumName/imports', jsonBody(maxJsonBytes), async (ctx) => {
+  router.post('/albums/:albumName/imports', jsonBody(Math.max(maxJsonBytes, maxUrls * IMPORT_BYTES_PER_URL)), async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
     const { urls } = parseWith(ImportBody, ctx.request.body, 'body');
     const job = await imports.create(album, urls, ctx.state.requestId);

@@ -42,7 +42,7 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
     maxUploadBytes: limits.maxUploadBytes, diffs, maxPixels: config.diff.maxPixels, concurrency: config.diff.concurrency,
   });
   api.use(diffRouter.routes(), diffRouter.allowedMethods());
-  const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes });
+  const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes, maxUrls: config.imports.maxUrls });
   api.use(importRouter.routes(), importRouter.allowedMethods());
 
   const root = new Router();

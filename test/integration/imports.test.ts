@@ -287,6 +287,27 @@ describe('import jobs from URLs', () => {
   });
 });
 
+describe('import jobs: request size', () => {
+  let service: TestService;
+  before(async () => {
+    service = await startTestService();
+  });
+  after(async () => {
+    await service?.close();
+  });
+
+  it('takes a job of IMPORT_MAX_URLS URLs (1,000 by default) although MAX_JSON_BYTES is 16 KiB', async () => {
+    await service.http.post('/api/v1/albums').send({ albumName: 'many' }).expect(201);
+    // Unroutable documentation addresses: every download fails, which does not matter here.
+    const urls = Array.from({ length: 1000 }, (_, i) => `https://images.example.invalid/a/fairly/long/path/to/picture-number-${i}.jpg`);
+    expect(JSON.stringify({ urls }).length).to.be.greaterThan(16 * 1024);
+    const res = await service.http.post('/api/v1/albums/many/imports').send({ urls }).expect(202);
+    await service.http.delete(`/api/v1/imports/${res.body.job.id}`).expect(200);
+    const tooMany = [...urls, 'https://images.example.invalid/one-more.jpg'];
+    expect((await service.http.post('/api/v1/albums/many/imports').send({ urls: tooMany }).expect(400)).body.error).to.equal('urls: expected 1 to 1000 URLs, got 1001');
+  });
+});
+
 describe('import jobs: fairness between jobs (gh-12 item 14)', () => {
   let fairSvc: TestService;
   let fairImages: ImageServer;
