@@ -92,6 +92,30 @@ describe('persistent MQTT sessions are bounded on the data disk (issue 12, item 
     expect([...new Set(logged)].sort()).to.deep.equal(['capped-1', 'capped-2', 'capped-3']);
   });
 
+  it('keeps the cap and the order across a restart: the oldest, from before it, are dropped first', async () => {
+    const env = { MQTT_SESSION_MAX_QUEUE: '10' };
+    svc = await spawnService({ dataDir, env });
+    await (await openSession(svc.mqtt, 'across-restart', true)).leave();
+    for (let i = 0; i < 4; i++) await createAlbum(svc, `before-${i}`);
+    await allDelivered(svc);
+    expect(await svc.stop()).to.deep.equal({ code: 0, signal: null });
+    svc = await spawnService({ dataDir, env });
+    for (let i = 0; i < 4; i++) await createAlbum(svc, `after-${i}`);
+    await allDelivered(svc);
+
+    const back = await openSession(svc.mqtt, 'across-restart', false);
+    try {
+      expect(back.sessionPresent).to.equal(true);
+      await back.sync(svc);
+      const got = albumsOf(back);
+      expect(got).to.have.length(10);
+      // Each album's two messages arrive together, albums in the order they were made.
+      expect(got.filter((album, i) => got.indexOf(album) === i)).to.deep.equal(['before-3', 'after-0', 'after-1', 'after-2', 'after-3']);
+    } finally {
+      await back.client.endAsync(true);
+    }
+  });
+
   it('expires a session offline longer than MQTT_SESSION_EXPIRY: subscriptions and queue are gone', async () => {
     svc = await spawnService({ dataDir, env: { MQTT_SESSION_EXPIRY: '2s' } });
     await (await openSession(svc.mqtt, 'expiring', true)).leave();
