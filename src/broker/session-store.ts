@@ -132,7 +132,7 @@ export class SessionStore {
     if (!session) return;
     session.online = true;
     session.offlineSince = undefined;
-    // Under the lock: a takeover's disconnect and connect must reach the store in that order.
+    // In its lane: a takeover's disconnect and connect must reach the store in that order.
     this.lanes.run(client.id, () => this.records.del(client.id))
       .catch((err: Error) => this.log.debug({ err: err.message }, 'could not update a session record'));
   }
@@ -183,7 +183,7 @@ export class SessionStore {
     return session;
   }
 
-  /** Starts the session's expiry clock now; the record is written under its lock (a takeover's connect comes right after). */
+  /** Starts the session's expiry clock now; the record is written in its lane (a takeover's connect comes right after). */
   private markOffline(clientId: string, session: Session): Promise<void> {
     const since = this.now();
     session.online = false;
