@@ -44,6 +44,8 @@ export interface Config {
     /** Serve MQTT over WebSocket on the HTTP port at this path (embedded broker only); `off` turns it off (empty string here). */
     wsPath: string;
   };
+  /** Limits of the embedded broker (ignored with an external one). */
+  broker: BrokerLimits;
   /** CloudEvents `source` of every event this node publishes. */
   eventSource: string;
   prodMode: boolean;
@@ -118,6 +120,28 @@ export interface Config {
   };
 }
 
+/** Limits of the embedded broker: what one client, or many, may cost it. */
+export interface BrokerLimits {
+  /** Largest MQTT packet after CONNECT, fixed header included (what comes before the CONNACK: broker.ts MAX_CONNECT_BYTES). */
+  maxPacketBytes: number;
+  /** Time from the connection to its CONNECT (and the TLS handshake on MQTTS). */
+  connectTimeoutMs: number;
+  /** Connections at once, TCP, TLS and WebSocket together, and per client address. */
+  maxConnections: number;
+  maxConnectionsPerIp: number;
+  /** Unsent bytes held for one client; a client further behind is disconnected. */
+  maxClientBufferBytes: number;
+  /** A persistent session offline this long is deleted. */
+  sessionExpiryMs: number;
+  /** Messages queued per persistent session; beyond, the oldest are dropped. */
+  sessionMaxQueue: number;
+  /** Queued and retained messages in the broker store; beyond, the sessions offline longest are deleted. */
+  storeMaxBytes: number;
+  /** Failed logins from one address within `authBlockMs` that block it for `authBlockMs`; 0 = no limit. */
+  authMaxFailures: number;
+  authBlockMs: number;
+}
+
 type Env = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -173,6 +197,19 @@ class EnvReader {
     return value;
   }
 
+  /** A duration: an integer with a unit (`ms`, `s`, `m`, `h`, `d`), or seconds without one; returned in ms. */
+  duration(name: string, fallbackMs: number, minMs: number, maxMs: number): number {
+    const value = this.raw(name);
+    if (value === undefined) return fallbackMs;
+    const match = /^(\d+)(ms|s|m|h|d)?$/.exec(value);
+    const ms = match ? Number(match[1]) * DURATION_UNITS_MS[match[2] ?? 's'] : NaN;
+    if (!Number.isSafeInteger(ms) || ms < minMs || ms > maxMs) {
+      this.fail(name, `a duration like 7d, 12h, 30m or 45s between ${minMs / 1000} s and ${maxMs / 86_400_000} days`, value);
+      return fallbackMs;
+    }
+    return ms;
+  }
+
   url(name: string, schemes: string[]): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -188,6 +225,8 @@ class EnvReader {
 }
 
 const MiB = 1024 * 1024;
+const DAY_MS = 86_400_000;
+const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
 
 /**
  * libuv pool threads kept from transforms for everything else (file I/O,
@@ -249,6 +288,18 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       keyFile: r.optional('MQTT_KEY_FILE'),
       rejectUnauthorized: r.bool('MQTT_REJECT_UNAUTHORIZED', true),
       wsPath: r.string('MQTT_WS_PATH', '/mqtt').replace(/^off$/, ''),
+    },
+    broker: {
+      maxPacketBytes: r.int('MQTT_MAX_PACKET_BYTES', 256 * 1024, 1024, 256 * MiB),
+      connectTimeoutMs: r.int('MQTT_CONNECT_TIMEOUT_MS', 10_000, 100, 600_000),
+      maxConnections: r.int('MQTT_MAX_CONNECTIONS', 1000, 1, 1_000_000),
+      maxConnectionsPerIp: r.int('MQTT_MAX_CONNECTIONS_PER_IP', 100, 1, 1_000_000),
+      maxClientBufferBytes: r.int('MQTT_MAX_CLIENT_BUFFER_BYTES', MiB, 1024, 1024 * MiB),
+      sessionExpiryMs: r.duration('MQTT_SESSION_EXPIRY', 7 * DAY_MS, 1000, 365 * DAY_MS),
+      sessionMaxQueue: r.int('MQTT_SESSION_MAX_QUEUE', 1000, 1, 10_000_000),
+      storeMaxBytes: r.int('MQTT_STORE_MAX_BYTES', 256 * MiB, 64 * 1024, Number.MAX_SAFE_INTEGER),
+      authMaxFailures: r.int('MQTT_AUTH_MAX_FAILURES', 10, 0, 1_000_000),
+      authBlockMs: r.int('MQTT_AUTH_BLOCK_MS', 60_000, 100, 86_400_000),
     },
     eventSource: r.string('EVENT_SOURCE', `/imagestore/${node}`),
     prodMode: r.bool('PRODMODE', false),
@@ -339,6 +390,10 @@ function crossFieldProblems(config: Config): string[] {
   }
   if (config.mqtt.wsPath !== '' && !config.mqtt.wsPath.startsWith('/')) {
     problems.push(`invalid MQTT_WS_PATH: expected a path starting with "/", got ${JSON.stringify(config.mqtt.wsPath)}`);
+  }
+  // A message as large as a packet must fit in a client's buffer, or every such message disconnects its subscribers.
+  if (config.broker.maxClientBufferBytes < config.broker.maxPacketBytes) {
+    problems.push(`invalid MQTT_MAX_CLIENT_BUFFER_BYTES: must be at least MQTT_MAX_PACKET_BYTES (${config.broker.maxClientBufferBytes} < ${config.broker.maxPacketBytes})`);
   }
   if ((config.tls.certFile === undefined) !== (config.tls.keyFile === undefined)) {
     problems.push('invalid TLS_CERT_FILE/TLS_KEY_FILE: expected both or neither, got only one');

@@ -1,5 +1,6 @@
 import type { Middleware } from 'koa';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BrokerStats } from './broker/broker.js';
 
 /** Readings the metrics pull from the running parts at scrape time. */
 export interface MetricSources {
@@ -14,6 +15,8 @@ export interface MetricSources {
   /** Fetch events not journaled because the journal could not grow. */
   eventsDropped(): number;
   brokerClients(): number;
+  /** The embedded broker's limits at work; undefined with an external broker. */
+  broker(): BrokerStats | undefined;
   cache(): { hits: number; misses: number; transforms: number; evictions: number; bytes: number };
 }
 
@@ -48,6 +51,12 @@ export function createMetrics(sources: MetricSources): Metrics {
   gauge(registry, 'imagestore_outbox_damaged_records', 'Damaged or missing journal records found by recovery at start', sources.outboxDamagedRecords);
   gauge(registry, 'imagestore_broker_clients', 'Clients connected to the embedded broker', sources.brokerClients);
   gauge(registry, 'imagestore_derivative_cache_bytes', 'Bytes held by the derivative cache', () => sources.cache().bytes);
+  const broker = () => sources.broker();
+  gauge(registry, 'imagestore_broker_store_bytes', 'Queued and retained messages in the embedded broker store (approximate bytes)', () => broker()?.storeBytes ?? 0);
+  counter(registry, 'imagestore_broker_slow_clients_disconnected_total', 'Broker clients disconnected for falling too far behind (MQTT_MAX_CLIENT_BUFFER_BYTES)', () => broker()?.slowClientsDisconnected ?? 0);
+  counter(registry, 'imagestore_broker_session_messages_dropped_total', 'Oldest messages dropped from full persistent-session queues (MQTT_SESSION_MAX_QUEUE)', () => broker()?.sessionMessagesDropped ?? 0);
+  counter(registry, 'imagestore_broker_sessions_expired_total', 'Persistent sessions deleted: offline too long (MQTT_SESSION_EXPIRY) or store over budget (MQTT_STORE_MAX_BYTES)', () => broker()?.sessionsExpired ?? 0);
+  labelledCounter(registry, 'imagestore_broker_refused_connections_total', 'Broker connections refused or closed: reason is connection_limit, bad_key, auth_blocked, connect_expected, connect_too_large, packet_too_large or malformed_length', 'reason', () => broker()?.refusedConnections ?? {});
   counter(registry, 'imagestore_events_published_total', 'Events delivered to the broker (PUBACK received)', sources.eventsPublished);
   counter(registry, 'imagestore_events_dropped_total', 'Fetch events not journaled because the journal could not grow (disk full)', sources.eventsDropped);
   counter(registry, 'imagestore_transforms_total', 'Image transforms run', () => sources.cache().transforms);
@@ -90,6 +99,21 @@ function counter(registry: Registry, name: string, help: string, read: () => num
       const now = read();
       if (now > last) this.inc(now - last);
       last = now;
+    },
+  });
+}
+
+/** A counter with one label, mirroring monotonic readings per label value taken at scrape time. */
+function labelledCounter(registry: Registry, name: string, help: string, label: string, read: () => Partial<Record<string, number>>): void {
+  const last = new Map<string, number>();
+  new Counter({
+    name, help, labelNames: [label], registers: [registry],
+    collect() {
+      for (const [value, now = 0] of Object.entries(read())) {
+        const before = last.get(value) ?? 0;
+        if (now > before) this.inc({ [label]: value }, now - before);
+        last.set(value, now);
+      }
     },
   });
 }

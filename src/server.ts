@@ -73,7 +73,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     const { mqttCertFile, mqttKeyFile, mqttsPort } = config.tls;
     broker = await startBroker({
       host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }), persistenceDir: layout.brokerDir,
-      keys: config.security.apiKeys,
+      keys: config.security.apiKeys, limits: config.broker,
       tls: mqttCertFile && mqttKeyFile ? { port: mqttsPort, cert: readFileSync(mqttCertFile), key: readFileSync(mqttKeyFile) } : undefined,
     });
     transport = new AedesTransport(broker.broker);
@@ -123,6 +123,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     eventsPublished: () => dispatcher.delivered,
     eventsDropped: () => outbox.dropped,
     brokerClients: () => broker?.broker.connectedClients ?? 0,
+    broker: () => broker?.stats(),
     cache: () => derivatives.stats(),
   });
   const app = buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
@@ -157,17 +158,30 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     imports,
     pendingEvents: () => outbox.pendingCount,
     async close() {
-      const closed = new Promise<void>((resolve) => httpServer.close(() => resolve()));
-      // Keep-alive connections become idle as their last request finishes: close them as they do.
-      const idleSweep = setInterval(() => httpServer.closeIdleConnections(), 50);
+      // One deadline for the whole shutdown, whatever clients do (SHUTDOWN_TIMEOUT_MS).
+      const deadline = Date.now() + config.shutdownTimeoutMs;
+      const left = () => Math.max(0, deadline - Date.now());
+      let sweep: NodeJS.Timeout | undefined;
+      const closed = new Promise<void>((resolve) => {
+        httpServer.close(() => resolve());
+        sweep = setInterval(() => {
+          // Keep-alive connections become idle as their last request finishes: close them as they do.
+          httpServer.closeIdleConnections();
+          // MQTT over WebSocket connections count as the HTTP server's until the broker closes them, after
+          // the pending events are delivered: HTTP is done when only they are left.
+          httpServer.getConnections((err, open) => {
+            if (!err && open <= (broker?.webSocketConnections() ?? 0)) resolve();
+          });
+        }, 50);
+      });
       httpServer.closeIdleConnections();
-      const timer = setTimeout(() => httpServer.closeAllConnections(), config.shutdownTimeoutMs);
+      const timer = setTimeout(() => httpServer.closeAllConnections(), left());
       await closed;
       clearTimeout(timer);
-      clearInterval(idleSweep);
+      clearInterval(sweep);
       await imports.close();
       await diffs.close();
-      const drained = await dispatcher.drain(config.shutdownTimeoutMs);
+      const drained = await dispatcher.drain(left());
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();
       await transport.close();

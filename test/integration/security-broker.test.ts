@@ -108,6 +108,17 @@ async function dieWithWill(url: string, options: IClientOptions, topic: string, 
   client.end(true);
 }
 
+/** The QoS the SUBACK grants each filter (128: refused; mqtt.js then rejects, with the SUBACK attached). */
+async function grantedQos(client: MqttClient, filters: string[]): Promise<number[]> {
+  try {
+    return (await client.subscribeAsync(filters, { qos: 0 })).map((g) => g.qos);
+  } catch (err) {
+    const suback = (err as { packet?: { granted?: number[] } }).packet;
+    if (!suback?.granted) throw err;
+    return suback.granted;
+  }
+}
+
 let unique = 0;
 /** A payload no other test sends. */
 const mark = (what: string) => `${what}-${process.pid}-${(unique += 1)}`;
@@ -203,6 +214,40 @@ describe('broker access control', function () {
       await admin.waitFor(allowed);
       await serviceEventArrives();
       expect(admin.messages.filter((m) => forged.some((f) => m.payload.includes(f)))).to.deep.equal([]);
+    });
+
+    it('refuses $SYS/ subscriptions to read and write keys (SUBACK failure), and gives them no $SYS message (issue 12)', async () => {
+      for (const key of [KEYS.read, KEYS.write]) {
+        const client = await connect(svc.service.mqttUrl, withKey(key));
+        try {
+          const sys: string[] = [];
+          client.on('message', (topic) => sys.push(topic));
+          expect(await grantedQos(client, ['$SYS/#', '$SYS/+/new/clients']), key === KEYS.read ? 'read key' : 'write key').to.deep.equal([128, 128]);
+          // A new client makes the broker publish $SYS/<id>/new/clients with its id.
+          const other = await connect(svc.service.mqttUrl, withKey(KEYS.read));
+          await other.endAsync(true);
+          await serviceEventArrives();
+          expect(sys).to.deep.equal([]);
+        } finally {
+          await client.endAsync(true);
+        }
+      }
+      const adminSys = await connect(svc.service.mqttUrl, withKey(KEYS.admin));
+      try {
+        expect(await grantedQos(adminSys, ['$SYS/#']), 'admin key').to.deep.equal([0]);
+      } finally {
+        await adminSys.endAsync(true);
+      }
+    });
+
+    it('refuses $SYS/ publishes from every key: no forged broker messages (issue 12)', async () => {
+      // aedes closes any client whose id comes in a $SYS/<other broker>/new/clients message: a forged one would kick the admin watcher off.
+      const victim = admin.client.options.clientId!;
+      for (const key of [KEYS.write, KEYS.admin]) {
+        expect(await tryPublish(svc.service.mqttUrl, withKey(key), '$SYS/forged-broker/new/clients', victim), key === KEYS.admin ? 'admin' : 'write').to.equal('refused');
+      }
+      expect(admin.client.connected).to.equal(true);
+      await serviceEventArrives();
     });
 
     it('checks keys on MQTT over WebSocket (/mqtt on the HTTP port) as well', async () => {

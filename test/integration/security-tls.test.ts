@@ -1,5 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import { expect } from 'chai';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -8,6 +9,7 @@ import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { makeTmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { fixedHeader, streamZeros } from '../helpers/raw-mqtt.js';
 
 const READ_KEY = 'tls-test-read-key-8c2f61d0';
 const WRITE_KEY = 'tls-test-write-key-31b9e7a4';
@@ -136,6 +138,22 @@ describe('TLS: HTTPS, MQTTS and WSS with a certificate made at test time', funct
     const plain = await connect(`mqtt://127.0.0.1:${tlsPort}`, { username: 'r', password: READ_KEY, connectTimeout: 1500 })
       .then((c) => c.endAsync(true), (err: Error) => err);
     expect(plain).to.be.instanceOf(Error);
+  });
+
+  it('closes an MQTTS client that declares a 250 MB CONNECT at its header, as on plain MQTT (issue 12)', async () => {
+    const socket = tls.connect({ host: '127.0.0.1', port: svc.service.broker!.tlsPort!, ca: certs.ca, servername: 'localhost' });
+    socket.on('error', () => undefined);
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    socket.write(fixedHeader(0x10, 250_000_000));
+    const sent = await streamZeros(async (chunk) => {
+      if (closed || socket.destroyed) return false;
+      if (!socket.write(chunk)) await new Promise((resolve) => setTimeout(resolve, 5));
+      return !closed;
+    }, 32 * 1024 * 1024);
+    await waitFor('the MQTTS connection closed by the broker', () => closed, WAIT_MS).finally(() => socket.destroy());
+    expect(sent).to.be.below(16 * 1024 * 1024);
   });
 
   it('serves MQTT over secure WebSocket (wss://…/mqtt) on the HTTPS port', async () => {

@@ -56,6 +56,44 @@ describe('loadConfig', () => {
     expect(config.limits).to.deep.equal({ maxUploadBytes: 1000, maxJsonBytes: 1024, maxConcurrentUploads: 4 });
   });
 
+  describe('embedded broker limits (issue 12)', () => {
+    it('has production defaults', () => {
+      expect(loadConfig({}).broker).to.deep.equal({
+        maxPacketBytes: 256 * 1024, connectTimeoutMs: 10_000, maxConnections: 1000, maxConnectionsPerIp: 100,
+        maxClientBufferBytes: 1024 * 1024, sessionExpiryMs: 7 * 86_400_000, sessionMaxQueue: 1000,
+        storeMaxBytes: 256 * 1024 * 1024, authMaxFailures: 10, authBlockMs: 60_000,
+      });
+    });
+
+    it('reads its variables', () => {
+      expect(loadConfig({
+        MQTT_MAX_PACKET_BYTES: '65536', MQTT_CONNECT_TIMEOUT_MS: '2000', MQTT_MAX_CONNECTIONS: '50', MQTT_MAX_CONNECTIONS_PER_IP: '5',
+        MQTT_MAX_CLIENT_BUFFER_BYTES: '131072', MQTT_SESSION_EXPIRY: '12h', MQTT_SESSION_MAX_QUEUE: '10',
+        MQTT_STORE_MAX_BYTES: '1048576', MQTT_AUTH_MAX_FAILURES: '0', MQTT_AUTH_BLOCK_MS: '500',
+      }).broker).to.deep.equal({
+        maxPacketBytes: 65536, connectTimeoutMs: 2000, maxConnections: 50, maxConnectionsPerIp: 5, maxClientBufferBytes: 131072,
+        sessionExpiryMs: 12 * 3_600_000, sessionMaxQueue: 10, storeMaxBytes: 1048576, authMaxFailures: 0, authBlockMs: 500,
+      });
+    });
+
+    it('reads MQTT_SESSION_EXPIRY with a unit, or in seconds without one', () => {
+      const expiry = (value: string) => loadConfig({ MQTT_SESSION_EXPIRY: value }).broker.sessionExpiryMs;
+      expect([expiry('1500ms'), expiry('90'), expiry('90s'), expiry('30m'), expiry('2h'), expiry('7d')])
+        .to.deep.equal([1500, 90_000, 90_000, 1_800_000, 7_200_000, 7 * 86_400_000]);
+      for (const bad of ['7 days', '1.5h', '-1d', '500ms', '366d', 'd']) {
+        expect(problemsOf({ MQTT_SESSION_EXPIRY: bad }), bad).to.deep.equal([
+          `invalid MQTT_SESSION_EXPIRY: expected a duration like 7d, 12h, 30m or 45s between 1 s and 365 days, got ${JSON.stringify(bad)}`,
+        ]);
+      }
+    });
+
+    it('wants a client buffer that holds at least one packet of the largest size', () => {
+      expect(problemsOf({ MQTT_MAX_PACKET_BYTES: String(2 * 1024 * 1024) })).to.deep.equal([
+        `invalid MQTT_MAX_CLIENT_BUFFER_BYTES: must be at least MQTT_MAX_PACKET_BYTES (${1024 * 1024} < ${2 * 1024 * 1024})`,
+      ]);
+    });
+  });
+
   it('derives the client id and event source from NODE_ID, and MQTT_HOST from HOST', () => {
     const config = loadConfig({ NODE_ID: 'edge-7', HOST: '10.0.0.5' });
     expect(config.mqtt.clientId).to.equal('imagestore-edge-7');
@@ -97,6 +135,9 @@ describe('loadConfig', () => {
       ['MQTT_PROTOCOL_VERSION', '3', 'expected one of auto, 4, 5, got "3"'],
       ['MQTT_REJECT_UNAUTHORIZED', 'nope', 'expected true/false, 1/0, yes/no or on/off, got "nope"'],
       ['MQTT_URL', 'http://broker:1883', 'expected a URL starting with mqtt://, mqtts://, ws://, wss://, got "http://broker:1883"'],
+      ['MQTT_MAX_PACKET_BYTES', '1023', `expected integer 1024-${256 * 1024 * 1024}, got "1023"`],
+      ['MQTT_MAX_CONNECTIONS', '0', 'expected integer 1-1000000, got "0"'],
+      ['MQTT_STORE_MAX_BYTES', '1000', `expected integer 65536-${Number.MAX_SAFE_INTEGER}, got "1000"`],
     ];
     for (const [name, value, expected] of cases) {
       it(`${name}=${value}`, () => {
