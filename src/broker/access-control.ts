@@ -1,6 +1,6 @@
 import type { AuthenticateError, Client, PublishPacket, Subscription } from 'aedes';
 import { roleAllows, type ApiKeys, type Role } from '../security/api-keys.js';
-import type { LoginThrottle } from './login-throttle.js';
+import type { AuthFailures } from '../security/auth-failures.js';
 
 /** Topics under this prefix are published by the service only. */
 export const SERVICE_TOPIC_PREFIX = 'imagestore/';
@@ -11,7 +11,8 @@ const SYS_PREFIX = '$SYS';
 /** What the hooks need besides the keys. */
 export interface AccessControlOptions {
   /** Failed logins per client address. */
-  throttle: LoginThrottle;
+  /** Failed logins per address (shared rules with HTTP: security/auth-failures.ts); absent when MQTT_AUTH_MAX_FAILURES is 0. */
+  failures?: AuthFailures;
   /** The address a client connected from. */
   addressOf(client: Client): string;
   /** Called for each refused login: `blocked` when the address was blocked, else the key was wrong. */
@@ -39,13 +40,15 @@ export function brokerAccessControl(keys: ApiKeys, options: AccessControlOptions
     authenticate(client: Client, _username: Readonly<string> | undefined, password: Readonly<Buffer> | undefined, done: (error: AuthenticateError | null, success: boolean | null) => void) {
       if (!keys.enabled) return done(null, true);
       const address = options.addressOf(client);
-      if (options.throttle.blocked(address)) {
+      if (options.failures && options.failures.retryAfterSeconds(address) > 0) {
         options.onRefused(client, 'blocked', address, false);
         return done(refusal('too many failed logins from this address', 5), false);
       }
       const role = password ? keys.roleOf(password.toString('utf8')) : undefined;
       if (!role) {
-        options.onRefused(client, 'bad_key', address, options.throttle.fail(address));
+        options.failures?.record(address);
+        const startsBlock = options.failures !== undefined && options.failures.retryAfterSeconds(address) > 0;
+        options.onRefused(client, 'bad_key', address, startsBlock);
         return done(refusal('bad API key', 4), false);
       }
       roles.set(client, role);

@@ -14,7 +14,7 @@ import type { Logger } from '../logger.js';
 import type { ApiKeys } from '../security/api-keys.js';
 import { brokerAccessControl } from './access-control.js';
 import { ConnectionLimits } from './connection-limits.js';
-import { LoginThrottle } from './login-throttle.js';
+import { AuthFailures } from '../security/auth-failures.js';
 import { GuardError, PacketGuard, type GuardReason } from './packet-guard.js';
 import { SessionStore } from './session-store.js';
 
@@ -91,7 +91,7 @@ export async function startBroker({ host, port, log, persistenceDir, keys, limit
   const refused: BrokerStats['refusedConnections'] = {};
   let slowClients = 0;
   const countRefusal = (reason: RefusalReason) => (refused[reason] = (refused[reason] ?? 0) + 1);
-  const throttle = new LoginThrottle(limits.authMaxFailures, limits.authBlockMs);
+  const failures = limits.authMaxFailures === 0 ? undefined : new AuthFailures({ limit: limits.authMaxFailures, windowMs: limits.authBlockMs });
   const db = new Level<string, Uint8Array>(persistenceDir, { valueEncoding: 'view' });
   const sessions = new SessionStore(aedesPersistenceLevel(db), db, {
     sessionExpiryMs: limits.sessionExpiryMs, maxQueuedPerSession: limits.sessionMaxQueue, storeMaxBytes: limits.storeMaxBytes,
@@ -101,7 +101,7 @@ export async function startBroker({ host, port, log, persistenceDir, keys, limit
     connectTimeout: limits.connectTimeoutMs,
     persistence: sessions.persistence,
     ...brokerAccessControl(keys, {
-      throttle,
+      failures,
       addressOf: (client) => (client.conn as unknown as PacketGuard).remoteAddress,
       onRefused(client, why, address, blockStarted) {
         countRefusal(why === 'blocked' ? 'auth_blocked' : 'bad_key');

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { ConnectionLimits } from '../../src/broker/connection-limits.js';
-import { LoginThrottle } from '../../src/broker/login-throttle.js';
 import { FrameReader, GuardError } from '../../src/broker/packet-guard.js';
 
 /** The (type, size) of each complete fixed header in `chunks`, fed one after the other. */
@@ -40,36 +39,6 @@ describe('FrameReader: MQTT fixed headers in a byte stream', () => {
 
   it('refuses a remaining length longer than 4 bytes', () => {
     expect(headers([Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x01])]).error?.reason).to.equal('malformed_length');
-  });
-});
-
-describe('LoginThrottle', () => {
-  it('blocks an address after maxFailures within the window, for blockMs, and not the others', () => {
-    let now = 1000;
-    const throttle = new LoginThrottle(3, 500, () => now);
-    expect([throttle.fail('a'), throttle.fail('a'), throttle.blocked('a')]).to.deep.equal([false, false, false]);
-    expect(throttle.fail('a'), 'the third failure starts the block').to.equal(true);
-    expect([throttle.blocked('a'), throttle.blocked('b')]).to.deep.equal([true, false]);
-    now += 499;
-    expect(throttle.blocked('a')).to.equal(true);
-    now += 1;
-    expect(throttle.blocked('a')).to.equal(false);
-    expect(throttle.fail('a'), 'counting starts over').to.equal(false);
-  });
-
-  it('forgets failures older than the window', () => {
-    let now = 0;
-    const throttle = new LoginThrottle(2, 100, () => now);
-    throttle.fail('a');
-    now = 150;
-    expect(throttle.fail('a')).to.equal(false);
-    expect(throttle.blocked('a')).to.equal(false);
-  });
-
-  it('does nothing with maxFailures 0', () => {
-    const throttle = new LoginThrottle(0, 100);
-    for (let i = 0; i < 100; i++) throttle.fail('a');
-    expect(throttle.blocked('a')).to.equal(false);
   });
 });
 
