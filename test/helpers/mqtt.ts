@@ -32,3 +32,19 @@ export async function recordEvents(url: string, topic = 'imagestore/notifier', o
     },
   };
 }
+
+/** Connects without reconnecting; resolves on an accepted CONNACK, rejects on a refusal or a close before it (bounded by connectTimeout, default 5 s). */
+export async function connectMqtt(url: string, options: mqtt.IClientOptions = {}): Promise<mqtt.MqttClient> {
+  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: 5000, ...options });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('error', reject);
+      client.once('close', () => reject(new Error('connection closed before CONNACK')));
+    });
+    return client;
+  } catch (err) {
+    client.end(true);
+    throw err;
+  }
+}

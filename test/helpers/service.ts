@@ -1,5 +1,5 @@
 import supertest from 'supertest';
-import { defaultConfig, type Config } from '../../src/config.js';
+import { defaultConfig, loadConfig, type Config } from '../../src/config.js';
 import { silentLogger } from '../../src/logger.js';
 import { startService, type RunningService } from '../../src/server.js';
 import { makeTmpDir, removeDir } from './tmp-dir.js';
@@ -40,4 +40,17 @@ export async function startTestService(options: { dataDir?: string; config?: Par
       await removeDir(dataDir);
     },
   };
+}
+
+/**
+ * Starts the service in this process with a configuration loaded from `env` (as main.ts would),
+ * on loopback, ephemeral ports and a fresh temp data dir.
+ */
+export async function startServiceWithEnv(env: Record<string, string>): Promise<TestService> {
+  const dataDir = await makeTmpDir();
+  const config: Config = {
+    ...loadConfig({ HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'silent', SHUTDOWN_TIMEOUT_MS: '3000', ...env }),
+    imageDbDir: dataDir,
+  };
+  return startTestService({ dataDir, config });
 }

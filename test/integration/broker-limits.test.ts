@@ -1,12 +1,12 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { type IClientOptions } from 'mqtt';
 import WebSocket from 'ws';
-import { loadConfig, type Config } from '../../src/config.js';
 import { spawnService, type SpawnedService } from '../helpers/spawn-service.js';
-import { startTestService, type TestService } from '../helpers/service.js';
+import { startServiceWithEnv, type TestService } from '../helpers/service.js';
 import { makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
+import { connectMqtt } from '../helpers/mqtt.js';
 import {
   connectPacket, fixedHeader, rawConnect, rssBytes, socketWriter, streamZeros, type RawClient,
 } from '../helpers/raw-mqtt.js';
@@ -14,40 +14,16 @@ import {
 const MiB = 1024 * 1024;
 const WAIT_MS = 5000;
 
-/** Starts the service in this process with a configuration loaded from `env`, on a fresh temp data dir. */
-async function startWithEnv(env: Record<string, string>): Promise<TestService> {
-  const dataDir = await makeTmpDir();
-  const config: Config = {
-    ...loadConfig({ HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'silent', SHUTDOWN_TIMEOUT_MS: '3000', ...env }),
-    imageDbDir: dataDir,
-  };
-  return startTestService({ dataDir, config });
-}
 
 function mqttPort(url: string): number {
   return Number(new URL(url).port);
 }
 
-/** Connects with no reconnection; resolves on CONNACK accepted, rejects on refusal or close. */
-async function connect(url: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: WAIT_MS, ...options });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
-      client.once('close', () => reject(new Error('connection closed before CONNACK')));
-    });
-    return client;
-  } catch (err) {
-    client.end(true);
-    throw err;
-  }
-}
 
 /** The refusal of a connection attempt (the error mqtt.js reports), or 'accepted'. */
 async function attempt(url: string, options: IClientOptions): Promise<'accepted' | (Error & { code?: number })> {
   try {
-    const client = await connect(url, options);
+    const client = await connectMqtt(url, options);
     await client.endAsync(true);
     return 'accepted';
   } catch (err) {
@@ -88,7 +64,7 @@ describe('broker limits: packet sizes, connect timeout, connections, failed logi
     }
 
     it('closes TCP clients that declare a 250 MB CONNECT (or send anything else first) at the header; RSS stays flat', async () => {
-      const client = await connect(svc.mqtt);
+      const client = await connectMqtt(svc.mqtt);
       await client.endAsync(true);
       const before = await settledRss();
       const port = mqttPort(svc.mqtt);
@@ -136,7 +112,7 @@ describe('broker limits: packet sizes, connect timeout, connections, failed logi
     });
 
     it('disconnects a client whose packet after CONNECT exceeds MQTT_MAX_PACKET_BYTES, and takes one within it', async () => {
-      const client = await connect(svc.mqtt);
+      const client = await connectMqtt(svc.mqtt);
       try {
         await client.publishAsync('chat/fits', Buffer.alloc(60 * 1024), { qos: 1 });
         const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
@@ -151,7 +127,7 @@ describe('broker limits: packet sizes, connect timeout, connections, failed logi
   describe('connect timeout and connection limits', () => {
     let svc: TestService;
     before(async () => {
-      svc = await startWithEnv({ MQTT_CONNECT_TIMEOUT_MS: '1000', MQTT_MAX_CONNECTIONS: '6', MQTT_MAX_CONNECTIONS_PER_IP: '4' });
+      svc = await startServiceWithEnv({ MQTT_CONNECT_TIMEOUT_MS: '1000', MQTT_MAX_CONNECTIONS: '6', MQTT_MAX_CONNECTIONS_PER_IP: '4' });
     });
     after(async () => svc?.close());
 
@@ -202,7 +178,7 @@ describe('broker limits: packet sizes, connect timeout, connections, failed logi
     const ADMIN_KEY = 'limits-test-admin-key-0b7d3f58';
     let svc: TestService;
     before(async () => {
-      svc = await startWithEnv({ API_KEYS: `read:${READ_KEY},admin:${ADMIN_KEY}`, MQTT_AUTH_MAX_FAILURES: '5', MQTT_AUTH_BLOCK_MS: '1500' });
+      svc = await startServiceWithEnv({ API_KEYS: `read:${READ_KEY},admin:${ADMIN_KEY}`, MQTT_AUTH_MAX_FAILURES: '5', MQTT_AUTH_BLOCK_MS: '1500' });
     });
     after(async () => svc?.close());
 

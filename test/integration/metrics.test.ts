@@ -1,11 +1,9 @@
 import net from 'node:net';
 import { expect } from 'chai';
 import mqtt from 'mqtt';
-import { loadConfig, type Config } from '../../src/config.js';
 import { albumPath } from '../helpers/api.js';
 import { makePng } from '../helpers/images.js';
-import { startTestService, type TestService } from '../helpers/service.js';
-import { makeTmpDir } from '../helpers/tmp-dir.js';
+import { startServiceWithEnv, type TestService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const ADMIN_KEY = 'metrics-test-admin-key-4e81c7';
@@ -95,15 +93,6 @@ function scrapeOf(families: Map<string, Family>): Scrape {
   };
 }
 
-/** Starts the whole service with a configuration loaded from `env`, on a fresh temp data dir. */
-async function startWithEnv(env: Record<string, string>): Promise<TestService> {
-  const dataDir = await makeTmpDir();
-  const config: Config = {
-    ...loadConfig({ HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'silent', SHUTDOWN_TIMEOUT_MS: '3000', ...env }),
-    imageDbDir: dataDir,
-  };
-  return startTestService({ dataDir, config });
-}
 
 describe('metrics (GET /metrics, Prometheus text)', function () {
   this.timeout(20_000);
@@ -111,7 +100,7 @@ describe('metrics (GET /metrics, Prometheus text)', function () {
   let png: Buffer;
   before(async () => {
     png = await makePng(32, 24);
-    svc = await startWithEnv({ API_KEYS: `admin:${ADMIN_KEY}` });
+    svc = await startServiceWithEnv({ API_KEYS: `admin:${ADMIN_KEY}` });
   });
   after(async () => svc?.close());
 
@@ -241,7 +230,7 @@ describe('metrics with the broker down', function () {
     await new Promise((resolve) => probe.once('listening', resolve));
     const { port } = probe.address() as net.AddressInfo;
     await new Promise((resolve) => probe.close(resolve));
-    const svc = await startWithEnv({ MQTT_URL: `mqtt://127.0.0.1:${port}`, SHUTDOWN_TIMEOUT_MS: '100' });
+    const svc = await startServiceWithEnv({ MQTT_URL: `mqtt://127.0.0.1:${port}`, SHUTDOWN_TIMEOUT_MS: '100' });
     try {
       await svc.http.post('/api/v1/albums').send({ albumName: 'waiting' }).expect(201);
       await svc.http.post('/api/v1/albums').send({ albumName: 'waiting-too' }).expect(201);

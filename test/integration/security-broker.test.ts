@@ -1,9 +1,10 @@
 import { expect } from 'chai';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig, type Config } from '../../src/config.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { makeTmpDir } from '../helpers/tmp-dir.js';
+import { connectMqtt } from '../helpers/mqtt.js';
 
 const KEYS = {
   read: 'broker-test-read-key-5d1e8a',
@@ -26,26 +27,11 @@ async function startWithEnv(env: Record<string, string>): Promise<TestService> {
 /** MQTT credentials: any username, the API key as password. */
 const withKey = (key: string): IClientOptions => ({ username: 'any-name', password: key });
 
-/** Connects with no automatic reconnection; resolves on CONNACK accepted, rejects on a refusal (bounded by connectTimeout). */
-async function connect(url: string, options: IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: WAIT_MS, ...options });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
-      client.once('close', () => reject(new Error('connection closed before CONNACK')));
-    });
-    return client;
-  } catch (err) {
-    client.end(true);
-    throw err;
-  }
-}
 
 /** The error of a connection attempt the broker refuses. */
 async function refusal(url: string, options: IClientOptions): Promise<Error & { code?: number }> {
   try {
-    const client = await connect(url, options);
+    const client = await connectMqtt(url, options);
     await client.endAsync(true);
   } catch (err) {
     return err as Error & { code?: number };
@@ -62,7 +48,7 @@ interface Watcher {
 }
 
 async function watch(url: string, options: IClientOptions, filter = '#'): Promise<Watcher> {
-  const client = await connect(url, options);
+  const client = await connectMqtt(url, options);
   const messages: Watcher['messages'] = [];
   client.on('message', (topic, payload) => messages.push({ topic, payload: payload.toString() }));
   await client.subscribeAsync(filter, { qos: 1 });
@@ -80,7 +66,7 @@ async function watch(url: string, options: IClientOptions, filter = '#'): Promis
  * a client whose publish is not authorized).
  */
 async function tryPublish(url: string, options: IClientOptions, topic: string, payload: string): Promise<'accepted' | 'refused'> {
-  const client = await connect(url, options);
+  const client = await connectMqtt(url, options);
   try {
     return await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no PUBACK and no close within ${WAIT_MS} ms`)), WAIT_MS);
@@ -101,7 +87,7 @@ async function tryPublish(url: string, options: IClientOptions, topic: string, p
 
 /** Connects with a will, then drops the connection without DISCONNECT, so the broker publishes the will if allowed. */
 async function dieWithWill(url: string, options: IClientOptions, topic: string, payload: string): Promise<void> {
-  const client = await connect(url, { ...options, will: { topic, payload: Buffer.from(payload), qos: 0, retain: false } });
+  const client = await connectMqtt(url, { ...options, will: { topic, payload: Buffer.from(payload), qos: 0, retain: false } });
   const closed = new Promise<void>((resolve) => client.once('close', () => resolve()));
   client.stream.destroy();
   await closed;
@@ -218,13 +204,13 @@ describe('broker access control', function () {
 
     it('refuses $SYS/ subscriptions to read and write keys (SUBACK failure), and gives them no $SYS message (issue 12)', async () => {
       for (const key of [KEYS.read, KEYS.write]) {
-        const client = await connect(svc.service.mqttUrl, withKey(key));
+        const client = await connectMqtt(svc.service.mqttUrl, withKey(key));
         try {
           const sys: string[] = [];
           client.on('message', (topic) => sys.push(topic));
           expect(await grantedQos(client, ['$SYS/#', '$SYS/+/new/clients']), key === KEYS.read ? 'read key' : 'write key').to.deep.equal([128, 128]);
           // A new client makes the broker publish $SYS/<id>/new/clients with its id.
-          const other = await connect(svc.service.mqttUrl, withKey(KEYS.read));
+          const other = await connectMqtt(svc.service.mqttUrl, withKey(KEYS.read));
           await other.endAsync(true);
           await serviceEventArrives();
           expect(sys).to.deep.equal([]);
@@ -232,7 +218,7 @@ describe('broker access control', function () {
           await client.endAsync(true);
         }
       }
-      const adminSys = await connect(svc.service.mqttUrl, withKey(KEYS.admin));
+      const adminSys = await connectMqtt(svc.service.mqttUrl, withKey(KEYS.admin));
       try {
         expect(await grantedQos(adminSys, ['$SYS/#']), 'admin key').to.deep.equal([0]);
       } finally {

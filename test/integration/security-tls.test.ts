@@ -2,7 +2,6 @@ import http from 'node:http';
 import https from 'node:https';
 import tls from 'node:tls';
 import { expect } from 'chai';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { loadConfig, type Config } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { makeTestCerts, type TestCerts } from '../helpers/certs.js';
@@ -10,6 +9,7 @@ import { startTestService, type TestService } from '../helpers/service.js';
 import { makeTmpDir } from '../helpers/tmp-dir.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { fixedHeader, streamZeros } from '../helpers/raw-mqtt.js';
+import { connectMqtt } from '../helpers/mqtt.js';
 
 const READ_KEY = 'tls-test-read-key-8c2f61d0';
 const WRITE_KEY = 'tls-test-write-key-31b9e7a4';
@@ -29,21 +29,6 @@ function httpsGet(url: string, options: https.RequestOptions = {}): Promise<{ st
   });
 }
 
-/** Connects (no reconnection); rejects on a TLS or CONNACK error, bounded by connectTimeout. */
-async function connect(url: string, options: IClientOptions): Promise<MqttClient> {
-  const client = mqtt.connect(url, { reconnectPeriod: 0, connectTimeout: WAIT_MS, ...options });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      client.once('connect', () => resolve());
-      client.once('error', reject);
-      client.once('close', () => reject(new Error('closed before CONNACK')));
-    });
-    return client;
-  } catch (err) {
-    client.end(true);
-    throw err;
-  }
-}
 
 describe('TLS: HTTPS, MQTTS and WSS with a certificate made at test time', function () {
   this.timeout(20_000);
@@ -76,7 +61,7 @@ describe('TLS: HTTPS, MQTTS and WSS with a certificate made at test time', funct
 
   /** Subscribes on `url` with the read key and waits for the event of an album created after the subscription. */
   async function receivesEventOver(url: string, albumName: string): Promise<void> {
-    const client = await connect(url, { ca: certs.ca, username: 'reader', password: READ_KEY });
+    const client = await connectMqtt(url, { ca: certs.ca, username: 'reader', password: READ_KEY });
     try {
       const payloads: string[] = [];
       client.on('message', (_topic, payload) => payloads.push(payload.toString()));
@@ -132,10 +117,10 @@ describe('TLS: HTTPS, MQTTS and WSS with a certificate made at test time', funct
 
   it('refuses an MQTTS client that does not trust the CA, and a plain MQTT client on the MQTTS port', async () => {
     const tlsPort = svc.service.broker?.tlsPort;
-    const untrusted = await connect(`mqtts://127.0.0.1:${tlsPort}`, { username: 'r', password: READ_KEY }).then((c) => c.endAsync(true), (err: Error) => err);
+    const untrusted = await connectMqtt(`mqtts://127.0.0.1:${tlsPort}`, { username: 'r', password: READ_KEY }).then((c) => c.endAsync(true), (err: Error) => err);
     expect(untrusted).to.be.instanceOf(Error);
     expect((untrusted as NodeJS.ErrnoException).code).to.match(/SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
-    const plain = await connect(`mqtt://127.0.0.1:${tlsPort}`, { username: 'r', password: READ_KEY, connectTimeout: 1500 })
+    const plain = await connectMqtt(`mqtt://127.0.0.1:${tlsPort}`, { username: 'r', password: READ_KEY, connectTimeout: 1500 })
       .then((c) => c.endAsync(true), (err: Error) => err);
     expect(plain).to.be.instanceOf(Error);
   });
@@ -161,7 +146,7 @@ describe('TLS: HTTPS, MQTTS and WSS with a certificate made at test time', funct
   });
 
   it('still asks for a key over MQTTS', async () => {
-    const err = await connect(`mqtts://127.0.0.1:${svc.service.broker?.tlsPort}`, { ca: certs.ca }).then((c) => c.endAsync(true), (e: Error & { code?: number }) => e);
+    const err = await connectMqtt(`mqtts://127.0.0.1:${svc.service.broker?.tlsPort}`, { ca: certs.ca }).then((c) => c.endAsync(true), (e: Error & { code?: number }) => e);
     expect((err as { code?: number }).code).to.equal(4);
   });
 });

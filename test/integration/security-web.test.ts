@@ -1,10 +1,8 @@
 import { expect } from 'chai';
 import { chromium, type Browser } from 'playwright-core';
-import { loadConfig, type Config } from '../../src/config.js';
 import { albumPath } from '../helpers/api.js';
 import { makePng } from '../helpers/images.js';
-import { startTestService, type TestService } from '../helpers/service.js';
-import { makeTmpDir } from '../helpers/tmp-dir.js';
+import { startServiceWithEnv, type TestService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const READ_KEY = 'web-test-read-key-2a7c5e19';
@@ -13,15 +11,6 @@ const ALLOWED_ORIGIN = 'https://app.example.com';
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-/** Starts the whole service with a configuration loaded from `env`, on a fresh temp data dir. */
-async function startWithEnv(env: Record<string, string>): Promise<TestService> {
-  const dataDir = await makeTmpDir();
-  const config: Config = {
-    ...loadConfig({ HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', MQTTS_PORT: '0', LOG_LEVEL: 'silent', SHUTDOWN_TIMEOUT_MS: '3000', ...env }),
-    imageDbDir: dataDir,
-  };
-  return startTestService({ dataDir, config });
-}
 
 const read = { Authorization: `Bearer ${READ_KEY}` };
 const write = { Authorization: `Bearer ${WRITE_KEY}` };
@@ -30,7 +19,7 @@ describe('web hardening', function () {
   this.timeout(20_000);
   let svc: TestService;
   before(async () => {
-    svc = await startWithEnv({ API_KEYS: `read:${READ_KEY},write:${WRITE_KEY}`, CORS_ORIGINS: `${ALLOWED_ORIGIN}, http://localhost:8080` });
+    svc = await startServiceWithEnv({ API_KEYS: `read:${READ_KEY},write:${WRITE_KEY}`, CORS_ORIGINS: `${ALLOWED_ORIGIN}, http://localhost:8080` });
     await svc.http.post('/api/v1/albums').set(write).send({ albumName: 'web' }).expect(201);
     await svc.http.post(`${albumPath('web')}/images`).set(write).attach('file', await makePng(), 'pic.png').expect(201);
   });
@@ -164,7 +153,7 @@ describe('rate limit', function () {
   describe('per API key', () => {
     let svc: TestService;
     before(async () => {
-      svc = await startWithEnv({ API_KEYS: `read:${READ_KEY},write:${WRITE_KEY}`, RATE_LIMIT: String(LIMIT), RATE_LIMIT_WINDOW_MS: '60000' });
+      svc = await startServiceWithEnv({ API_KEYS: `read:${READ_KEY},write:${WRITE_KEY}`, RATE_LIMIT: String(LIMIT), RATE_LIMIT_WINDOW_MS: '60000' });
     });
     after(async () => svc?.close());
 
@@ -198,7 +187,7 @@ describe('rate limit', function () {
   describe('per client address (no keys)', () => {
     let svc: TestService;
     before(async () => {
-      svc = await startWithEnv({ RATE_LIMIT: String(LIMIT), RATE_LIMIT_WINDOW_MS: '2000' });
+      svc = await startServiceWithEnv({ RATE_LIMIT: String(LIMIT), RATE_LIMIT_WINDOW_MS: '2000' });
     });
     after(async () => svc?.close());
 
