@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { promises as fs, readdirSync, readFileSync } from 'node:fs';
+import { promises as fs, openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -175,6 +175,12 @@ export interface ServiceOptions {
   nodeArgs?: string[];
   /** The entry point, relative to the repository root (default `dist/src/main.js`); e.g. a copy of an older build. */
   main?: string;
+  /**
+   * Send the service's stdout (its JSON log lines) to this file instead of a pipe
+   * read by the benchmark, so that logging at LOG_LEVEL=info costs what it costs a
+   * user (a write per line) and not our own CPU too.
+   */
+  logFile?: string;
 }
 
 /**
@@ -187,6 +193,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const port = await freePort();
   const mqttPort = await freePort();
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^(MQTT_|IMAGE_DB_DIR$|PORT$|HOST$|LD_PRELOAD$)/.test(k)));
+  const logFd = options.logFile ? openSync(options.logFile, 'a') : undefined;
   const proc = spawn(process.execPath, [...(options.nodeArgs ?? []), options.main ?? 'dist/src/main.js'], {
     cwd: REPO_ROOT,
     env: {
@@ -195,8 +202,9 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
       ...(options.jemalloc ? { LD_PRELOAD: JEMALLOC } : {}),
       ...options.env,
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['ignore', logFd ?? 'pipe', 'pipe'],
   });
+  if (logFd !== undefined) closeSync(logFd); // the child has its own copy
   const child = own(proc);
   const alive = () => proc.exitCode === null && proc.signalCode === null;
   try {
@@ -287,29 +295,63 @@ export interface WrkResult {
   /** Non-2xx/3xx answers and socket errors. */
   errors: number;
   latencyAvgMs: number;
+  /** Latency percentiles (only with `latency: true`, else NaN). */
+  p50Ms: number;
+  p99Ms: number;
   mbPerSec: number;
+  /** Seconds wrk ran (from its "N requests in Xs" line). */
+  durationS: number;
+  /** wrk's whole output (stdout + stderr), e.g. for a Lua script's own lines. */
+  output: string;
 }
 
-/** `wrk -c<c> -t<t> -d<d>s [-H header] <url>`; parses requests/s, errors and latency. */
-export async function runWrk(url: string, { connections = 64, threads = 2, seconds = 10, headers = [] as string[] } = {}): Promise<WrkResult> {
-  const args = [`-c${connections}`, `-t${threads}`, `-d${seconds}s`, ...headers.flatMap((h) => ['-H', h]), url];
-  const proc = spawn(WRK_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+/** wrk options beyond the URL. */
+export interface WrkOptions {
+  connections?: number;
+  threads?: number;
+  seconds?: number;
+  headers?: string[];
+  /** `--latency`: also report p50 and p99. */
+  latency?: boolean;
+  /** A Lua script (`-s`). */
+  script?: string;
+  /** Environment for wrk (a Lua script reads it with os.getenv). */
+  env?: Record<string, string>;
+}
+
+const TIME_UNITS: Record<string, number> = { us: 0.001, ms: 1, s: 1000, m: 60_000 };
+
+/** `wrk -c<c> -t<t> -d<d>s [--latency] [-s script] [-H header] <url>`; parses requests/s, errors and latency. */
+export async function runWrk(url: string, { connections = 64, threads = 2, seconds = 10, headers = [], latency = false, script, env }: WrkOptions = {}): Promise<WrkResult> {
+  const args = [`-c${connections}`, `-t${threads}`, `-d${seconds}s`, ...(latency ? ['--latency'] : []), ...(script ? ['-s', script] : []), ...headers.flatMap((h) => ['-H', h]), url];
+  const proc = spawn(WRK_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const [code] = await once(proc, 'exit');
   if (code !== 0) throw new Error(`wrk failed (${code}): ${out}`);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-  const requests = Number(/(\d+) requests in/.exec(out)?.[1]);
+  const done = /(\d+) requests in ([\d.]+)(us|ms|s|m)/.exec(out);
+  const requests = Number(done?.[1]);
+  const durationS = done ? (Number(done[2]) * TIME_UNITS[done[3]]) / 1000 : NaN;
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const socketErrors = sock ? sock.slice(1).reduce((s, n) => s + Number(n), 0) : 0;
-  const lat = /Latency\s+([\d.]+)(us|ms|s)/.exec(out);
-  const latencyAvgMs = lat ? Number(lat[1]) * ({ us: 0.001, ms: 1, s: 1000 } as Record<string, number>)[lat[2]] : NaN;
-  const transfer = /Transfer\/sec:\s+([\d.]+)(KB|MB|GB)/.exec(out);
-  const mbPerSec = transfer ? Number(transfer[1]) * ({ KB: 1 / 1024, MB: 1, GB: 1024 } as Record<string, number>)[transfer[2]] : NaN;
+  const ms = (m: RegExpExecArray | null) => (m ? Number(m[1]) * TIME_UNITS[m[2]] : NaN);
+  const transfer = /Transfer\/sec:\s+([\d.]+)(B|KB|MB|GB)/.exec(out);
+  const mbPerSec = transfer ? Number(transfer[1]) * ({ B: 1 / 1024 ** 2, KB: 1 / 1024, MB: 1, GB: 1024 } as Record<string, number>)[transfer[2]] : NaN;
   if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output: ${out}`);
-  return { rps, requests, errors: non2xx + socketErrors, latencyAvgMs, mbPerSec };
+  return {
+    rps,
+    requests,
+    errors: non2xx + socketErrors,
+    latencyAvgMs: ms(/Latency\s+([\d.]+)(us|ms|s|m)\b/.exec(out)),
+    p50Ms: ms(/^\s+50%\s+([\d.]+)(us|ms|s|m)\b/m.exec(out)),
+    p99Ms: ms(/^\s+99%\s+([\d.]+)(us|ms|s|m)\b/m.exec(out)),
+    mbPerSec,
+    durationS,
+    output: out,
+  };
 }
 
 /** Runs `command` once per job with at most `concurrency` at a time; returns the wall time in ms. */
