@@ -392,6 +392,26 @@ export function cpuTimeMs(pid: number): number {
 }
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
+/**
+ * CPU time (user + system, ms) of each thread of a process, summed by thread name
+ * (/proc/<pid>/task/<tid>/stat): the main thread, libuv's pool ("libuv-worker"),
+ * V8's helpers ("V8 DefaultWorke"), libvips' workers, ...
+ */
+export function threadCpuMs(pid: number): Record<string, number> {
+  const byName: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const name = Number(tid) === pid ? 'main thread' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      byName[name] = (byName[name] ?? 0) + ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // the thread ended
+    }
+  }
+  return byName;
+}
+
 /** PIDs of our own child processes with this command name (from /proc/<pid>/stat), e.g. the mosquitto a helper started. */
 export function childPidsNamed(parent: number, name: string): number[] {
   const pids: number[] = [];

@@ -26,7 +26,10 @@ function init(args)
   head = "--" .. boundary .. "\r\nContent-Disposition: form-data; name=\"file\"; filename=\""
   mid = "\"\r\nContent-Type: image/jpeg\r\n\r\n"
   tail = "\r\n--" .. boundary .. "--\r\n"
-  headers = { ["Content-Type"] = "multipart/form-data; boundary=" .. boundary }
+  -- wrk's -H headers, plus the body's type.
+  headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
   sent = 0
   statuses = {}
 end
