@@ -18,7 +18,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { jpegOfAbout, writeFixture } from './fixtures.js';
 import {
-  REPO_ROOT, childPidsNamed, cpuTimeMs, createAlbum, loadAverage, machineInfo, makeTmpDir, median, round, runWrk, startNginx, startService, uploadImage,
+  REPO_ROOT, childPidsNamed, cpuTimeMs, createAlbum, processTreeCpuMs, loadAverage, machineInfo, makeTmpDir, median, runWrk, startNginx, startService, uploadImage,
   type Service, type WrkResult,
 } from './lib.js';
 import { uploadBurst } from './uploads.js';
@@ -161,7 +161,7 @@ async function main(): Promise<void> {
       const order = contenders.map((_, i) => contenders[(i + r) % contenders.length]);
       const measure = async (name: string) => {
         const { row, url, pids } = targets.get(name)!;
-        const cpu = () => pids().reduce((sum, pid) => sum + cpuTimeMs(pid), 0);
+        const cpu = () => pids().reduce((sum, pid) => sum + (row === 'nginx' ? cpuTimeMs(pid) : processTreeCpuMs(pid)), 0);
         const cpu0 = cpu();
         const res = await runWrk(url, { connections: CONNECTIONS[row], threads: 2, seconds, latency: true });
         keep(name, { ...res, cpuUs: ((cpu() - cpu0) * 1000) / res.requests });
@@ -197,12 +197,12 @@ async function measureUploads(c: Contender, r: number, photo: string, logFile: s
   try {
     await createAlbum(service.api, 'uploads');
     const url = `${service.api}/albums/uploads/images`;
-    const cpu0 = cpuTimeMs(service.pid);
+    const cpu0 = processTreeCpuMs(service.pid);
     const res = await runWrk(url, {
       connections: CONNECTIONS.upload, threads: 2, seconds, latency: true,
       script: path.join(REPO_ROOT, 'bench/upload.lua'), env: { UPLOAD_FILE: photo, UPLOAD_PREFIX: `r${r + 1}` },
     });
-    const cpuUs = ((cpuTimeMs(service.pid) - cpu0) * 1000) / res.requests;
+    const cpuUs = ((processTreeCpuMs(service.pid) - cpu0) * 1000) / res.requests;
     const line = /^upload-statuses (\{.*\})$/m.exec(res.output);
     if (!line) throw new Error(`upload.lua printed no statuses: ${res.output}`);
     const statuses = JSON.parse(line[1]) as Record<string, number>;
@@ -306,7 +306,7 @@ function report({ header, commit, branch, loads, samples, flat, sizes, logLines,
     `- Contenders: ${contenders.map((c) => `${c.label} = \`node ${c.main}\``).join('; ')}. Each: defaults except HOST=127.0.0.1, free PORT/MQTT_PORT, a temp IMAGE_DB_DIR; LOG_LEVEL=info, stdout to a file (${fmt(logLines)} log lines written in all); embedded aedes broker; every fetch journals and publishes an \`imagestore.image.fetched\` event.`,
     `- nginx: Debian nginx-light ${nginxVersion()}, \`worker_processes 2; sendfile on; tcp_nopush on; access_log off;\`, serving the same file from disk.`,
     `- Inputs: ${photoInfo.width}×${photoInfo.height} JPEG, quality ${photoInfo.quality}, ${photoInfo.bytes} bytes (bench/fixtures.ts jpegOfAbout); derivative ${fmt(sizes.derivative ?? NaN)} bytes of WebP, made once before the rounds; the listed album holds ${fmt(listSize)} small JPEGs, listed without \`details\` (${fmt(sizes.list ?? NaN)} bytes of JSON).`,
-    `- Each row: \`wrk -t2 -cN -d${seconds}s --latency\`, ${rounds} rounds, contenders alternated within each round (their order rotated per round), a ${warmupSeconds} s warm-up of each read target first; the figure is the median over the rounds; ratios are of medians. Uploads: \`-s bench/upload.lua\` (multipart, a new name per request: prefix + thread + counter) into one album, a fresh service and data dir per round (cold start, empty store); only 201s count; any other answer or socket error is listed and makes the figure invalid. CPU: the server's user + system time over the measured interval (/proc/<pid>/stat, all threads; nginx: its two workers) / requests.`,
+    `- Each row: \`wrk -t2 -cN -d${seconds}s --latency\`, ${rounds} rounds, contenders alternated within each round (their order rotated per round), a ${warmupSeconds} s warm-up of each read target first; the figure is the median over the rounds; ratios are of medians. Uploads: \`-s bench/upload.lua\` (multipart, a new name per request: prefix + thread + counter) into one album, a fresh service and data dir per round (cold start, empty store); only 201s count; any other answer or socket error is listed and makes the figure invalid. CPU: the server's user + system time over the measured interval (/proc/<pid>/stat, all threads, and any child processes; nginx: its two workers) / requests.`,
     '',
     '| row | req/s per round | median req/s | × nginx | Go-equivalent req/s (issue ratio × nginx) | p50 ms | p99 ms | server CPU µs/req | errors |',
     '|---|---|---|---|---|---|---|---|---|',

@@ -393,6 +393,35 @@ export function cpuTimeMs(pid: number): number {
 const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 /**
+ * CPU time (ms) of a process and all its descendants (found through the parent
+ * pid in /proc/<pid>/stat): a service that forks workers is measured whole.
+ */
+export function processTreeCpuMs(root: number): number {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // gone
+    }
+  }
+  let total = 0;
+  for (const queue = [root]; queue.length > 0;) {
+    const pid = queue.pop()!;
+    try {
+      total += cpuTimeMs(pid);
+    } catch {
+      // exited meanwhile
+    }
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return total;
+}
+
+/**
  * CPU time (user + system, ms) of each thread of a process, summed by thread name
  * (/proc/<pid>/task/<tid>/stat): the main thread, libuv's pool ("libuv-worker"),
  * V8's helpers ("V8 DefaultWorke"), libvips' workers, ...
