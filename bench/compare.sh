@@ -8,7 +8,7 @@
 #   bash bench/compare.sh [--no-build] [--rounds 3] [--seconds 10] [--label LABEL]
 #        [--variant LABEL=path/to/dist/src/main.js ...] [--before LABEL]
 #        [--rows download,derivative,list,upload,flat] [--list-size 1000]
-#        [--flat-sizes 1000,20000] [--flat-count 300] [--flat-connections 16]
+#        [--flat-sizes 1000,20000] [--flat-count 150] [--flat-connections 16]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

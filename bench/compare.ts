@@ -39,8 +39,8 @@ const { values: args } = parseArgs({
     'warmup-seconds': { type: 'string', default: '3' },
     /** Album sizes at which upload p50 is measured. */
     'flat-sizes': { type: 'string', default: '1000,20000' },
-    /** Uploads measured at each size, and how many at once. */
-    'flat-count': { type: 'string', default: '300' },
+    /** Uploads per measured burst (one burst per size per round), and how many at once. */
+    'flat-count': { type: 'string', default: '150' },
     'flat-connections': { type: 'string', default: '16' },
   },
 });
@@ -225,48 +225,46 @@ function nonSuccess(statuses: Record<string, number>): number {
 interface FlatResult {
   label: string;
   size: number;
-  p50Ms: number;
-  p99Ms: number;
-  rps: number;
-  statuses: Record<string, number>;
   fillSeconds: number;
+  /** One per round: p50 and p99 of a burst, uploads/s, answers. */
+  bursts: Array<{ p50Ms: number; p99Ms: number; rps: number; statuses: Record<string, number> }>;
 }
 
 /**
- * Upload p50 as the store grows: one service per contender, one album filled
- * (small JPEGs, 16 at a time) to each size in turn; at each size `flatCount`
- * uploads of the 100 KiB JPEG, `flatConnections` at a time. Contenders alternate at each size.
+ * Upload p50 as the store grows: per contender, one service per size whose one
+ * album is filled (small JPEGs, 16 at a time, through the API) to that size. Then,
+ * each round, a burst of `flatCount` uploads of the 100 KiB JPEG (`flatConnections`
+ * at a time) into each, alternating sizes and contenders, so that the machine's
+ * load drifts over all of them alike. Bursts add images: an album ends
+ * `rounds × flatCount` images above its size.
  */
 async function measureFlat(photo: string, small: Buffer, logs: string, extra: Service[]): Promise<FlatResult[]> {
   const file = await fs.readFile(photo);
-  const services = new Map<Contender, { service: Service; images: number }>();
+  const targets: Array<FlatResult & { service: Service }> = [];
   for (const c of contenders) {
-    const service = await serve(c, path.join(logs, `${slug(c.label)}-flat.log`));
-    extra.push(service);
-    await createAlbum(service.api, 'grows');
-    services.set(c, { service, images: 0 });
-  }
-  const results: FlatResult[] = [];
-  for (const size of flatSizes) {
-    const fillSeconds: Record<string, number> = {};
-    for (const c of contenders) {
-      const s = services.get(c)!;
-      const count = size - s.images;
-      say(`flat: ${c.label}: filling to ${size} images (${count} uploads)`);
-      const fill = count > 0 ? await uploadBurst({ url: `${s.service.api}/albums/grows/images`, file: small, prefix: `fill${size}`, count, concurrency: 16, failFast: true }) : undefined;
-      fillSeconds[c.label] = (fill?.wallMs ?? 0) / 1000;
-      s.images += Math.max(0, count);
-    }
-    for (const c of contenders) {
-      const s = services.get(c)!;
-      const burst = await uploadBurst({ url: `${s.service.api}/albums/grows/images`, file, prefix: `at${size}`, count: flatCount, concurrency: flatConnections });
-      s.images += burst.statuses['201'] ?? 0;
-      const result = { label: c.label, size, p50Ms: burst.p50Ms, p99Ms: burst.p99Ms, rps: ((burst.statuses['201'] ?? 0) * 1000) / burst.wallMs, statuses: burst.statuses, fillSeconds: fillSeconds[c.label] };
-      say(`  flat: ${c.label} at ${size}: p50 ${fmt(result.p50Ms, 1)} ms, p99 ${fmt(result.p99Ms, 1)} ms, ${fmt(result.rps)} uploads/s, ${JSON.stringify(burst.statuses)}`);
-      results.push(result);
+    for (const size of flatSizes) {
+      const service = await serve(c, path.join(logs, `${slug(c.label)}-flat-${size}.log`));
+      extra.push(service);
+      await createAlbum(service.api, 'grows');
+      say(`flat: ${c.label}: filling an album to ${size} images`);
+      const fill = size > 0 ? await uploadBurst({ url: `${service.api}/albums/grows/images`, file: small, prefix: 'fill', count: size, concurrency: 16, failFast: true }) : undefined;
+      targets.push({ label: c.label, size, fillSeconds: (fill?.wallMs ?? 0) / 1000, bursts: [], service });
     }
   }
-  return results;
+  for (let r = 0; r < rounds; r++) {
+    const order = targets.map((_, i) => targets[(i + r) % targets.length]);
+    for (const t of order) {
+      const burst = await uploadBurst({ url: `${t.service.api}/albums/grows/images`, file, prefix: `burst${r + 1}`, count: flatCount, concurrency: flatConnections });
+      const result = { p50Ms: burst.p50Ms, p99Ms: burst.p99Ms, rps: ((burst.statuses['201'] ?? 0) * 1000) / burst.wallMs, statuses: burst.statuses };
+      t.bursts.push(result);
+      say(`  flat round ${r + 1}: ${t.label} at ${t.size}: p50 ${fmt(result.p50Ms, 1)} ms, p99 ${fmt(result.p99Ms, 1)} ms, ${fmt(result.rps)} uploads/s, ${JSON.stringify(burst.statuses)}`);
+    }
+  }
+  for (const t of targets) {
+    await t.service.close();
+    extra.splice(extra.indexOf(t.service), 1);
+  }
+  return targets.map(({ service: _service, ...result }) => result);
 }
 
 const slug = (label: string) => label.replace(/[^A-Za-z0-9_.-]+/g, '_');
@@ -323,13 +321,17 @@ function report({ header, commit, branch, loads, samples, flat, sizes, logLines,
   ];
   const uploadSamples = names.filter((n) => rowOf(n) === 'upload').flatMap((n) => samples.get(n)!.map((s) => `${n.slice(0, n.lastIndexOf(':'))}: ${s.created} × 201, ${s.stored} listed afterwards`));
   if (uploadSamples.length > 0) lines.push(`- Uploads per round (201s, and images listed afterwards; more listed = requests in flight when wrk stopped, completed by the server): ${uploadSamples.join('; ')}.`, '');
+  const flatMedian = (f: FlatResult) => median(f.bursts.map((b) => b.p50Ms));
   if (flat && flat.length > 0) {
     lines.push(
-      `Upload p50 as the album grows: one service per contender, one album filled with small JPEGs (16 at a time, through the API) to each size, then ${flatCount} uploads of the 100 KiB JPEG, ${flatConnections} at a time (node:http client, bench/uploads.ts); contenders alternated at each size.`,
+      `Upload p50 as the store grows: per contender and size, a service whose one album was filled through the API (small JPEGs, 16 at a time) to that size; then each round a burst of ${flatCount} uploads of the 100 KiB JPEG, ${flatConnections} at a time (node:http client, bench/uploads.ts), sizes and contenders alternated (order rotated per round). Figure: the median of the bursts' p50s.`,
       '',
-      '| contender | album size | fill time s | p50 ms | p99 ms | uploads/s | answers |',
-      '|---|---|---|---|---|---|---|',
-      ...flat.map((f) => `| ${f.label} | ${fmt(f.size)} | ${fmt(f.fillSeconds, 1)} | ${fmt(f.p50Ms, 1)} | ${fmt(f.p99Ms, 1)} | ${fmt(f.rps)} | ${JSON.stringify(f.statuses)} |`),
+      '| contender | album size | fill time s | p50 ms per burst | median p50 ms | p99 ms per burst | uploads/s per burst | non-201 answers |',
+      '|---|---|---|---|---|---|---|---|',
+      ...flat.map((f) => {
+        const bad = f.bursts.flatMap((b) => Object.entries(b.statuses).filter(([s]) => s !== '201').map(([s, n]) => `${n} × ${s}`));
+        return `| ${f.label} | ${fmt(f.size)} | ${fmt(f.fillSeconds, 1)} | ${f.bursts.map((b) => fmt(b.p50Ms, 1)).join(', ')} | ${fmt(flatMedian(f), 1)} | ${f.bursts.map((b) => fmt(b.p99Ms, 1)).join(', ')} | ${f.bursts.map((b) => fmt(b.rps)).join(', ')} | ${bad.length ? `**${bad.join(', ')}** (invalid)` : '0'} |`;
+      }),
       '',
     );
   }
@@ -363,7 +365,9 @@ function report({ header, commit, branch, loads, samples, flat, sizes, logLines,
     const mine = flat?.filter((f) => f.label === c.label) ?? [];
     if (mine.length >= 2) {
       const [first, last] = [mine[0], mine[mine.length - 1]];
-      add(`upload p50 at ${fmt(last.size)} within 1.2× of at ${fmt(first.size)}`, `${fmt(last.p50Ms / first.p50Ms, 2)}× (${fmt(last.p50Ms, 1)} vs ${fmt(first.p50Ms, 1)} ms)`, last.p50Ms / first.p50Ms <= 1.2);
+      const ratio = flatMedian(last) / flatMedian(first);
+      const valid = mine.every((f) => f.bursts.every((b) => Object.keys(b.statuses).every((s) => s === '201')));
+      add(`upload p50 at ${fmt(last.size)} within 1.2× of at ${fmt(first.size)}`, `${fmt(ratio, 2)}× (${fmt(flatMedian(last), 1)} vs ${fmt(flatMedian(first), 1)} ms)${valid ? '' : ', with errors: invalid'}`, valid && ratio <= 1.2);
     }
     const cpu = (row: Row) => (has(row) ? `${fmt(med(`${c.label}: ${row}`, (s) => s.cpuUs))} µs` : '–');
     add('CPU per request, reported next to nginx', `download ${cpu('download')}, derivative ${cpu('derivative')}, list ${cpu('list')}, upload ${cpu('upload')}; nginx download ${fmt(nginxCpu)} µs`, undefined);
