@@ -6,12 +6,14 @@
  *      (bench/cpuprofile.ts), and /proc CPU per request by thread;
  *   B. `node --import bench/stage-timer.mjs`: wall time per stage of each request and
  *      every file operation (count, wall time), from a preload, src/ untouched;
- *   C. `strace -f -c -w` attached for a few seconds: system calls per request and their wall time.
+ *   C. `perf record -g` on every thread (CPU by thread group and activity: libvips, fsync,
+ *      file operations, futex, GC, ...; bench/perf-profile.ts), then `strace -f -c -w`
+ *      attached for a few seconds: system calls per request and their wall time.
  * Each run: one service (LOG_LEVEL=info to a file, embedded broker), the albums made
  * once, then per path a warm-up and the measured wrk run. Prints a Markdown section.
  *
  *   npm run build && npx tsx bench/profile.ts [--paths download,derivative,list,upload] [--seconds 10]
- *     [--interval 250] [--strace-seconds 5] [--no-strace] [--keep DIR]
+ *     [--interval 250] [--strace-seconds 5] [--no-strace] [--no-perf] [--keep DIR]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,6 +21,7 @@ import { promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { summariseProfile, type ProfileSummary } from './cpuprofile.js';
+import { startPerf, summarisePerf, THREAD_GROUPS, type PerfSummary } from './perf-profile.js';
 import { jpegOfAbout, writeFixture } from './fixtures.js';
 import {
   REPO_ROOT, createAlbum, loadAverage, machineInfo, makeTmpDir, median, percentile, runWrk, sleep, startService, threadCpuMs, uploadImage,
@@ -36,6 +39,7 @@ const { values: args } = parseArgs({
     'list-size': { type: 'string', default: '1000' },
     'strace-seconds': { type: 'string', default: '5' },
     strace: { type: 'boolean', default: true },
+    perf: { type: 'boolean', default: true },
     /** Keep the .cpuprofile, stage and strace files here (default: a temp dir, removed). */
     keep: { type: 'string' },
   },
@@ -202,17 +206,33 @@ interface StraceRun {
   path: PathName;
   requests: number;
   calls: Array<{ syscall: string; calls: number; usecsPerCall: number; errors: number }>;
+  perf?: { requests: number; summary: PerfSummary };
 }
 
-/** C: strace -f -c -w on the service (all its threads) while wrk runs. */
+/** C: perf record (all threads) while wrk runs, then strace -f -c -w on the service while wrk runs again. */
 async function runStrace(fx: Fixture, dir: string): Promise<StraceRun[]> {
   const service = await startService({ env: { LOG_LEVEL: 'info' }, logFile: path.join(dir, 'strace-run.log') });
   const runs: StraceRun[] = [];
   try {
     await prepare(service, fx);
     for (const p of paths) {
-      say(`C (strace): ${p}`);
       await warmUp(service, fx, p);
+      let perf: StraceRun['perf'];
+      if (args.perf) {
+        say(`C (perf): ${p}`);
+        const data = path.join(dir, `perf-${p}.data`);
+        const recording = startPerf(service.pid, data);
+        await sleep(500);
+        const wrk = await load(service, fx, p, seconds, 'perf');
+        await recording.stop();
+        perf = { requests: wrk.requests, summary: await summarisePerf(data, service.pid) };
+        if (!args.keep) await fs.rm(data, { force: true });
+      }
+      if (!args.strace) {
+        runs.push({ path: p, requests: 0, calls: [], perf });
+        continue;
+      }
+      say(`C (strace): ${p}`);
       const file = path.join(dir, `strace-${p}.txt`);
       const strace = spawn('strace', ['-f', '-c', '-w', '-o', file, '-p', String(service.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
       const exited = once(strace, 'exit');
@@ -220,7 +240,7 @@ async function runStrace(fx: Fixture, dir: string): Promise<StraceRun[]> {
       const wrk = await load(service, fx, p, straceSeconds, 'strace');
       strace.kill('SIGINT'); // detaches and writes the summary
       await exited;
-      runs.push({ path: p, requests: wrk.requests, calls: parseStrace(readFileSync(file, 'utf8')) });
+      runs.push({ path: p, requests: wrk.requests, calls: parseStrace(readFileSync(file, 'utf8')), perf });
     }
   } finally {
     await service.close();
@@ -322,10 +342,31 @@ function reportStages({ runs, missing }: { runs: StageRun[]; missing: string[] }
 
 function reportStrace(runs: StraceRun[]): string[] {
   const lines: string[] = [];
-  for (const run of runs) {
+  for (const run of runs.filter((r) => r.calls.length > 0)) {
     const top = run.calls.filter((c) => c.syscall !== 'total').sort((a, b) => b.calls * b.usecsPerCall - a.calls * a.usecsPerCall).slice(0, 14);
     lines.push(
       `- ${run.path} (${run.requests.toLocaleString('en-US')} requests under strace): ${top.map((c) => `${c.syscall} ${(c.calls / run.requests).toFixed(2)} × ${us(c.usecsPerCall)} µs${c.errors ? ` (${c.errors} errors)` : ''}`).join(', ')}.`,
+    );
+  }
+  return lines;
+}
+
+function reportPerf(runs: StraceRun[]): string[] {
+  const lines: string[] = [];
+  for (const run of runs) {
+    if (!run.perf) continue;
+    const { requests, summary } = run.perf;
+    const perReq = (msTotal: number) => (msTotal * 1000) / requests;
+    const groups = THREAD_GROUPS.filter((g) => [...summary.cells.values()].some((row) => (row.get(g) ?? 0) > 0));
+    const rows = [...summary.cells].map(([activity, row]) => ({ activity, row, total: [...row.values()].reduce((a, b) => a + b, 0) })).sort((a, b) => b.total - a.total);
+    lines.push(
+      `#### ${run.path}: CPU by thread and activity (perf, ${us(perReq(summary.totalMs))} µs per request sampled over ${requests.toLocaleString('en-US')} requests)`,
+      '',
+      `| activity | µs per request | ${groups.join(' | ')} |`,
+      `|---|---|${groups.map(() => '---').join('|')}|`,
+      ...rows.filter((r) => perReq(r.total) >= 1).map((r) => `| ${r.activity} | ${us(perReq(r.total))} | ${groups.map((g) => us(perReq(r.row.get(g) ?? 0))).join(' | ')} |`),
+      `| all | ${us(perReq(summary.totalMs))} | ${groups.map((g) => us(perReq(rows.reduce((sum, r) => sum + (r.row.get(g) ?? 0), 0)))).join(' | ')} |`,
+      '',
     );
   }
   return lines;
@@ -343,7 +384,7 @@ async function main(): Promise<void> {
     loads.push(loadAverage());
     const stages = await runStages(fx, dir);
     loads.push(loadAverage());
-    const strace = args.strace ? await runStrace(fx, dir) : [];
+    const strace = args.strace || args.perf ? await runStrace(fx, dir) : [];
     loads.push(loadAverage());
     const argv = process.argv.slice(2).join(' ');
     process.stdout.write([
@@ -353,11 +394,12 @@ async function main(): Promise<void> {
       `- Load average at the start of runs A, B, C and at the end: ${loads.join(' | ')}`,
       `- Command: \`npm run build && npx tsx bench/profile.ts${argv ? ` ${argv}` : ''}\``,
       `- Service: \`node dist/src/main.js\`, LOG_LEVEL=info to a file, embedded broker, fetch events on; a ${width}×${height} JPEG (q${quality}, ${bytes.length} bytes), a ${listSize}-image album listed by name, uploads of the JPEG into one album. Each path: ${warmupSeconds} s warm-up, then wrk ${seconds} s (download and derivative -c64, list and upload -c16).`,
-      `- A: \`node --cpu-prof --cpu-prof-interval ${args.interval}\`; samples inside each measured window, divided by its requests (the profiler's own cost is in these figures). B: \`node --import bench/stage-timer.mjs\` (AsyncLocalStorage and wrappers make it slower; its figures are wall times, for proportions). C: \`strace -f -c -w -p PID\` for ${straceSeconds} s (wall µs per call, much inflated by strace; the counts are what matter).`,
+      `- A: \`node --cpu-prof --cpu-prof-interval ${args.interval}\`; samples inside each measured window, divided by its requests (the profiler's own cost is in these figures). B: \`node --import bench/stage-timer.mjs\` (wrappers on the store, journal and fs calls; its figures are wall times). C: \`perf record -e cpu-clock -F 999 -g -p PID\` for ${seconds} s (every thread's CPU by activity, bench/perf-profile.ts), then \`strace -f -c -w -p PID\` for ${straceSeconds} s (wall µs per call, much inflated by strace; the counts are what matter).`,
       '',
       ...reportProfile(profile),
       ...reportStages(stages),
-      ...(strace.length ? ['System calls per request (strace -c -w, all threads; count × wall µs per call):', '', ...reportStrace(strace), ''] : []),
+      ...reportPerf(strace),
+      ...(args.strace ? ['System calls per request (strace -c -w, all threads; count × wall µs per call):', '', ...reportStrace(strace), ''] : []),
     ].join('\n'));
   } finally {
     if (!args.keep) await fs.rm(dir, { recursive: true, force: true });
