@@ -34,8 +34,10 @@ export interface ProfileSummary {
   modules: Map<string, number>;
   /** Self time by function (`name (module:line)`). */
   functions: Map<string, number>;
-  /** Inclusive time by component (see COMPONENTS). */
+  /** Inclusive time by component (see COMPONENTS): overlapping (a middleware's `await next()` runs the rest of the chain on its stack). */
   components: Map<string, number>;
+  /** Self time by part (see PARTS): a partition of the busy time, sums to it. */
+  parts: Map<string, number>;
 }
 
 const SPECIAL = new Set(['(garbage collector)', '(program)', '(idle)', '(root)']);
@@ -94,6 +96,35 @@ export const COMPONENTS: Array<[string, (f: CallFrame, module: string | undefine
   ['garbage collector', (f) => f.functionName === '(garbage collector)'],
 ];
 
+/**
+ * Parts of the main thread's own (self) time, by the module of the running
+ * function (builtins count for their caller's module; node's own modules count for
+ * pino when pino called them: the log line's synchronous write); the first match
+ * wins, the rest is "other".
+ */
+const PINO = /^(pino|sonic-boom|pino-std-serializers|fast-redact|quick-format-unescaped|on-exit-leak-free|safe-stable-stringify|atomic-sleep|thread-stream|@pinojs\/.+)$/;
+
+export const PARTS: Array<[string, RegExp]> = [
+  ['node fs calls (binding: hand-off to the libuv pool)', /^node: fs$/],
+  ['node net, streams (socket writes: writev)', /^node: (net|streams)$/],
+  ['node http (parser, headers)', /^node: http$/],
+  ['node crypto (sha256 of uploads, randomUUID)', /^node: crypto$|^@noble\//],
+  ['node event loop, timers, promises, events, buffers', /^node: (event loop, timers, promises|events|buffer|process\/per_thread)$/],
+  ['Koa core (koa, koa-compose, delegates, ...)', /^(koa|koa-compose|delegates|on-finished|statuses|http-errors|content-type|type-is|accepts|cookies|fresh|vary|encodeurl|escape-html|depd|destroy|only|media-typer|mime-types|negotiator|koa-convert|http-assert|cache-content-type|content-disposition)$/],
+  ['@koa/router', /^(@koa\/router|path-to-regexp)$/],
+  ['helmet, @koa/cors', /^(helmet|koa-helmet|@koa\/cors)$/],
+  ['our middleware (request id, access log, auth, rate limit, min body rate, error handler, web hardening)', /^src\/middleware\//],
+  ['pino (child loggers, one line per request and its write(2) to stdout)', PINO],
+  ['prom-client (histogram, counters)', /^(prom-client|tdigest|bintrees|src\/metrics)$/],
+  ['fetch/change event (src/notifier, aedes, mqtt-packet, ...)', /^(src\/notifier\/.+|aedes.*|mqemitter|mqtt-packet|fastfall|fastparallel|fastseries|reusify|hyperid|retimer|qlobber|uuid|level|classic-level|abstract-level)$/],
+  ['koa-body, formidable (multipart)', /^(koa-body|formidable|co-body|raw-body|dezalgo|hexoid|once|wrappy|asap)$/],
+  ['sharp (JS side)', /^(sharp|src\/images\/(inspect|transform|engine-slots))$/],
+  ['store (src/albums)', /^src\/albums\//],
+  ['routes, delivery, derivative cache, schemas (zod)', /^(src\/routes\/.+|src\/images\/.+|zod)$/],
+  ['V8 garbage collector', /^\(garbage collector\)$/],
+  ['V8/native outside JavaScript ("(program)")', /^\(program\)$/],
+];
+
 /** Sums the samples of `file` whose timestamps fall in [fromUs, toUs) (CLOCK_MONOTONIC µs, as process.hrtime). */
 export function summariseProfile(file: string, fromUs: number, toUs: number): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
@@ -123,7 +154,22 @@ export function summariseProfile(file: string, fromUs: number, toUs: number): Pr
     componentCache.set(id, set);
     return set;
   };
-  const summary: ProfileSummary = { totalUs: 0, idleUs: 0, modules: new Map(), functions: new Map(), components: new Map() };
+  // The nearest caller outside node's own modules: a log line's write(2) is pino's, not the store's.
+  const userCache = new Map<number, string | undefined>();
+  const userModuleOf = (id: number): string | undefined => {
+    if (userCache.has(id)) return userCache.get(id);
+    const m = moduleOf(byId.get(id)!.callFrame);
+    const p = parent.get(id);
+    const result = m && !m.startsWith('node: ') && !m.startsWith('(') ? m : p !== undefined ? userModuleOf(p) : undefined;
+    userCache.set(id, result);
+    return result;
+  };
+  const partOf = (id: number, module: string): string => {
+    const owner = module.startsWith('node: ') ? userModuleOf(id) : undefined;
+    const byOwner = owner && PINO.test(owner) ? PARTS.find(([, re]) => re.test(owner)) : undefined;
+    return (byOwner ?? PARTS.find(([, re]) => re.test(module)))?.[0] ?? 'other';
+  };
+  const summary: ProfileSummary = { totalUs: 0, idleUs: 0, modules: new Map(), functions: new Map(), components: new Map(), parts: new Map() };
   const bump = (map: Map<string, number>, key: string, us: number) => map.set(key, (map.get(key) ?? 0) + us);
   let t = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
@@ -143,6 +189,7 @@ export function summariseProfile(file: string, fromUs: number, toUs: number): Pr
     const where = frame.url ? `${module}:${frame.lineNumber + 1}` : `builtin, from ${module}`;
     bump(summary.functions, `${frame.functionName || '(anonymous)'} (${where})`, us);
     for (const c of componentsOf(id)) bump(summary.components, c, us);
+    bump(summary.parts, partOf(id, module), us);
   }
   return summary;
 }

@@ -13,7 +13,7 @@
  * once, then per path a warm-up and the measured wrk run. Prints a Markdown section.
  *
  *   npm run build && npx tsx bench/profile.ts [--paths download,derivative,list,upload] [--seconds 10]
- *     [--interval 250] [--strace-seconds 5] [--no-strace] [--no-perf] [--keep DIR]
+ *     [--interval 250] [--strace-seconds 5] [--runs A,B,C] [--no-strace] [--no-perf] [--keep DIR]
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -40,6 +40,8 @@ const { values: args } = parseArgs({
     'strace-seconds': { type: 'string', default: '5' },
     strace: { type: 'boolean', default: true },
     perf: { type: 'boolean', default: true },
+    /** Which runs: A (cpu profile), B (stage timer), C (perf and strace). */
+    runs: { type: 'string', default: 'A,B,C' },
     /** Keep the .cpuprofile, stage and strace files here (default: a temp dir, removed). */
     keep: { type: 'string' },
   },
@@ -142,6 +144,8 @@ async function runProfile(fx: Fixture, dir: string): Promise<Array<Window & { pr
   }
   const [file] = (await fs.readdir(profDir)).filter((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no .cpuprofile written');
+  // With --keep: the windows (CLOCK_MONOTONIC µs, as the profile's timestamps), to summarise the profile again.
+  await fs.writeFile(path.join(dir, 'cpuprofile-windows.json'), JSON.stringify(windows));
   return windows.map((w) => ({ ...w, profile: summariseProfile(path.join(profDir, file), w.fromUs, w.toUs) }));
 }
 
@@ -285,7 +289,11 @@ function reportProfile(windows: Array<Window & { profile: ProfileSummary }>): st
       '',
       `CPU per request by thread (/proc): ${[...groups].sort((a, b) => b[1] - a[1]).map(([g, v]) => `${g} ${us(perReq(v))} µs`).join(', ')}. The profile saw the main thread busy (running or waiting for a CPU) ${us(perReq(busy))} µs per request, idle ${Math.round((100 * w.profile.idleUs) / w.profile.totalUs)} % of the window; the µs below are its shares × the main thread's CPU time.`,
       '',
-      '| component (inclusive: on the stack) | main-thread CPU µs per request | share |',
+      '| part (self time; the parts add up to the main thread\'s time) | main-thread CPU µs per request | share |',
+      '|---|---|---|',
+      ...[...w.profile.parts].sort((a, b) => b[1] - a[1]).map(([c, v]) => `| ${c} | ${us(cpuOf(v))} | ${Math.round((100 * v) / busy)} % |`),
+      '',
+      '| component (inclusive: on the stack; overlapping, since a middleware\'s `await next()` runs the rest of the chain on its stack) | main-thread CPU µs per request | share |',
       '|---|---|---|',
       ...[...w.profile.components].sort((a, b) => b[1] - a[1]).filter(([, v]) => v / busy >= 0.005).map(([c, v]) => `| ${c} | ${us(cpuOf(v))} | ${Math.round((100 * v) / busy)} % |`),
       '',
@@ -380,11 +388,12 @@ async function main(): Promise<void> {
   const fx: Fixture = { photo: bytes, photoFile: await writeFixture(dir, 'photo.jpg', bytes), small: (await jpegOfAbout(2 * 1024, 5)).bytes };
   const loads = [loadAverage()];
   try {
-    const profile = await runProfile(fx, dir);
+    const runs = new Set(args.runs.split(',').map((r) => r.trim().toUpperCase()));
+    const profile = runs.has('A') ? await runProfile(fx, dir) : [];
     loads.push(loadAverage());
-    const stages = await runStages(fx, dir);
+    const stages = runs.has('B') ? await runStages(fx, dir) : { runs: [], missing: [] };
     loads.push(loadAverage());
-    const strace = args.strace || args.perf ? await runStrace(fx, dir) : [];
+    const strace = runs.has('C') && (args.strace || args.perf) ? await runStrace(fx, dir) : [];
     loads.push(loadAverage());
     const argv = process.argv.slice(2).join(' ');
     process.stdout.write([
@@ -399,7 +408,7 @@ async function main(): Promise<void> {
       ...reportProfile(profile),
       ...reportStages(stages),
       ...reportPerf(strace),
-      ...(args.strace ? ['System calls per request (strace -c -w, all threads; count × wall µs per call):', '', ...reportStrace(strace), ''] : []),
+      ...(strace.some((r) => r.calls.length > 0) ? ['System calls per request (strace -c -w, all threads; count × wall µs per call):', '', ...reportStrace(strace), ''] : []),
     ].join('\n'));
   } finally {
     if (!args.keep) await fs.rm(dir, { recursive: true, force: true });
