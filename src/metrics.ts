@@ -18,6 +18,8 @@ export interface MetricSources {
   /** The embedded broker's limits at work; undefined with an external broker. */
   broker(): BrokerStats | undefined;
   cache(): { hits: number; misses: number; transforms: number; evictions: number; bytes: number };
+  /** The hot-file cache (HOT_CACHE_BYTES). */
+  hotCache(): { hits: number; misses: number; evictions: number; bytes: number; entries: number };
 }
 
 /** The Prometheus registry and the HTTP middleware feeding it. */
@@ -63,6 +65,11 @@ export function createMetrics(sources: MetricSources): Metrics {
   counter(registry, 'imagestore_derivative_cache_hits_total', 'Derivative cache hits', () => sources.cache().hits);
   counter(registry, 'imagestore_derivative_cache_misses_total', 'Derivative cache misses', () => sources.cache().misses);
   counter(registry, 'imagestore_derivative_cache_evictions_total', 'Derivatives evicted', () => sources.cache().evictions);
+  gauge(registry, 'imagestore_hot_cache_bytes', 'Bytes of small files held in memory (at most HOT_CACHE_BYTES)', () => sources.hotCache().bytes);
+  gauge(registry, 'imagestore_hot_cache_entries', 'Files held in memory by the hot-file cache', () => sources.hotCache().entries);
+  counter(registry, 'imagestore_hot_cache_hits_total', 'Downloads answered from memory (hot-file cache)', () => sources.hotCache().hits);
+  counter(registry, 'imagestore_hot_cache_misses_total', 'Hot-file cache lookups that had to read the disk', () => sources.hotCache().misses);
+  counter(registry, 'imagestore_hot_cache_evictions_total', 'Files dropped from memory to stay within HOT_CACHE_BYTES', () => sources.hotCache().evictions);
 
   return {
     registry,
