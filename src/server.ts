@@ -134,7 +134,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     cache: () => derivatives.stats(),
     hotCache: () => hot.stats(),
   });
-  const app = buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
+  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
