@@ -12,6 +12,7 @@ import { rateLimit } from './middleware/rate-limit.js';
 import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
 import type { Metrics } from './metrics.js';
 import { buildRouter } from './routes/index.js';
+import { readRoutes } from './routes/read-routes.js';
 import { AuthFailures } from './security/auth-failures.js';
 import type { ReadinessChecks } from './routes/health.js';
 
@@ -48,7 +49,7 @@ export async function buildApp({ config, log, albums, delivery, diffs, imports, 
   if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
   if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
   const router = buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics });
-  app.use(router.routes()).use(router.allowedMethods());
+  app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }
 
