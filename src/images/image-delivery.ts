@@ -75,8 +75,8 @@ export class ImageDelivery {
             await handle.close();
             return range ? held.subarray(range.start, range.end + 1) : held;
           }
-          if (handle.read && hot.accepts(info.size)) {
-            const whole = await handle.read();
+          if (hot.accepts(info.size)) {
+            const whole = handle.read ? await handle.read() : await readWhole(handle);
             // Kept under its sha256 only once checked against it: the cache must never hold other bytes under a content's name.
             if (whole.length === info.size && sha256(whole) === info.sha256) hot.set(info.sha256, whole);
             return range ? whole.subarray(range.start, range.end + 1) : whole;
@@ -154,6 +154,17 @@ export class ImageDelivery {
     const original = info.format as OutputFormat;
     const wanted = spec.format === 'auto' ? this.negotiate(accept, original, spec, sourceFacts(info)) : spec.format;
     return wanted === info.format;
+  }
+}
+
+/** All of an image through its stream (a store without `read`: object storage), then the handle closed. */
+async function readWhole(handle: ImageHandle): Promise<Buffer> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of handle.stream()) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  } finally {
+    await handle.close();
   }
 }
 
