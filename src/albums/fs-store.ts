@@ -13,6 +13,10 @@ import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js
 import { lockDataDir, type DataDirLock } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
 import { FsImageHandle } from './fs-image-handle.js';
+import { mapLimit } from './map-limit.js';
+
+/** album.json files read at once when the store opens. */
+const METADATA_READS = 16;
 
 /**
  * An album in memory: what every read needs, so that no read touches the disk
@@ -28,8 +32,8 @@ interface AlbumState {
    * made; after an album rename it is remade on its next read (see imageOf).
    */
   metas: Map<string, ImageInfo>;
-  /** Read from album.json on first use (it never changes: a rename keeps it). */
-  createdAt?: string;
+  /** From album.json, read at start (it never changes: a rename keeps it). */
+  createdAt: string;
   /** Listing cache key: see version(). */
   version: number;
 }
@@ -82,7 +86,9 @@ export class FsAlbumStore implements AlbumStore {
     try {
       const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
       for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
-      return { store: new FsAlbumStore(layout, recovery.index, owner), recovery };
+      const store = new FsAlbumStore(layout, recovery.index, owner);
+      await store.loadAlbumTimes();
+      return { store, recovery };
     } catch (err) {
       await owner.release();
       throw err;
@@ -93,14 +99,12 @@ export class FsAlbumStore implements AlbumStore {
     return this.albums.page(page);
   }
 
+  /** From memory. */
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
     const infos: AlbumInfo[] = [];
     for (const name of names) {
       const state = this.images.get(name);
-      if (!state) continue;
-      // An album's creation time never changes: read once, then kept with the album.
-      state.createdAt ??= (await this.readAlbumInfo(name))?.createdAt;
-      if (state.createdAt !== undefined && this.images.get(name) === state) infos.push({ name, createdAt: state.createdAt });
+      if (state) infos.push({ name, createdAt: state.createdAt });
     }
     return infos;
   }
@@ -290,7 +294,14 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   private newAlbumState(name: string): AlbumState {
-    return { names: new SortedNames(), ref: { name, ids: new Set() }, metas: new Map(), version: ++this.changes };
+    return { names: new SortedNames(), ref: { name, ids: new Set() }, metas: new Map(), createdAt: new Date(0).toISOString(), version: ++this.changes };
+  }
+
+  /** Reads every album's creation time (album.json), before the store is used. */
+  private async loadAlbumTimes(): Promise<void> {
+    await mapLimit([...this.images], METADATA_READS, async ([name, state]) => {
+      state.createdAt = (await this.readAlbumInfo(name))!.createdAt;
+    });
   }
 
   /** An image's metadata from memory, with the album's current name. */
