@@ -5,15 +5,14 @@ import type { DiffPool } from './images/diff-pool.js';
 import type { ImageDelivery } from './images/image-delivery.js';
 import type { ImportService } from './imports/import-service.js';
 import type { Logger } from './logger.js';
-import { accessLog } from './middleware/access-log.js';
-import { errorHandler } from './middleware/error-handler.js';
+import { front } from './middleware/front.js';
 import { minBodyRate } from './middleware/min-body-rate.js';
-import { requestId } from './middleware/request-id.js';
 import { auth } from './middleware/auth.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
 import type { Metrics } from './metrics.js';
 import { buildRouter } from './routes/index.js';
+import { readRoutes } from './routes/read-routes.js';
 import { AuthFailures } from './security/auth-failures.js';
 import type { ReadinessChecks } from './routes/health.js';
 
@@ -29,24 +28,28 @@ export interface AppDeps {
   metrics: Metrics;
 }
 
-/** Wires middleware and routes into a Koa app. No listening, no env, no fs here. */
-export function buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics }: AppDeps): Koa {
+/**
+ * Wires middleware and routes into a Koa app. No listening, no env, no fs here.
+ * What is off costs nothing per request: CORS, auth and the rate limit are not
+ * installed when not configured (without CORS every answer still carries the
+ * `Vary: Origin` it always had), and the security headers are a ready list.
+ */
+export async function buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics }: AppDeps): Promise<Koa> {
   const app = new Koa({ proxy: false });
-  // Errors are answered and logged by errorHandler; this only catches what escapes it (none expected).
+  // Errors are answered and logged by the front middleware; this only catches what escapes it (none expected).
   app.silent = true;
   const { security } = config;
+  const cors = security.corsOrigins.length > 0;
+  const staticHeaders = await securityHeaders({ hsts: config.tls.certFile !== undefined });
+  if (!cors) staticHeaders.push(['Vary', 'Origin']);
   app
-    .use(requestId(log))
-    .use(accessLog())
-    .use(metrics.middleware())
-    .use(errorHandler())
-    .use(minBodyRate({ bytesPerSecond: config.http.minBodyBytesPerSecond, windowMs: config.http.minBodyRateWindowMs }))
-    .use(securityHeaders({ hsts: config.tls.certFile !== undefined }))
-    .use(corsAllowList(security.corsOrigins))
-    .use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }))
-    .use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
+    .use(front({ log, metrics, staticHeaders }))
+    .use(minBodyRate({ bytesPerSecond: config.http.minBodyBytesPerSecond, windowMs: config.http.minBodyRateWindowMs }));
+  if (cors) app.use(corsAllowList(security.corsOrigins));
+  if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
+  if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
   const router = buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics });
-  app.use(router.routes()).use(router.allowedMethods());
+  app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }
 

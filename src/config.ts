@@ -62,6 +62,10 @@ export interface Config {
     allowSvg: boolean;
     /** Byte budget of the derivative cache (least recently used entries go first). */
     derivativeCacheBytes: number;
+    /** Bytes of small files (originals and derivatives) kept in memory, served without opening a file; 0 = off. */
+    hotCacheBytes: number;
+    /** Largest file the hot-file cache keeps; larger ones stream from disk. */
+    hotCacheMaxFileBytes: number;
     /** Transforms running at once; more wait in their queue (bounds memory, keeps libuv pool threads for file I/O). */
     transformConcurrency: number;
     /** Transforms that may wait for a slot; one more gets 503 at once. */
@@ -313,6 +317,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       maxInputPixels,
       allowSvg: r.bool('ALLOW_SVG', false),
       derivativeCacheBytes: r.int('DERIVATIVE_CACHE_BYTES', 1024 * MiB, 0, Number.MAX_SAFE_INTEGER),
+      hotCacheBytes: r.int('HOT_CACHE_BYTES', 64 * MiB, 0, Number.MAX_SAFE_INTEGER),
+      hotCacheMaxFileBytes: r.int('HOT_CACHE_MAX_FILE_BYTES', 512 * 1024, 1, 1024 * MiB),
       transformConcurrency: r.int('TRANSFORM_CONCURRENCY', engineLane, 1, 1024),
       transformMaxQueue: r.int('TRANSFORM_MAX_QUEUE', 64, 0, 100_000),
       transformQueueTimeoutMs: r.int('TRANSFORM_QUEUE_TIMEOUT_MS', 30_000, 1, 3_600_000),

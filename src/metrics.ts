@@ -1,4 +1,3 @@
-import type { Middleware } from 'koa';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BrokerStats } from './broker/broker.js';
 
@@ -18,13 +17,18 @@ export interface MetricSources {
   /** The embedded broker's limits at work; undefined with an external broker. */
   broker(): BrokerStats | undefined;
   cache(): { hits: number; misses: number; transforms: number; evictions: number; bytes: number };
+  /** The hot-file cache (HOT_CACHE_BYTES). */
+  hotCache(): { hits: number; misses: number; evictions: number; bytes: number; entries: number };
 }
 
-/** The Prometheus registry and the HTTP middleware feeding it. */
+/** The Prometheus registry, and what feeds its HTTP figures. */
 export interface Metrics {
   registry: Registry;
-  /** Counts requests, latency and bytes by method, route and status. */
-  middleware(): Middleware;
+  /**
+   * Counts one finished request by method, route pattern and status: latency and bytes.
+   * @param route the route pattern, never the path (names must not become label values: unbounded cardinality)
+   */
+  record(method: string, route: string, status: number, seconds: number, bytesIn: number, bytesOut: number | undefined): void;
 }
 
 /**
@@ -63,25 +67,27 @@ export function createMetrics(sources: MetricSources): Metrics {
   counter(registry, 'imagestore_derivative_cache_hits_total', 'Derivative cache hits', () => sources.cache().hits);
   counter(registry, 'imagestore_derivative_cache_misses_total', 'Derivative cache misses', () => sources.cache().misses);
   counter(registry, 'imagestore_derivative_cache_evictions_total', 'Derivatives evicted', () => sources.cache().evictions);
+  gauge(registry, 'imagestore_hot_cache_bytes', 'Bytes of small files held in memory (at most HOT_CACHE_BYTES)', () => sources.hotCache().bytes);
+  gauge(registry, 'imagestore_hot_cache_entries', 'Files held in memory by the hot-file cache', () => sources.hotCache().entries);
+  counter(registry, 'imagestore_hot_cache_hits_total', 'Downloads answered from memory (hot-file cache)', () => sources.hotCache().hits);
+  counter(registry, 'imagestore_hot_cache_misses_total', 'Hot-file cache lookups that had to read the disk', () => sources.hotCache().misses);
+  counter(registry, 'imagestore_hot_cache_evictions_total', 'Files dropped from memory to stay within HOT_CACHE_BYTES', () => sources.hotCache().evictions);
 
+  /** Label objects per series, made once: the few routes × methods × statuses a service answers. */
+  const series = new Map<string, { labels: { method: string; route: string; status: string }; byRoute: { route: string } }>();
   return {
     registry,
-    middleware() {
-      return async function metricsMiddleware(ctx, next) {
-        const end = duration.startTimer();
-        try {
-          await next();
-        } finally {
-          // The route pattern, not the path: names must not become label values (unbounded cardinality).
-          const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-          const labels = { method: ctx.method, route, status: String(ctx.status) };
-          requests.inc(labels);
-          end(labels);
-          const received = Number(ctx.get('Content-Length'));
-          if (received > 0) bytesIn.inc({ route }, received);
-          if (ctx.response.length) bytesOut.inc({ route }, ctx.response.length);
-        }
-      };
+    record(method, route, status, seconds, received, sent) {
+      const key = `${method} ${status} ${route}`;
+      let one = series.get(key);
+      if (one === undefined) {
+        one = { labels: { method, route, status: String(status) }, byRoute: { route } };
+        series.set(key, one);
+      }
+      requests.inc(one.labels);
+      duration.observe(one.labels, seconds);
+      if (received > 0) bytesIn.inc(one.byRoute, received);
+      if (sent) bytesOut.inc(one.byRoute, sent);
     },
   };
 }

@@ -23,6 +23,7 @@ import { DerivativeCache } from './images/derivative-cache.js';
 import { DiffPool } from './images/diff-pool.js';
 import { configureImageEngine } from './images/engine-settings.js';
 import { EngineSlots } from './images/engine-slots.js';
+import { HotCache } from './images/hot-cache.js';
 import { ImageDelivery } from './images/image-delivery.js';
 import { inspectImage } from './images/inspect.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -39,6 +40,8 @@ export interface RunningService {
   broker?: EmbeddedBroker;
   recovery: FsckReport;
   derivatives: DerivativeCache;
+  /** Small files' bytes in memory (HOT_CACHE_BYTES). */
+  hot: HotCache;
   imports: ImportService;
   /** Events not yet delivered. */
   pendingEvents(): number;
@@ -82,7 +85,8 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
   dispatcher.start();
 
-  const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes);
+  const hot = new HotCache(config.images.hotCacheBytes, config.images.hotCacheMaxFileBytes);
+  const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes, hot);
   const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
   // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.
   const uploadChecks = new EngineSlots(config.images.uploadCheckConcurrency);
@@ -93,9 +97,12 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     store,
     new OutboxNotifier(outbox, config.eventSource),
     (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
-    (sha256) => derivatives.forget(sha256),
+    async (sha256) => {
+      hot.delete(sha256);
+      await derivatives.forget(sha256);
+    },
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels });
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
   const diffs = new DiffPool();
   const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(
@@ -125,8 +132,9 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     brokerClients: () => broker?.broker.connectedClients ?? 0,
     broker: () => broker?.stats(),
     cache: () => derivatives.stats(),
+    hotCache: () => hot.stats(),
   });
-  const app = buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
+  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -155,6 +163,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     broker,
     recovery,
     derivatives,
+    hot,
     imports,
     pendingEvents: () => outbox.pendingCount,
     async close() {

@@ -44,6 +44,11 @@ export class AlbumService {
     return this.store.stagingDir;
   }
 
+  /** The store's version of an album or of the album list (AlbumStore.version): listings are cached under it. */
+  version(album?: string): number | undefined {
+    return this.store.version?.(album);
+  }
+
   async listAlbums(page: PageRequest, withDetails: boolean): Promise<Listing<AlbumInfo>> {
     const listing: Listing<AlbumInfo> = await this.store.listAlbums(page);
     if (withDetails) listing.details = await this.store.albumInfos(listing.items);

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { existsSync, promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -13,17 +12,31 @@ import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { lockDataDir, type DataDirLock } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
-import { readRange } from './read-range.js';
+import { FsImageHandle } from './fs-image-handle.js';
 import { mapLimit } from './map-limit.js';
 
-/** On Linux, an open file can be read again by path through /proc, whatever renames happen meanwhile. */
-const PROC_FD = existsSync('/proc/self/fd');
+/** album.json files read at once when the store opens. */
+const METADATA_READS = 16;
 
 /**
- * Metadata files a listing with details reads at once. Reading all of a 10,000-name page
- * together ran the process out of file descriptors; libuv's 4 pool threads are busy with far fewer.
+ * An album in memory: what every read needs, so that no read touches the disk
+ * (the file of a download excepted). Kept by the write methods, after the disk.
  */
-const METADATA_READS = 16;
+interface AlbumState {
+  /** Image names, sorted. */
+  names: SortedNames;
+  /** Its entry in the id index. */
+  ref: AlbumRef;
+  /**
+   * Metadata of every image, frozen. An entry's `album` is the album's name when it was
+   * made; after an album rename it is remade on its next read (see imageOf).
+   */
+  metas: Map<string, ImageInfo>;
+  /** From album.json, read at start (it never changes: a rename keeps it). */
+  createdAt: string;
+  /** Listing cache key: see version(). */
+  version: number;
+}
 
 /**
  * The filesystem store: albums are directories, images plain files (see layout.ts).
@@ -38,9 +51,11 @@ export class FsAlbumStore implements AlbumStore {
   private readonly lock = new KeyedLock();
 
   private readonly ids = new ImageIndex();
-  /** Per album: its image names (sorted) and its entry in the id index. */
-  private readonly images = new Map<string, { names: SortedNames; ref: AlbumRef }>();
+  private readonly images = new Map<string, AlbumState>();
   private readonly albums: SortedNames;
+  /** Store-wide change counter: every album state and the album list take a new value on each change (see version()). */
+  private changes = 0;
+  private albumsVersion = 0;
 
   private constructor(
     private readonly layout: Layout,
@@ -49,9 +64,13 @@ export class FsAlbumStore implements AlbumStore {
   ) {
     this.stagingDir = layout.tmpDir;
     for (const [album, metas] of index) {
-      const ref: AlbumRef = { name: album, ids: new Set() };
-      this.images.set(album, { names: new SortedNames(metas.map((m) => m.name)), ref });
-      for (const meta of metas) this.ids.add(ref, meta);
+      const state = this.newAlbumState(album);
+      state.names = new SortedNames(metas.map((m) => m.name));
+      this.images.set(album, state);
+      for (const meta of metas) {
+        this.ids.add(state.ref, meta);
+        state.metas.set(meta.name, Object.freeze({ ...meta, album }));
+      }
     }
     this.albums = new SortedNames(this.images.keys());
   }
@@ -67,7 +86,9 @@ export class FsAlbumStore implements AlbumStore {
     try {
       const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
       for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
-      return { store: new FsAlbumStore(layout, recovery.index, owner), recovery };
+      const store = new FsAlbumStore(layout, recovery.index, owner);
+      await store.loadAlbumTimes();
+      return { store, recovery };
     } catch (err) {
       await owner.release();
       throw err;
@@ -78,9 +99,14 @@ export class FsAlbumStore implements AlbumStore {
     return this.albums.page(page);
   }
 
+  /** From memory. */
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
-    const infos = await mapLimit(names, METADATA_READS, (name) => this.readAlbumInfo(name));
-    return infos.filter((info): info is AlbumInfo => info !== undefined);
+    const infos: AlbumInfo[] = [];
+    for (const name of names) {
+      const state = this.images.get(name);
+      if (state) infos.push({ name, createdAt: state.createdAt });
+    }
+    return infos;
   }
 
   async createAlbum(name: string): Promise<AlbumInfo> {
@@ -101,7 +127,8 @@ export class FsAlbumStore implements AlbumStore {
       }
       await fsyncDir(this.layout.albumsDir);
       this.albums.add(name);
-      this.images.set(name, { names: new SortedNames(), ref: { name, ids: new Set() } });
+      this.images.set(name, { ...this.newAlbumState(name), createdAt: info.createdAt });
+      this.albumsVersion = ++this.changes; // read model
       return info;
     });
   }
@@ -118,6 +145,7 @@ export class FsAlbumStore implements AlbumStore {
       this.images.delete(from);
       this.images.set(to, album);
       album.ref.name = to;
+      this.albumsVersion = album.version = ++this.changes; // read model: its images' `album` changes
       return (await this.readAlbumInfo(to))!;
     });
   }
@@ -131,6 +159,7 @@ export class FsAlbumStore implements AlbumStore {
       await fsyncDir(this.layout.albumsDir);
       this.albums.delete(name);
       this.images.delete(name);
+      this.albumsVersion = ++this.changes; // read model
       const unusedContent = [...album.ref.ids].map((id) => this.ids.remove(id)).filter((sha): sha is string => sha !== undefined);
       void fs.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
       return { unusedContent };
@@ -141,10 +170,16 @@ export class FsAlbumStore implements AlbumStore {
     return this.requireAlbum(album).page(page);
   }
 
+  /** From memory (frozen objects: callers must not change them). */
   async imageInfos(album: string, names: string[]): Promise<ImageInfo[]> {
-    // Undefined: deleted since the page was taken, so left out; any other failure fails the listing.
-    const metas = await mapLimit(names, METADATA_READS, (name) => readImageMeta(this.layout.imageMetaFile(album, name)));
-    return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
+    const state = this.images.get(album);
+    if (!state) return [];
+    const infos: ImageInfo[] = [];
+    for (const name of names) {
+      const info = this.imageOf(state, name);
+      if (info) infos.push(info);
+    }
+    return infos;
   }
 
   async commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo> {
@@ -168,31 +203,17 @@ export class FsAlbumStore implements AlbumStore {
       await fs.rm(staged.path, { force: true });
       names.add(name);
       this.ids.add(this.requireAlbumState(album).ref, meta);
+      this.imageStored(album, meta); // read model
       return { ...meta, album };
     });
   }
 
+  /** Metadata from memory; the file is opened only when its bytes are wanted (FsImageHandle). */
   async openImage(album: string, name: string): Promise<ImageHandle> {
-    if (!this.requireAlbum(album).has(name)) throw new NotFoundError(`${name} image is not present`);
-    // Open first: a rename or delete racing the download then cannot cut the stream.
-    let file: FileHandle;
-    try {
-      file = await fs.open(this.layout.imageFile(album, name), 'r');
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) throw new NotFoundError(`${name} image is not present`);
-      throw err;
-    }
-    try {
-      const info = await this.readImage(album, name);
-      const localPath = PROC_FD ? `/proc/self/fd/${file.fd}` : this.layout.imageFile(album, name);
-      return {
-        info, localPath: async () => localPath, stream: (range) => file.createReadStream(range ?? {}), close: () => file.close(),
-        read: (range) => readRange(file, range?.start ?? 0, range ? range.end - range.start + 1 : info.size).finally(() => file.close()),
-      };
-    } catch (err) {
-      await file.close();
-      throw err;
-    }
+    const state = this.requireAlbumState(album);
+    const info = this.imageOf(state, name);
+    if (!info) throw new NotFoundError(`${name} image is not present`);
+    return new FsImageHandle(info, this.layout.imageFile(album, name), () => (this.images.get(album) === state ? state.metas.get(name) : undefined));
   }
 
   async renameImage(album: string, from: string, to: string): Promise<ImageInfo> {
@@ -210,6 +231,8 @@ export class FsAlbumStore implements AlbumStore {
       names.delete(from);
       names.add(to);
       this.ids.rename(meta.id, to);
+      this.imageRemoved(album, from); // read model
+      this.imageStored(album, meta); // read model
       return { ...meta, album };
     });
   }
@@ -223,6 +246,7 @@ export class FsAlbumStore implements AlbumStore {
       await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
       names.delete(name);
       this.ids.remove(info.id);
+      this.imageRemoved(album, name); // read model
       return info;
     });
   }
@@ -233,6 +257,15 @@ export class FsAlbumStore implements AlbumStore {
 
   async findImage(id: string): Promise<{ album: string; name: string } | undefined> {
     return this.ids.find(id);
+  }
+
+  /**
+   * A value of the store-wide change counter, taken by the album (or the album list)
+   * at its last change: a (name, version) pair never stands for two different states,
+   * even across renames and deletes, so listings cached under it are never stale.
+   */
+  version(album?: string): number | undefined {
+    return album === undefined ? this.albumsVersion : this.images.get(album)?.version;
   }
 
   async isContentUsed(sha256: string): Promise<boolean> {
@@ -254,10 +287,45 @@ export class FsAlbumStore implements AlbumStore {
     return this.requireAlbumState(album).names;
   }
 
-  private requireAlbumState(album: string): { names: SortedNames; ref: AlbumRef } {
+  private requireAlbumState(album: string): AlbumState {
     const state = this.images.get(album);
     if (!state) throw new NotFoundError(`${album} album is not present`);
     return state;
+  }
+
+  private newAlbumState(name: string): AlbumState {
+    return { names: new SortedNames(), ref: { name, ids: new Set() }, metas: new Map(), createdAt: new Date(0).toISOString(), version: ++this.changes };
+  }
+
+  /** Reads every album's creation time (album.json), before the store is used. */
+  private async loadAlbumTimes(): Promise<void> {
+    await mapLimit([...this.images], METADATA_READS, async ([name, state]) => {
+      state.createdAt = (await this.readAlbumInfo(name))!.createdAt;
+    });
+  }
+
+  /** An image's metadata from memory, with the album's current name. */
+  private imageOf(state: AlbumState, name: string): ImageInfo | undefined {
+    const info = state.metas.get(name);
+    if (info === undefined || info.album === state.ref.name) return info;
+    // The album was renamed since this entry was made: remade once, here, so a rename costs O(1).
+    const renamed = Object.freeze({ ...info, album: state.ref.name });
+    state.metas.set(name, renamed);
+    return renamed;
+  }
+
+  /** Read model: an image written (new, or renamed to this name). Called after the disk change, under the album's lock. */
+  private imageStored(album: string, meta: StoredImageMeta): void {
+    const state = this.requireAlbumState(album);
+    state.metas.set(meta.name, Object.freeze({ ...meta, album }));
+    state.version = ++this.changes;
+  }
+
+  /** Read model: an image gone from this name. */
+  private imageRemoved(album: string, name: string): void {
+    const state = this.requireAlbumState(album);
+    state.metas.delete(name);
+    state.version = ++this.changes;
   }
 
   private async readImageLocked(names: SortedNames, album: string, name: string): Promise<ImageInfo> {

@@ -50,9 +50,19 @@ export interface StagedFile {
   facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages'>;
 }
 
-/** An image opened for reading: its metadata and a way to stream (part of) it. */
+/**
+ * An image opened for reading: its metadata and a way to stream (part of) it.
+ * A store may open the bytes lazily (the filesystem store does, so that an answer
+ * made from the metadata alone, a 304 or a HEAD, or from cached bytes, opens no file).
+ */
 export interface ImageHandle {
   info: ImageInfo;
+  /**
+   * Optional: opens the bytes now if the store opens them lazily, so that a missing
+   * file is an error before a response starts, not in the middle of its stream.
+   * @throws {NotFoundError} the image was deleted or replaced since the handle was made
+   */
+  open?(): Promise<void>;
   /**
    * A local file path the image engine can read, valid until close: the file
    * itself (through /proc, so a concurrent rename does no harm) for the
@@ -66,7 +76,7 @@ export interface ImageHandle {
    * one buffer and releases the file, for small bodies (cheaper than a stream).
    */
   read?(range?: { start: number; end: number }): Promise<Buffer>;
-  /** Releases the open file when the bytes are not streamed (HEAD, 304). */
+  /** Releases the open file when the bytes are not streamed (HEAD, 304); nothing to do when none was opened. */
   close(): Promise<void>;
 }
 
@@ -94,6 +104,12 @@ export interface AlbumStore {
   deleteImage(album: string, name: string): Promise<ImageInfo>;
   /** Where the image with this id is now (ids survive renames); async, since object storage must ask the bucket. */
   findImage(id: string): Promise<{ album: string; name: string } | undefined>;
+  /**
+   * Optional: a number that changes whenever the album's images (or, without `album`, the
+   * list of albums) change, never the same for two states of one name: listings are cached
+   * under it. Undefined for an unknown album, or when the store cannot tell cheaply (no caching then).
+   */
+  version?(album?: string): number | undefined;
   /** Albums and images stored (object storage may answer from a recent count). */
   counts(): Promise<{ albums: number; images: number }>;
   /** True while some stored image has this content. */

@@ -3,6 +3,8 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { isErrno } from '../albums/durable.js';
+import { readRange } from '../albums/read-range.js';
+import type { HotCache } from './hot-cache.js';
 
 /** One cached transform result. */
 export interface Derivative {
@@ -12,10 +14,21 @@ export interface Derivative {
   etag: string;
 }
 
-/** A derivative opened for reading (the caller closes `handle`; an eviction after the open cannot cut the read). */
-export interface OpenDerivative extends Derivative {
-  handle: FileHandle;
+/**
+ * A derivative ready to send: its bytes from the hot-file cache (no file opened), or
+ * its file opened for reading (the caller closes `handle`; an eviction after the open cannot cut the read).
+ */
+export type OpenDerivative = Derivative & ({ bytes: Buffer; handle?: undefined } | { handle: FileHandle; bytes?: undefined });
+
+/** Where a derivative is cached, and its ETag: both follow from the source's sha256 and the spec alone. */
+export interface DerivativeKey {
+  key: string;
+  /** Strong validator, quoted. */
+  etag: string;
 }
+
+/** Spec hashes remembered (a request for a known spec hashes nothing). */
+const SPEC_HASHES = 1024;
 
 /** Counters for tests and metrics. */
 export interface CacheStats {
@@ -45,15 +58,20 @@ export class DerivativeCache {
   private readonly pinned = new Map<string, number>();
   private bytes = 0;
   private readonly counters = { hits: 0, misses: 0, transforms: 0, evictions: 0 };
+  private readonly specHashes = new Map<string, string>();
 
   private constructor(
     private readonly dir: string,
     private readonly budgetBytes: number,
+    private readonly hot?: HotCache,
   ) {}
 
-  /** Opens the cache, indexing the files already there (oldest access first). */
-  static async open(dir: string, budgetBytes: number): Promise<DerivativeCache> {
-    const cache = new DerivativeCache(dir, budgetBytes);
+  /**
+   * Opens the cache, indexing the files already there (oldest access first).
+   * @param hot small derivatives' bytes are kept there too, and served without opening their file
+   */
+  static async open(dir: string, budgetBytes: number, hot?: HotCache): Promise<DerivativeCache> {
+    const cache = new DerivativeCache(dir, budgetBytes, hot);
     await fs.mkdir(dir, { recursive: true });
     const found: Array<{ key: string; size: number; atime: number }> = [];
     for (const entry of await fs.readdir(dir, { recursive: true, withFileTypes: true })) {
@@ -76,19 +94,36 @@ export class DerivativeCache {
   }
 
   /**
-   * The derivative of `sha256` for `specKey`, made by `produce(tmpFile)` on a miss, opened for reading.
+   * The cache key and ETag of the derivative of `sha256` for `specKey`, computed, not looked up.
    * @param ext file extension of the output format
    */
-  async get(sha256: string, specKey: string, ext: string, produce: (file: string) => Promise<void>): Promise<OpenDerivative> {
-    const specHash = createHash('sha256').update(specKey).digest('hex').slice(0, 24);
-    const key = `${sha256}-${specHash}.${ext}`;
-    const etag = `"${sha256.slice(0, 32)}-${specHash}"`;
+  keyOf(sha256: string, specKey: string, ext: string): DerivativeKey {
+    let specHash = this.specHashes.get(specKey);
+    if (specHash === undefined) {
+      specHash = createHash('sha256').update(specKey).digest('hex').slice(0, 24);
+      if (this.specHashes.size >= SPEC_HASHES) this.specHashes.clear();
+      this.specHashes.set(specKey, specHash);
+    }
+    return { key: `${sha256}-${specHash}.${ext}`, etag: `"${sha256.slice(0, 32)}-${specHash}"` };
+  }
+
+  /**
+   * The derivative `key` (from keyOf), made by `produce(tmpFile)` on a miss: its bytes
+   * when the hot-file cache has them or takes them, else its file opened for reading.
+   */
+  async get({ key, etag }: DerivativeKey, produce: (file: string) => Promise<void>): Promise<OpenDerivative> {
     this.pinned.set(key, (this.pinned.get(key) ?? 0) + 1);
     try {
       const size = this.entries.get(key);
       if (size !== undefined) {
-        // A hit costs one file operation: the open itself (a file removed behind the cache's back is made again).
         const file = this.pathOf(key);
+        const bytes = this.hot?.get(key);
+        if (bytes !== undefined && bytes.length === size) {
+          this.counters.hits += 1;
+          this.remember(key, size);
+          return { file, size, etag, bytes };
+        }
+        // Else a hit costs one file operation: the open itself (a file removed behind the cache's back is made again).
         const handle = await fs.open(file, 'r').catch((err: unknown) => {
           if (isErrno(err, 'ENOENT')) return undefined;
           throw err;
@@ -96,16 +131,30 @@ export class DerivativeCache {
         if (handle) {
           this.counters.hits += 1;
           this.remember(key, size);
-          return { file, size, etag, handle };
+          return this.keepHot(key, { file, size, etag, handle });
         }
       }
       const derivative = await this.lookup(key, etag, produce);
-      return { ...derivative, handle: await fs.open(derivative.file, 'r') };
+      return this.keepHot(key, { ...derivative, handle: await fs.open(derivative.file, 'r') });
     } finally {
       const count = this.pinned.get(key)! - 1;
       if (count === 0) this.pinned.delete(key);
       else this.pinned.set(key, count);
     }
+  }
+
+  /** A small derivative just opened: read whole into the hot-file cache, and sent from there. */
+  private async keepHot(key: string, opened: Derivative & { handle: FileHandle }): Promise<OpenDerivative> {
+    if (!this.hot?.accepts(opened.size)) return opened;
+    let bytes: Buffer;
+    try {
+      bytes = await readRange(opened.handle, 0, opened.size);
+    } finally {
+      await opened.handle.close();
+    }
+    // A file shorter than recorded (changed behind the cache's back) is sent as read, not kept.
+    if (bytes.length === opened.size && this.entries.get(key) === opened.size) this.hot.set(key, bytes);
+    return { file: opened.file, size: opened.size, etag: opened.etag, bytes };
   }
 
   /** A derivative not on disk: joins the run making it, or starts one. */
@@ -167,6 +216,7 @@ export class DerivativeCache {
     if (size === undefined) return;
     this.entries.delete(key);
     this.bytes -= size;
+    this.hot?.delete(key);
     await fs.rm(this.pathOf(key), { force: true });
   }
 

@@ -1,8 +1,12 @@
+import { createHash } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import { readRange } from '../albums/read-range.js';
 import type { ImageHandle, ImageInfo } from '../albums/types.js';
 import { UnsupportedMediaTypeError } from '../errors.js';
-import type { ImageBody } from '../routes/send-image.js';
+import { SMALL_BODY_BYTES, type ImageBody } from '../routes/send-image.js';
 import type { DerivativeCache } from './derivative-cache.js';
+import { HotCache } from './hot-cache.js';
+import { ReadyHeadersCache } from './ready-headers.js';
 import type { EngineSlots } from './engine-slots.js';
 import { checkOutputBudget, withinBudget, type OutputBudgets, type SourceFacts } from './output-size.js';
 import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
@@ -18,8 +22,13 @@ const EXTENSIONS: Record<OutputFormat, string> = { jpeg: 'jpg', png: 'png', webp
 /**
  * Turns an opened image and an optional transform into a body to send: the
  * original as stored, or a derivative from the cache (made on first request).
+ * Headers come ready-made from memory; bytes come from the hot-file cache
+ * when it has them (no file opened), else from disk. A cached derivative never
+ * needs its original opened.
  */
 export class ImageDelivery {
+  private readonly headers = new ReadyHeadersCache();
+
   constructor(
     private readonly cache: DerivativeCache,
     private readonly maxInputPixels: number,
@@ -27,6 +36,8 @@ export class ImageDelivery {
     private readonly engine?: EngineSlots,
     /** Largest output per format (AVIF, GIF): larger ones are refused, and format=auto passes over them. */
     private readonly budgets: OutputBudgets = {},
+    /** Small originals' bytes in memory (derivatives' are kept by the derivative cache); none: always read from disk. */
+    private readonly hot: HotCache = new HotCache(0, 0),
   ) {}
 
   /**
@@ -36,40 +47,96 @@ export class ImageDelivery {
    * @param cacheControl NAME_URL_CACHE or ID_URL_CACHE
    * @throws {UnsupportedMediaTypeError} a transform of a stored file that is not a decodable image
    * @throws {UnprocessableImageError} an output over its format's pixel budget
-   * @throws {ServiceUnavailableError} no transform slot freed in time
+   * @throws {ServiceUnavailableError} (from load) no transform slot freed in time
    */
   async body(handle: ImageHandle, spec: TransformSpec | undefined, accept: string, cacheControl: string): Promise<ImageBody> {
-    const { info } = handle;
-    if (!spec || this.originalSatisfies(spec, info, accept)) {
-      return {
-        size: info.size, type: info.type, etag: `"${info.sha256}"`, lastModified: new Date(info.modifiedAt), name: info.name, cacheControl,
-        varyAccept: spec?.format === 'auto',
-        stream: (range) => handle.stream(range), close: () => handle.close(),
-        read: handle.read ? (range) => handle.read!(range) : undefined,
-      };
-    }
     try {
-      const original = originalFormat(info);
-      const source = sourceFacts(info);
-      const format = spec.format === 'auto' ? this.negotiate(accept, original, spec, source) : (spec.format ?? original);
-      const resolved: ResolvedSpec = { ...spec, format };
-      // Before the cache and the queue: a refused output costs no slot.
-      checkOutputBudget(resolved, format, source, this.budgets);
-      const derivative = await this.cache.get(info.sha256, specKey(resolved), EXTENSIONS[format], async (tmp) => {
-        const input = await handle.localPath();
-        const run = () => transformToFile(input, tmp, resolved, source, this.maxInputPixels);
-        await (this.engine ? this.engine.run(run) : run());
-      });
-      const file = derivative.handle; // opened by the cache: an eviction after this cannot cut the download
-      return {
-        size: derivative.size, type: MIME_BY_OUTPUT[format], etag: derivative.etag, lastModified: new Date(info.modifiedAt),
-        name: withExtension(info.name, EXTENSIONS[format]), cacheControl, varyAccept: spec.format === 'auto',
-        stream: (range) => file.createReadStream(range ?? {}), close: () => file.close(),
-        read: (range) => readRange(file, range?.start ?? 0, range ? range.end - range.start + 1 : derivative.size).finally(() => file.close()),
-      };
-    } finally {
+      if (!spec || this.originalSatisfies(spec, handle.info, accept)) return this.original(handle, cacheControl, spec?.format === 'auto');
+      return this.derivative(handle, spec, accept, cacheControl);
+    } catch (err) {
       await handle.close();
+      throw err;
     }
+  }
+
+  private original(handle: ImageHandle, cacheControl: string, varyAccept: boolean): ImageBody {
+    const { info } = handle;
+    const etag = `"${info.sha256}"`;
+    const head = this.headers.get(`${info.id} ${cacheControl}`, { etag, modifiedAt: info.modifiedAt, name: info.name, type: info.type, cacheControl, varyAccept });
+    const { hot } = this;
+    return {
+      head,
+      close: () => handle.close(),
+      load: async () => ({
+        size: info.size,
+        async bytes(range) {
+          const held = hot.get(info.sha256);
+          if (held !== undefined) {
+            await handle.close();
+            return range ? held.subarray(range.start, range.end + 1) : held;
+          }
+          if (hot.accepts(info.size)) {
+            const whole = handle.read ? await handle.read() : await readWhole(handle);
+            // Kept under its sha256 only once checked against it: the cache must never hold other bytes under a content's name.
+            if (whole.length === info.size && sha256(whole) === info.sha256) hot.set(info.sha256, whole);
+            return range ? whole.subarray(range.start, range.end + 1) : whole;
+          }
+          if (handle.read && (range ? range.end - range.start + 1 : info.size) <= SMALL_BODY_BYTES) return handle.read(range);
+          await handle.open?.();
+          return handle.stream(range);
+        },
+      }),
+    };
+  }
+
+  private derivative(handle: ImageHandle, spec: TransformSpec, accept: string, cacheControl: string): ImageBody {
+    const { info } = handle;
+    const original = originalFormat(info);
+    const source = sourceFacts(info);
+    const format = spec.format === 'auto' ? this.negotiate(accept, original, spec, source) : (spec.format ?? original);
+    const resolved: ResolvedSpec = { ...spec, format };
+    // Before the cache and the queue: a refused output costs no slot.
+    checkOutputBudget(resolved, format, source, this.budgets);
+    const ext = EXTENSIONS[format];
+    const key = this.cache.keyOf(info.sha256, specKey(resolved), ext);
+    const name = withExtension(info.name, ext);
+    const head = this.headers.get(`${info.id} ${key.key} ${cacheControl}`, {
+      etag: key.etag, modifiedAt: info.modifiedAt, name, type: MIME_BY_OUTPUT[format], cacheControl, varyAccept: spec.format === 'auto',
+    });
+    let file: FileHandle | undefined;
+    return {
+      head,
+      // FileHandle.close() may be called again: the later calls do nothing.
+      close: async () => {
+        await handle.close();
+        await file?.close();
+      },
+      load: async () => {
+        let derivative;
+        try {
+          // The original is opened only if the derivative has to be made.
+          derivative = await this.cache.get(key, async (tmp) => {
+            const input = await handle.localPath();
+            const run = () => transformToFile(input, tmp, resolved, source, this.maxInputPixels);
+            await (this.engine ? this.engine.run(run) : run());
+          });
+        } finally {
+          await handle.close();
+        }
+        const { size, bytes } = derivative;
+        if (bytes !== undefined) return { size, bytes: async (range) => (range ? bytes.subarray(range.start, range.end + 1) : bytes) };
+        // Opened by the cache: an eviction after this cannot cut the download. Closed by the stream, the read, or close().
+        const opened = (file = derivative.handle);
+        return {
+          size,
+          async bytes(range) {
+            const length = range ? range.end - range.start + 1 : size;
+            if (length <= SMALL_BODY_BYTES) return readRange(opened, range?.start ?? 0, length).finally(() => opened.close());
+            return opened.createReadStream(range ?? {});
+          },
+        };
+      },
+    };
   }
 
   /** format=auto: AVIF or WebP as the client takes them, passing over a format whose budget this output exceeds. */
@@ -88,6 +155,21 @@ export class ImageDelivery {
     const wanted = spec.format === 'auto' ? this.negotiate(accept, original, spec, sourceFacts(info)) : spec.format;
     return wanted === info.format;
   }
+}
+
+/** All of an image through its stream (a store without `read`: object storage), then the handle closed. */
+async function readWhole(handle: ImageHandle): Promise<Buffer> {
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of handle.stream()) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  } finally {
+    await handle.close();
+  }
+}
+
+function sha256(bytes: Buffer): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 function sourceFacts(info: ImageInfo): SourceFacts {

@@ -1,4 +1,4 @@
-import type { Middleware } from 'koa';
+import type { Context, Middleware } from 'koa';
 import { AppError, storageError, toErrorBody } from '../errors.js';
 import type { Logger } from '../logger.js';
 
@@ -17,34 +17,46 @@ interface HttpLikeError extends Error {
  * status and message; anything else → 500 with a generic message, the
  * details going to the log only. Also gives unmatched routes a
  * JSON 404, and the router's 405/501 (which carry `Allow`) a JSON body.
+ * The service runs the same steps inside its front middleware (front.ts).
  */
 export function errorHandler(): Middleware {
   return async function errorHandlerMiddleware(ctx, next) {
     try {
       await next();
-      if (ctx.body === undefined && ctx.status === 404) {
-        ctx.status = 404;
-        ctx.body = toErrorBody(`no route for ${ctx.method} ${ctx.path}`);
-      } else if (ctx.body === undefined && (ctx.status === 405 || ctx.status === 501)) {
-        // The router's allowedMethods() set the status and the Allow header; add the JSON body.
-        ctx.body = toErrorBody(`${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow') || 'none'}`);
-      }
+      answerUnmatched(ctx);
     } catch (caught) {
-      // A full, read-only or exhausted disk is the store's state, not a bug: no route needs to know.
-      const err = (storageError(caught) ?? caught) as HttpLikeError;
-      const log: Logger = ctx.state.log;
-      const status = statusOf(err);
-      if (ctx.headerSent || !ctx.writable) {
-        log.warn({ err: caught }, 'error after the response started');
-        return;
-      }
-      if (status >= 500) log.error({ err: caught }, 'request failed');
-      ctx.set(err.headers ?? {});
-      if (err instanceof AppError && 'retryAfterSeconds' in err) ctx.set('Retry-After', String(err.retryAfterSeconds));
-      ctx.status = status;
-      ctx.body = toErrorBody(status >= 500 && !(err instanceof AppError) ? 'Internal Server Error' : err.message);
+      answerError(ctx, caught);
     }
   };
+}
+
+/** After the routes: a JSON body for an unmatched route (404) and for the router's 405/501. */
+export function answerUnmatched(ctx: Context): void {
+  if (ctx.body !== undefined) return;
+  if (ctx.status === 404) {
+    ctx.status = 404;
+    ctx.body = toErrorBody(`no route for ${ctx.method} ${ctx.path}`);
+  } else if (ctx.status === 405 || ctx.status === 501) {
+    // The router's allowedMethods() set the status and the Allow header; add the JSON body.
+    ctx.body = toErrorBody(`${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow') || 'none'}`);
+  }
+}
+
+/** Answers an error that escaped the routes (see errorHandler); logs it with the request's logger (`ctx.state.log`). */
+export function answerError(ctx: Context, caught: unknown): void {
+  // A full, read-only or exhausted disk is the store's state, not a bug: no route needs to know.
+  const err = (storageError(caught) ?? caught) as HttpLikeError;
+  const log: Logger = ctx.state.log;
+  const status = statusOf(err);
+  if (ctx.headerSent || !ctx.writable) {
+    log.warn({ err: caught }, 'error after the response started');
+    return;
+  }
+  if (status >= 500) log.error({ err: caught }, 'request failed');
+  ctx.set(err.headers ?? {});
+  if (err instanceof AppError && 'retryAfterSeconds' in err) ctx.set('Retry-After', String(err.retryAfterSeconds));
+  ctx.status = status;
+  ctx.body = toErrorBody(status >= 500 && !(err instanceof AppError) ? 'Internal Server Error' : err.message);
 }
 
 function statusOf(err: HttpLikeError): number {

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Middleware } from 'koa';
 import type { Logger } from '../logger.js';
 
-const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Request ids taken from the client: short, and safe in logs and headers. */
+export const SAFE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
  * Gives every request an id: the client's `X-Request-Id` when short and safe,

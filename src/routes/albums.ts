@@ -2,23 +2,27 @@ import Router from '@koa/router';
 import type { AlbumService } from '../albums/album-service.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { jsonBody } from '../middleware/body.js';
+import type { ListingCache } from './listing-cache.js';
 import { AlbumNameBody, ListQuery, parseWith } from './schemas.js';
 
 export interface AlbumRoutesDeps {
   albums: AlbumService;
   maxJsonBytes: number;
+  listings: ListingCache;
 }
 
 /** Album routes, compatible with the Go service: /albums and /albums/{albumName}. */
-export function albumRoutes({ albums, maxJsonBytes }: AlbumRoutesDeps): Router {
+export function albumRoutes({ albums, maxJsonBytes, listings }: AlbumRoutesDeps): Router {
   const router = new Router();
   const json = jsonBody(maxJsonBytes);
 
   router.get('/albums', async (ctx) => {
-    const query = parseWith(ListQuery, ctx.query, 'query');
-    const details = query.details === 'true' || query.details === '1';
-    const listing = await albums.listAlbums({ limit: query.limit, cursor: query.cursor }, details);
-    ctx.body = { albumList: listing.items, albums: listing.details, nextCursor: listing.nextCursor };
+    await listings.send(ctx, undefined, async () => {
+      const query = parseWith(ListQuery, ctx.query, 'query');
+      const details = query.details === 'true' || query.details === '1';
+      const listing = await albums.listAlbums({ limit: query.limit, cursor: query.cursor }, details);
+      return { albumList: listing.items, albums: listing.details, nextCursor: listing.nextCursor };
+    });
   });
 
   router.post('/albums', json, async (ctx) => {

@@ -8,6 +8,7 @@ import { NotFoundError, ValidationError } from '../errors.js';
 import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/image-delivery.js';
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
 import { jsonBody, multipartUpload } from '../middleware/body.js';
+import type { ListingCache } from './listing-cache.js';
 import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
 
@@ -17,6 +18,7 @@ export interface ImageRoutesDeps {
   maxJsonBytes: number;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
+  listings: ListingCache;
 }
 
 /**
@@ -25,7 +27,7 @@ export interface ImageRoutesDeps {
  * Downloads take transform parameters (w, h, fit, format, q, …).
  */
 export function imageRoutes(deps: ImageRoutesDeps): Router {
-  const { albums, delivery } = deps;
+  const { albums, delivery, listings } = deps;
   const router = new Router();
   const json = jsonBody(deps.maxJsonBytes);
   const upload = multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: deps.maxUploadBytes, maxConcurrent: deps.maxConcurrentUploads });
@@ -33,10 +35,12 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
 
   router.get(base, async (ctx) => {
     const album = checkName('album', ctx.params.albumName);
-    const query = parseWith(ListQuery, ctx.query, 'query');
-    const details = query.details === 'true' || query.details === '1';
-    const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details);
-    ctx.body = { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
+    await listings.send(ctx, album, async () => {
+      const query = parseWith(ListQuery, ctx.query, 'query');
+      const details = query.details === 'true' || query.details === '1';
+      const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details);
+      return { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
+    });
   });
 
   router.post(base, upload, async (ctx) => {

@@ -14,6 +14,7 @@ import { albumRoutes } from './albums.js';
 import { docsRoutes } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
 import { imageRoutes } from './images.js';
+import { ListingCache } from './listing-cache.js';
 
 export interface RouterDeps {
   config: Config;
@@ -31,9 +32,10 @@ export interface RouterDeps {
 export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
-  const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes });
+  const listings = new ListingCache((album) => albums.version(album));
+  const albumRouter = albumRoutes({ albums, maxJsonBytes: limits.maxJsonBytes, listings });
   const imageRouter = imageRoutes({
-    albums, delivery, maxJsonBytes: limits.maxJsonBytes, maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads,
+    albums, delivery, maxJsonBytes: limits.maxJsonBytes, maxUploadBytes: limits.maxUploadBytes, maxConcurrentUploads: limits.maxConcurrentUploads, listings,
   });
   api.use(albumRouter.routes(), albumRouter.allowedMethods());
   api.use(imageRouter.routes(), imageRouter.allowedMethods());

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
 import { AppError } from '../errors.js';
-import { contentDisposition } from './content-disposition.js';
+import type { ReadyHeaders } from '../images/ready-headers.js';
 
 /** 416: the Range cannot be satisfied. */
 export class RangeNotSatisfiableError extends AppError {
@@ -9,76 +9,84 @@ export class RangeNotSatisfiableError extends AppError {
   readonly code = 'range_not_satisfiable';
 }
 
-/** An image body ready to send. */
+/**
+ * An image response, in two steps: its ready-made headers (from memory: enough
+ * for a 304), then, only when bytes or a length are needed, its body.
+ */
 export interface ImageBody {
-  size: number;
-  type: string;
-  /** Strong ETag, quoted. */
-  etag: string;
-  lastModified: Date;
-  /** File name for Content-Disposition. */
-  name: string;
-  cacheControl: string;
-  /** Streams bytes start..end inclusive, or all. */
-  stream(range?: { start: number; end: number }): Readable;
-  /** Optional: reads bytes start..end inclusive, or all, into one buffer and releases the source. */
-  read?(range?: { start: number; end: number }): Promise<Buffer>;
-  /** Releases the source when no bytes are sent (HEAD, 304, 416). */
+  head: ReadyHeaders;
+  /** The body's size and a way to get its bytes: files are opened, or the transform run, only now. */
+  load(): Promise<LoadedBody>;
+  /** Releases what is held when the bytes are not taken (HEAD, 304, 416, an error); safe to call more than once. */
   close(): Promise<void>;
-  /** Adds `Vary: Accept` (the format was negotiated). */
-  varyAccept?: boolean;
+}
+
+/** A body whose size is known. */
+export interface LoadedBody {
+  size: number;
+  /** Bytes start..end inclusive, or all: one buffer for a small body, else a stream. Releases the source. */
+  bytes(range?: { start: number; end: number }): Promise<Buffer | Readable>;
 }
 
 /**
  * Bodies up to this size are read into one buffer and sent whole (when the source
- * can: `read`); larger ones stream, so a big image is never held in memory.
+ * can); larger ones stream, so a big image is never held in memory.
  * One read instead of a ReadStream doubles small-download throughput (bench/RESULTS.md).
  */
 export const SMALL_BODY_BYTES = 256 * 1024;
 
 /**
  * Sends an image with full HTTP semantics: Content-Type, strong ETag,
- * Last-Modified, 304 for If-None-Match / If-Modified-Since, a single byte
- * Range as 206 (416 when unsatisfiable; multi-range requests get the whole
- * body), HEAD without a body, Cache-Control, nosniff, and Content-Disposition
- * (inline, or attachment with ?download=1). The body streams from its source
- * (small bodies are read whole: SMALL_BODY_BYTES).
+ * Last-Modified, 304 for If-None-Match / If-Modified-Since (answered from the
+ * ready headers, before any file is opened), a single byte Range as 206 (416
+ * when unsatisfiable; multi-range requests get the whole body), HEAD without a
+ * body, Cache-Control, nosniff, and Content-Disposition (inline, or attachment
+ * with ?download=1). The body streams from its source or is sent from one
+ * buffer (small bodies, hot files).
  */
 export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
-  ctx.set('ETag', body.etag);
-  ctx.set('Last-Modified', body.lastModified.toUTCString());
-  ctx.set('Cache-Control', body.cacheControl);
+  const { head } = body;
+  ctx.set('ETag', head.etag);
+  ctx.set('Last-Modified', head.lastModified);
+  ctx.set('Cache-Control', head.cacheControl);
   ctx.set('Accept-Ranges', 'bytes');
   ctx.set('X-Content-Type-Options', 'nosniff');
-  // An SVG (accepted only with ALLOW_SVG) can carry script: opened directly, it runs sandboxed, without scripts.
-  if (body.type === 'image/svg+xml') ctx.set('Content-Security-Policy', "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:");
-  if (body.varyAccept) ctx.vary('Accept');
-  const download = ctx.query.download === '1' || ctx.query.download === 'true';
-  ctx.set('Content-Disposition', contentDisposition(download ? 'attachment' : 'inline', body.name));
-  ctx.type = body.type;
+  if (head.csp !== undefined) ctx.set('Content-Security-Policy', head.csp);
+  if (head.varyAccept) ctx.vary('Accept');
+  const download = ctx.query.download;
+  ctx.set('Content-Disposition', download === '1' || download === 'true' ? head.attachment : head.inline);
+  ctx.type = head.type;
   ctx.status = 200;
 
-  if (notModified(ctx.get('If-None-Match'), ctx.get('If-Modified-Since'), body.etag, body.lastModified)) {
+  if (notModified(ctx.get('If-None-Match'), ctx.get('If-Modified-Since'), head.etag, head.lastModifiedMs)) {
     ctx.status = 304;
     await body.close();
     return;
   }
-  const range = parseRange(ctx.get('Range'), body.size, ctx.get('If-Range'), body.etag);
+  let loaded: LoadedBody;
+  try {
+    loaded = await body.load();
+  } catch (err) {
+    await body.close();
+    throw err;
+  }
+  const { size } = loaded;
+  const range = parseRange(ctx.get('Range'), size, ctx.get('If-Range'), head.etag);
   if (range === 'unsatisfiable') {
     await body.close();
-    ctx.set('Content-Range', `bytes */${body.size}`);
-    throw new RangeNotSatisfiableError(`Range ${JSON.stringify(ctx.get('Range'))} is outside the ${body.size} bytes of the image`);
+    ctx.set('Content-Range', `bytes */${size}`);
+    throw new RangeNotSatisfiableError(`Range ${JSON.stringify(ctx.get('Range'))} is outside the ${size} bytes of the image`);
   }
   if (range) {
     ctx.status = 206;
-    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${body.size}`);
+    ctx.set('Content-Range', `bytes ${range.start}-${range.end}/${size}`);
   }
-  ctx.length = range ? range.end - range.start + 1 : body.size;
+  ctx.length = range ? range.end - range.start + 1 : size;
   if (ctx.method === 'HEAD') {
     await body.close();
     return;
   }
-  ctx.body = body.read && ctx.length <= SMALL_BODY_BYTES ? await body.read(range) : body.stream(range);
+  ctx.body = await loaded.bytes(range);
 }
 
 /**
@@ -111,14 +119,14 @@ export function parseRange(header: string, size: number, ifRange: string, etag: 
  * no-cache` does not disable it: that directive is for caches, and fetch()
  * adds it to every revalidation, which would otherwise never get a 304.
  */
-export function notModified(ifNoneMatch: string, ifModifiedSince: string, etag: string, lastModified: Date): boolean {
+export function notModified(ifNoneMatch: string, ifModifiedSince: string, etag: string, lastModifiedMs: number): boolean {
   if (ifNoneMatch) {
     const weak = (tag: string) => tag.trim().replace(/^W\//, '');
     return ifNoneMatch.trim() === '*' || ifNoneMatch.split(',').some((tag) => weak(tag) === weak(etag));
   }
   if (ifModifiedSince) {
     const since = Date.parse(ifModifiedSince);
-    return Number.isFinite(since) && Math.floor(lastModified.getTime() / 1000) * 1000 <= since;
+    return Number.isFinite(since) && lastModifiedMs <= since;
   }
   return false;
 }

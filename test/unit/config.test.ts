@@ -246,6 +246,20 @@ describe('loadConfig', () => {
     }
   });
 
+  describe('hot-file cache (issue 13)', () => {
+    it('keeps 64 MiB of files up to 512 KiB by default, and reads HOT_CACHE_BYTES (0: off) and HOT_CACHE_MAX_FILE_BYTES', () => {
+      expect(loadConfig({}).images).to.deep.include({ hotCacheBytes: 64 * 1024 * 1024, hotCacheMaxFileBytes: 512 * 1024 });
+      expect(loadConfig({ HOT_CACHE_BYTES: '0', HOT_CACHE_MAX_FILE_BYTES: '1000' }).images).to.deep.include({ hotCacheBytes: 0, hotCacheMaxFileBytes: 1000 });
+    });
+
+    it('refuses what is not a byte count', () => {
+      expect(problemsOf({ HOT_CACHE_BYTES: '64M', HOT_CACHE_MAX_FILE_BYTES: '0' })).to.deep.equal([
+        'invalid HOT_CACHE_BYTES: expected integer 0-9007199254740991, got "64M"',
+        'invalid HOT_CACHE_MAX_FILE_BYTES: expected integer 1-1073741824, got "0"',
+      ]);
+    });
+  });
+
   it('rejects a headers timeout longer than the request timeout', () => {
     expect(problemsOf({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '10000' })).to.deep.equal([
       'invalid HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (20000 > 10000)',
