@@ -94,17 +94,11 @@ export class FsAlbumStore implements AlbumStore {
     await fs.mkdir(layout.internalDir, { recursive: true });
     const owner = options.owner ?? (await lockDataDir(layout.ownerFile));
     try {
-      for (const dir of [layout.tmpDir, layout.stagedDir]) await fs.mkdir(dir, { recursive: true });
       const crash = options.crash ?? NO_CRASH;
       const pending = new PendingSync();
       const staged = new StagedUploads(layout.root, layout.stagedDir);
       const changes = new FsChanges(layout, pending, staged, crash);
-      const redoProblems: FsckProblem[] = [];
-      if (options.journal) {
-        const redone = await redoJournal(options.journal, (change) => changes.redo(change), () => pending.flush(), log);
-        redoProblems.push(...redone.problems);
-        await staged.clear(); // every change is checkpointed: no staged file is needed any more
-      }
+      const redoProblems = options.journal ? await redoChanges(layout, options.journal, log, { pending, staged, changes }) : [];
       const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
       recovery.problems.unshift(...redoProblems);
       for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
@@ -353,6 +347,27 @@ export class FsAlbumStore implements AlbumStore {
       return this.albums.has(name) ? { name, createdAt: new Date(0).toISOString() } : undefined;
     }
   }
+}
+
+/**
+ * Recovery's first step (FsAlbumStore.open, and `npm run fsck -- --repair`): redoes the
+ * journal's changes committed after its checkpoint and checkpoints them, then deletes the
+ * staged uploads, none of which is needed any more.
+ * @returns the changes that could not be redone (aborted)
+ */
+export async function redoChanges(
+  layout: Layout,
+  journal: RecoveryJournal,
+  log: Logger,
+  parts?: { pending: PendingSync; staged: StagedUploads; changes: FsChanges },
+): Promise<FsckProblem[]> {
+  for (const dir of [layout.tmpDir, layout.stagedDir, layout.trashDir]) await fs.mkdir(dir, { recursive: true });
+  const pending = parts?.pending ?? new PendingSync();
+  const staged = parts?.staged ?? new StagedUploads(layout.root, layout.stagedDir);
+  const changes = parts?.changes ?? new FsChanges(layout, pending, staged);
+  const { problems } = await redoJournal(journal, (change) => changes.redo(change), () => pending.flush(), log);
+  await staged.clear();
+  return problems;
 }
 
 function stripAlbum(info: ImageInfo): StoredImageMeta {

@@ -615,6 +615,18 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
   return { segments, records, problems, lastIsBlank };
 }
 
+/**
+ * The commit records after the checkpoint, not aborted: what the next start redoes. Read
+ * only (for `npm run fsck` without --repair).
+ */
+export async function changesToRedo(dir: string, scan: JournalScan): Promise<RedoRecord[]> {
+  const checkpoint = await SeqFile.read(path.join(dir, CHECKPOINT_FILE));
+  const aborted = new Set(scan.records.flatMap((r) => (r.aborted === undefined ? [] : [r.aborted])));
+  return scan.records
+    .filter((r) => r.change !== undefined && r.seq > checkpoint && !aborted.has(r.seq))
+    .map((r) => ({ seq: r.seq, change: r.change! }));
+}
+
 interface ParsedSegment {
   records: Array<{ record: StoredRecord; offset: number }>;
   /** Lines that are no record; `recovered`: the seq of a whole record found glued after the damage. */

@@ -41,6 +41,15 @@ export class SeqFile {
     return new SeqFile(file, handle, values[best] ?? 0, 1 - best);
   }
 
+  /** Reads the value without opening the file for writing (0 when missing). */
+  static async read(file: string): Promise<number> {
+    const bytes = await fs.readFile(file).catch((err: unknown) => {
+      if (isErrno(err, 'ENOENT')) return Buffer.alloc(0);
+      throw err;
+    });
+    return Math.max(parseSlot(bytes.subarray(0, SLOT_BYTES)) ?? 0, parseSlot(bytes.subarray(SLOT_BYTES, SLOT_BYTES * 2)) ?? 0);
+  }
+
   /** The value last written (or read at open). */
   get current(): number {
     return this.value;
