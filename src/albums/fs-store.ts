@@ -94,6 +94,7 @@ export class FsAlbumStore implements AlbumStore {
     await fs.mkdir(layout.internalDir, { recursive: true });
     const owner = options.owner ?? (await lockDataDir(layout.ownerFile));
     try {
+      for (const dir of [layout.tmpDir, layout.stagedDir]) await fs.mkdir(dir, { recursive: true });
       const crash = options.crash ?? NO_CRASH;
       const pending = new PendingSync();
       const staged = new StagedUploads(layout.root, layout.stagedDir);
