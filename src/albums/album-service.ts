@@ -3,15 +3,18 @@ import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
 import type { StoreChange } from './changes.js';
 import { describeFile, type StoredImageMeta } from './image-meta.js';
+import { SNIFF_BYTES, sniffType } from './sniff.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 
-/** Checks an uploaded file is an acceptable image and tells what it is (images/inspect.ts). */
-export type ImageInspector = (file: string) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
+/** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
+export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
 
 /** Size and sha256 of a staged file, when the caller computed them while receiving it. */
 export interface KnownContent {
   size: number;
   sha256: string;
+  /** The bytes themselves, when the upload kept them in memory too: checked from there, not read back. */
+  bytes?: Buffer;
 }
 
 /** Told when no stored image has some content any more (the derivative cache drops its entries). */
@@ -80,9 +83,12 @@ export class AlbumService {
   async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent): Promise<ImageInfo> {
     // The upload parser (or the importer) has often hashed the bytes already: read them again only when not.
     // Without an inspector the type comes from sniffing, so the file is read then.
-    const [described, facts] = await Promise.all([known && this.inspect ? known : describeFile(file), this.inspect?.(file)]);
-    const { type, ...rest } = facts ?? { type: (described as { type: string }).type };
-    const staged: StagedFile = { path: file, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
+    const bytes = known?.bytes;
+    const [described, facts] = await Promise.all([
+      known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file),
+    ]);
+    const { type, ...rest } = facts ?? { type: 'type' in described ? described.type : sniffType(bytes!.subarray(0, SNIFF_BYTES)) };
+    const staged: StagedFile = { path: file, bytes, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
     return this.notifier.storeChange((journal) => this.store.commitImage(album, name, staged, journal), changeEvent, ctx);
   }
 

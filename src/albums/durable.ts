@@ -87,3 +87,4 @@ export function sharedRuns(run: () => Promise<void>): () => Promise<void> {
     return next;
   };
 }
+

@@ -10,7 +10,7 @@ import path from 'node:path';
  *   <root>/image-store/<album>/.imagestore/meta/<image>  image metadata (JSON)
  *   <root>/image-info.json                               the Go service's index (read once, on import)
  *   <root>/.imagestore/tmp/                              uploads being received, temporary files
- *   <root>/.imagestore/staged/                           uploads committed, kept until checkpointed (staged-uploads.ts)
+ *   <root>/.imagestore/outbox/staged/                    bytes of committed uploads, kept until checkpointed (staged-uploads.ts)
  *   <root>/.imagestore/trash/                            albums being deleted
  *   <root>/.imagestore/outbox/                           event journal
  *   <root>/.imagestore/broker/                           embedded broker's sessions (LevelDB)
@@ -38,9 +38,9 @@ export class Layout {
     this.albumsDir = path.join(root, 'image-store');
     this.internalDir = path.join(root, '.imagestore');
     this.tmpDir = path.join(this.internalDir, 'tmp');
-    this.stagedDir = path.join(this.internalDir, 'staged');
-    this.trashDir = path.join(this.internalDir, 'trash');
     this.outboxDir = path.join(this.internalDir, 'outbox');
+    this.stagedDir = path.join(this.outboxDir, 'staged');
+    this.trashDir = path.join(this.internalDir, 'trash');
     this.brokerDir = path.join(this.internalDir, 'broker');
     this.cacheDir = path.join(this.internalDir, 'cache');
     this.importsDir = path.join(this.internalDir, 'imports');

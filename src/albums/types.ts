@@ -45,6 +45,8 @@ export interface PageRequest {
 /** A file that has been received completely and waits to be committed into an album (the store makes it durable). */
 export interface StagedFile {
   path: string;
+  /** The bytes too, when the upload kept them in memory (they are checked from there). */
+  bytes?: Buffer;
   size: number;
   sha256: string;
   type: string;

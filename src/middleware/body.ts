@@ -1,4 +1,6 @@
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import type { File } from 'formidable';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
@@ -88,14 +90,26 @@ export interface MultipartOptions {
   maxConcurrent: number;
   /** Files one request may carry (default 1). */
   maxFiles?: number;
+  /** Files up to this size are also kept in memory (`receivedBytes` gives them), to be checked without reading them back (default 0). */
+  memoryBytes?: number;
+}
+
+/** Bytes of the received files kept in memory (multipartUpload's `memoryBytes`), by formidable file path. */
+const RECEIVED = 'receivedBytes';
+
+/** The bytes of an uploaded file `multipartUpload` kept in memory (besides its file); undefined for a larger one. */
+export function receivedBytes(ctx: Context, file: File): Buffer | undefined {
+  return (ctx.state[RECEIVED] as Map<string, Buffer> | undefined)?.get(file.filepath);
 }
 
 /**
  * Streams a multipart upload to a file in the staging dir, hashing it on the
  * way (formidable), and stops with 413 as soon as the size limit is passed.
+ * A file up to `memoryBytes` is kept in memory too (`receivedBytes`), so that it
+ * is checked without being read back.
  * Files of a failed upload are removed. Concurrent uploads are capped.
  */
-export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1 }: MultipartOptions): Middleware {
+export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1, memoryBytes = 0 }: MultipartOptions): Middleware {
   let active = 0;
   return async function multipartUploadMiddleware(ctx, next) {
     if (!ctx.is('multipart/form-data')) {
@@ -108,12 +122,18 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     if (active >= maxConcurrent) throw new ServiceUnavailableError(`too many uploads in progress (limit ${maxConcurrent}); retry shortly`);
     active += 1;
     const written: string[] = [];
+    const inMemory = new Map<string, Buffer>();
+    ctx.state[RECEIVED] = inMemory;
     let writeError: unknown;
     const parse = koaBody({
       multipart: true, json: false, urlencoded: false, text: false,
       formidable: {
         uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles, maxTotalFileSize: maxFileBytes * maxFiles, maxFields: MAX_FIELDS, maxFieldsSize: MAX_FIELDS_BYTES,
         hashAlgorithm: 'sha256', allowEmptyFiles: false, minFileSize: 1,
+        fileWriteStreamHandler: (file) => {
+          const { filepath } = file as unknown as File;
+          return new UploadSink(filepath, memoryBytes, (bytes) => inMemory.set(filepath, bytes), (err) => (writeError ??= err));
+        },
         // Runs before the file is created from the part: the file name is read from the header with escapes.
         filter: (part) => {
           const header = (part as typeof part & { headers?: Record<string, string> }).headers?.['content-disposition'];
@@ -160,6 +180,78 @@ async function checkStaged(files: Record<string, File | File[]> | undefined, wri
     }
   }
   if (writeError()) throw writeError();
+}
+
+/**
+ * Where formidable writes an uploaded file: into the file, as it arrives; a file of at most
+ * `memoryBytes` is also kept in memory, and handed to `kept` at the end. A failed write is told
+ * to `failed` at once (formidable ignores it once the body has ended). Destroyed (a failed
+ * upload), it removes its file once any write under way has settled.
+ */
+class UploadSink extends Writable {
+  private chunks: Buffer[] | undefined = [];
+  private size = 0;
+  private file: FileHandle | undefined;
+  /** The file operation under way: the next one, or the clean-up, waits for it. */
+  private busy: Promise<unknown> = Promise.resolve();
+  /** Written whole: the stream's automatic destroy after 'finish' must not remove it. */
+  private complete = false;
+
+  constructor(
+    private readonly filepath: string,
+    private readonly memoryBytes: number,
+    private readonly kept: (bytes: Buffer) => void,
+    private readonly failed: (err: unknown) => void,
+  ) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.size += chunk.length;
+    if (this.size <= this.memoryBytes) this.chunks?.push(chunk);
+    else this.chunks = undefined;
+    const write = this.append(chunk);
+    this.busy = write.catch(() => undefined);
+    write.then(
+      () => callback(),
+      (err: Error) => {
+        this.failed(err);
+        callback(err);
+      },
+    );
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (this.chunks && this.size > 0) this.kept(Buffer.concat(this.chunks, this.size));
+    this.chunks = undefined;
+    const file = this.file;
+    this.file = undefined;
+    this.complete = true;
+    if (!file) callback();
+    else file.close().then(() => callback(), callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.chunks = undefined;
+    callback(err);
+    if (this.complete) return;
+    void this.busy
+      .then(async () => {
+        await this.file?.close();
+        this.file = undefined;
+        await fs.rm(this.filepath, { force: true });
+      })
+      .catch(() => undefined);
+  }
+
+  private async append(chunk: Buffer): Promise<void> {
+    this.file ??= await fs.open(this.filepath, 'wx');
+    for (let done = 0; done < chunk.length;) {
+      const { bytesWritten } = await this.file.write(chunk, done, chunk.length - done);
+      if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      done += bytesWritten;
+    }
+  }
 }
 
 interface BodyError extends Error {
