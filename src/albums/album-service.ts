@@ -15,6 +15,8 @@ export interface KnownContent {
   sha256: string;
   /** The bytes themselves, when the upload kept them in memory too: checked from there, not read back. */
   bytes?: Buffer;
+  /** The file's data is already fdatasynced. */
+  synced?: boolean;
 }
 
 /** Told when no stored image has some content any more (the derivative cache drops its entries). */
@@ -88,7 +90,9 @@ export class AlbumService {
       known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file),
     ]);
     const { type, ...rest } = facts ?? { type: 'type' in described ? described.type : sniffType(bytes!.subarray(0, SNIFF_BYTES)) };
-    const staged: StagedFile = { path: file, bytes, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
+    const staged: StagedFile = {
+      path: file, bytes, synced: known?.synced, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined,
+    };
     return this.notifier.storeChange((journal) => this.store.commitImage(album, name, staged, journal), changeEvent, ctx);
   }
 

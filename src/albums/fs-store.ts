@@ -195,7 +195,7 @@ export class FsAlbumStore implements AlbumStore {
       const meta: StoredImageMeta = {
         id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
       };
-      const [kept, prepared] = await Promise.allSettled([this.staged.keep(staged.path, meta.id), this.changes.prepareMeta(meta)]);
+      const [kept, prepared] = await Promise.allSettled([this.staged.keep(staged.path, meta.id, staged.synced), this.changes.prepareMeta(meta)]);
       if (kept.status === 'rejected' || prepared.status === 'rejected') {
         if (kept.status === 'fulfilled') await this.staged.drop(kept.value);
         if (prepared.status === 'fulfilled') await this.changes.discard(prepared.value);

@@ -221,7 +221,7 @@ export class S3AlbumStore implements AlbumStore {
       if (claimed.status === 'rejected') throw claimed.reason;
       let kept: string;
       try {
-        kept = await this.staged.keep(staged.path, meta.id);
+        kept = await this.staged.keep(staged.path, meta.id, staged.synced);
       } catch (err) {
         await this.objects.releaseClaim(album, name, meta.id);
         throw err;

@@ -26,15 +26,16 @@ export class StagedUploads {
   ) {}
 
   /**
-   * Moves an upload here under `name` and makes it durable.
+   * Moves an upload here under `name` and makes it durable (its data, unless `synced` says
+   * it already is, and its directory entry).
    * @returns its path relative to the data dir (for the commit record)
    * @throws the rename or fsync error; the file is then back where it was
    */
-  async keep(file: string, name: string): Promise<string> {
+  async keep(file: string, name: string, synced = false): Promise<string> {
     const target = path.join(this.dir, name);
     await fs.rename(file, target);
     try {
-      await Promise.all([fdatasyncFile(target), this.syncDir()]);
+      await Promise.all([synced ? undefined : fdatasyncFile(target), this.syncDir()]);
     } catch (err) {
       await fs.rename(target, file).catch(() => undefined);
       throw err;

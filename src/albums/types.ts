@@ -47,6 +47,8 @@ export interface StagedFile {
   path: string;
   /** The bytes too, when the upload kept them in memory (they are checked from there). */
   bytes?: Buffer;
+  /** Its data is already fdatasynced (the store then only makes its directory entry durable). */
+  synced?: boolean;
   size: number;
   sha256: string;
   type: string;

@@ -90,26 +90,38 @@ export interface MultipartOptions {
   maxConcurrent: number;
   /** Files one request may carry (default 1). */
   maxFiles?: number;
-  /** Files up to this size are also kept in memory (`receivedBytes` gives them), to be checked without reading them back (default 0). */
+  /** Files up to this size are also kept in memory (`receivedFile` gives them), to be checked without reading them back (default 0). */
   memoryBytes?: number;
+  /** fdatasync each file once received whole, for files that are to be kept (default false). */
+  durable?: boolean;
 }
 
-/** Bytes of the received files kept in memory (multipartUpload's `memoryBytes`), by formidable file path. */
-const RECEIVED = 'receivedBytes';
+/** What the sinks said of the files they wrote whole, by formidable file path (in ctx.state). */
+const RECEIVED = 'receivedFiles';
+/** Files the handler took away from the staging dir (in ctx.state): not removed at the end. */
+const TAKEN = 'takenFiles';
 
-/** The bytes of an uploaded file `multipartUpload` kept in memory (besides its file); undefined for a larger one. */
-export function receivedBytes(ctx: Context, file: File): Buffer | undefined {
-  return (ctx.state[RECEIVED] as Map<string, Buffer> | undefined)?.get(file.filepath);
+/**
+ * A file `multipartUpload` received whole: its size, and its bytes when it was small
+ * enough to keep them in memory (`memoryBytes`). Its file is fdatasynced with `durable`.
+ */
+export function receivedFile(ctx: Context, file: File): ReceivedFile | undefined {
+  return (ctx.state[RECEIVED] as Map<string, ReceivedFile> | undefined)?.get(file.filepath);
+}
+
+/** Tells `multipartUpload` that the handler moved this file away (it skips removing it). */
+export function takeFile(ctx: Context, file: File): void {
+  (ctx.state[TAKEN] as Set<string> | undefined)?.add(file.filepath);
 }
 
 /**
  * Streams a multipart upload to a file in the staging dir, hashing it on the
  * way (formidable), and stops with 413 as soon as the size limit is passed.
- * A file up to `memoryBytes` is kept in memory too (`receivedBytes`), so that it
- * is checked without being read back.
+ * A file up to `memoryBytes` is kept in memory too (`receivedFile`), so that it
+ * is checked without being read back; with `durable`, each file is fdatasynced once received.
  * Files of a failed upload are removed. Concurrent uploads are capped.
  */
-export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1, memoryBytes = 0 }: MultipartOptions): Middleware {
+export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1, memoryBytes = 0, durable = false }: MultipartOptions): Middleware {
   let active = 0;
   return async function multipartUploadMiddleware(ctx, next) {
     if (!ctx.is('multipart/form-data')) {
@@ -122,8 +134,10 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     if (active >= maxConcurrent) throw new ServiceUnavailableError(`too many uploads in progress (limit ${maxConcurrent}); retry shortly`);
     active += 1;
     const written: string[] = [];
-    const inMemory = new Map<string, Buffer>();
-    ctx.state[RECEIVED] = inMemory;
+    const received = new Map<string, ReceivedFile>();
+    const taken = new Set<string>();
+    ctx.state[RECEIVED] = received;
+    ctx.state[TAKEN] = taken;
     let writeError: unknown;
     const parse = koaBody({
       multipart: true, json: false, urlencoded: false, text: false,
@@ -132,7 +146,7 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
         hashAlgorithm: 'sha256', allowEmptyFiles: false, minFileSize: 1,
         fileWriteStreamHandler: (file) => {
           const { filepath } = file as unknown as File;
-          return new UploadSink(filepath, memoryBytes, (bytes) => inMemory.set(filepath, bytes), (err) => (writeError ??= err));
+          return new UploadSink(filepath, { memoryBytes, durable }, (whole) => received.set(filepath, whole), (err) => (writeError ??= err));
         },
         // Runs before the file is created from the part: the file name is read from the header with escapes.
         filter: (part) => {
@@ -155,13 +169,13 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     });
     try {
       await parse(ctx, async () => {
-        await checkStaged(ctx.request.files, () => writeError);
+        await checkStaged(ctx.request.files, received, () => writeError);
         await next();
       });
     } finally {
       active -= 1;
-      // Committed files were linked into their album; the staged names can always go.
-      await Promise.all(written.map((file) => fs.rm(file, { force: true })));
+      // What the handler did not take away (into the store) goes.
+      await Promise.all(written.filter((file) => !taken.has(file)).map((file) => fs.rm(file, { force: true })));
     }
   };
 }
@@ -170,10 +184,11 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
  * Makes sure each staged file holds every byte received; else throws the write error, which the
  * error handler maps (507 for a full disk).
  */
-async function checkStaged(files: Record<string, File | File[]> | undefined, writeError: () => unknown): Promise<void> {
+async function checkStaged(files: Record<string, File | File[]> | undefined, received: Map<string, ReceivedFile>, writeError: () => unknown): Promise<void> {
   for (const file of Object.values(files ?? {}).flat()) {
     if (writeError()) break;
-    const size = await fs.stat(file.filepath).then((s) => s.size, () => -1);
+    // A sink that finished wrote every byte it was given (each write checked); else look at the file.
+    const size = received.get(file.filepath)?.size ?? (await fs.stat(file.filepath).then((s) => s.size, () => -1));
     if (size !== file.size) {
       await new Promise((resolve) => setImmediate(resolve)); // the stream's 'error' may be on its way
       throw writeError() ?? new Error(`staged upload has ${size} of ${file.size} bytes`);
@@ -182,11 +197,23 @@ async function checkStaged(files: Record<string, File | File[]> | undefined, wri
   if (writeError()) throw writeError();
 }
 
+/** What the sink of a received file says once the file is written whole. */
+export interface ReceivedFile {
+  /** The bytes, for a file of at most `memoryBytes`. */
+  bytes?: Buffer;
+  /** Bytes written to the file. */
+  size: number;
+  /** The file's data is fdatasynced. */
+  synced: boolean;
+}
+
 /**
- * Where formidable writes an uploaded file: into the file, as it arrives; a file of at most
- * `memoryBytes` is also kept in memory, and handed to `kept` at the end. A failed write is told
- * to `failed` at once (formidable ignores it once the body has ended). Destroyed (a failed
- * upload), it removes its file once any write under way has settled.
+ * Where formidable writes an uploaded file. A file of at most `memoryBytes` is gathered in
+ * memory and written in one write at the end; a larger one is written as it arrives. The file
+ * is made at the first bytes (a client sending them is visibly under way), and with `durable`
+ * fdatasynced at the end, so the store needs no second pass over it. A failed write is told to `failed` at
+ * once (formidable ignores it once the body has ended); destroyed (a failed upload), the sink
+ * removes its file once any write under way has settled.
  */
 class UploadSink extends Writable {
   private chunks: Buffer[] | undefined = [];
@@ -199,8 +226,8 @@ class UploadSink extends Writable {
 
   constructor(
     private readonly filepath: string,
-    private readonly memoryBytes: number,
-    private readonly kept: (bytes: Buffer) => void,
+    private readonly options: { memoryBytes: number; durable: boolean },
+    private readonly done: (file: ReceivedFile) => void,
     private readonly failed: (err: unknown) => void,
   ) {
     super();
@@ -208,27 +235,30 @@ class UploadSink extends Writable {
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.size += chunk.length;
-    if (this.size <= this.memoryBytes) this.chunks?.push(chunk);
-    else this.chunks = undefined;
-    const write = this.append(chunk);
-    this.busy = write.catch(() => undefined);
-    write.then(
-      () => callback(),
-      (err: Error) => {
-        this.failed(err);
-        callback(err);
-      },
-    );
+    let step: Promise<void>;
+    if (this.chunks && this.size <= this.options.memoryBytes) {
+      this.chunks.push(chunk);
+      step = this.open();
+    } else {
+      const held = this.chunks ?? [];
+      this.chunks = undefined;
+      step = this.append(held.length > 0 ? Buffer.concat([...held, chunk]) : chunk);
+    }
+    this.settle(step, callback);
   }
 
   override _final(callback: (err?: Error | null) => void): void {
-    if (this.chunks && this.size > 0) this.kept(Buffer.concat(this.chunks, this.size));
+    const bytes = this.chunks ? Buffer.concat(this.chunks, this.size) : undefined;
     this.chunks = undefined;
-    const file = this.file;
-    this.file = undefined;
-    this.complete = true;
-    if (!file) callback();
-    else file.close().then(() => callback(), callback);
+    const finish = async () => {
+      if (bytes) await this.append(bytes);
+      if (this.options.durable) await this.file?.datasync();
+      await this.file?.close();
+      this.file = undefined;
+      this.complete = true;
+      this.done({ bytes, size: this.size, synced: this.options.durable });
+    };
+    this.settle(finish(), callback);
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
@@ -244,10 +274,25 @@ class UploadSink extends Writable {
       .catch(() => undefined);
   }
 
-  private async append(chunk: Buffer): Promise<void> {
+  private settle(step: Promise<void>, callback: (err?: Error | null) => void): void {
+    this.busy = step.catch(() => undefined);
+    step.then(
+      () => callback(),
+      (err: Error) => {
+        this.failed(err);
+        callback(err);
+      },
+    );
+  }
+
+  private async open(): Promise<void> {
     this.file ??= await fs.open(this.filepath, 'wx');
-    for (let done = 0; done < chunk.length;) {
-      const { bytesWritten } = await this.file.write(chunk, done, chunk.length - done);
+  }
+
+  private async append(data: Buffer): Promise<void> {
+    await this.open();
+    for (let done = 0; done < data.length;) {
+      const { bytesWritten } = await this.file!.write(data, done, data.length - done);
       if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
       done += bytesWritten;
     }

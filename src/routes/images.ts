@@ -7,7 +7,7 @@ import { checkName, checkNewName } from '../albums/names.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/image-delivery.js';
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
-import { jsonBody, multipartUpload, receivedBytes } from '../middleware/body.js';
+import { jsonBody, multipartUpload, receivedFile, takeFile } from '../middleware/body.js';
 import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
 
@@ -36,7 +36,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   const router = new Router();
   const json = jsonBody(deps.maxJsonBytes);
   const upload = multipartUpload({
-    stagingDir: albums.stagingDir, maxFileBytes: deps.maxUploadBytes, maxConcurrent: deps.maxConcurrentUploads, memoryBytes: UPLOAD_MEMORY_BYTES,
+    stagingDir: albums.stagingDir, maxFileBytes: deps.maxUploadBytes, maxConcurrent: deps.maxConcurrentUploads, memoryBytes: UPLOAD_MEMORY_BYTES, durable: true,
   });
   const base = '/albums/:albumName/images';
 
@@ -52,9 +52,11 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
     const name = checkNewName('image', baseName(file.originalFilename));
-    // formidable hashed the file (sha256) while receiving it; a small one is still in memory.
-    const known = file.hash ? { size: file.size, sha256: file.hash, bytes: receivedBytes(ctx, file) } : undefined;
+    // formidable hashed the file (sha256) while receiving it; it is fdatasynced, and a small one is still in memory.
+    const received = receivedFile(ctx, file);
+    const known = file.hash ? { size: file.size, sha256: file.hash, bytes: received?.bytes, synced: received?.synced } : undefined;
     const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known);
+    takeFile(ctx, file); // the store moved it
     ctx.status = 201;
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(name)}`);
     ctx.body = { message: `${name} image added to album ${album}`, image };
