@@ -87,7 +87,7 @@ export class Dispatcher {
         await this.sleep(); // the oldest event's change is being applied: woken when it is
         continue;
       }
-      const results = await Promise.allSettled(batch.map((r) => this.transport.deliver(r.event, this.topicsFor(r.event))));
+      const results = await Promise.allSettled(batch.map((r) => this.transport.deliver(r.event, this.topicsFor(r.event), r.payload)));
       const firstFailure = results.findIndex((r) => r.status === 'rejected');
       const delivered = firstFailure === -1 ? batch.length : firstFailure;
       if (delivered > 0) {

@@ -16,6 +16,8 @@ export interface JournalRecord {
   seq: number;
   event: StoreEvent;
   change?: StoreChange;
+  /** The event's JSON as journaled (serialised once, for the journal and the broker); absent for records read back at start. */
+  payload?: string;
 }
 
 /** A record as written: an event (with its change, for a commit record), or the abort of an earlier commit record. */
@@ -78,6 +80,11 @@ export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
 export const DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024;
 /** Room in the reserve promised to each change under way: more than any event takes (names are at most 255 bytes). */
 const ADMITTED_RECORD_BYTES = 8 * 1024;
+/**
+ * The delivered watermark is written at most this often, in place and without fsync: losing it
+ * only redelivers, and one write per dispatched batch cost more than the events themselves.
+ */
+const WATERMARK_WRITE_MS = 100;
 /** Dropped fetch events are logged at most once per this interval. */
 const DROP_LOG_INTERVAL_MS = 60_000;
 
@@ -118,6 +125,7 @@ export class Outbox {
   /** End of the last whole record in the current segment: where the next write goes. */
   private end = 0;
   private watermarkWrite: Promise<void> = Promise.resolve();
+  private watermarkTimer: NodeJS.Timeout | undefined;
   private readonly listeners: Array<() => void> = [];
   private admitted = 0;
   private readonly maxAdmitted: number;
@@ -148,6 +156,7 @@ export class Outbox {
     readonly problems: JournalProblem[],
     private readonly checkpointFile: SeqFile,
     redo: RedoRecord[],
+    private readonly deliveredFile: SeqFile,
   ) {
     this.maxAdmitted = Math.max(1, Math.floor(options.reserveBytes / 2 / ADMITTED_RECORD_BYTES));
     this.redo = redo;
@@ -166,7 +175,8 @@ export class Outbox {
     };
     const { log } = settings;
     await fs.mkdir(dir, { recursive: true });
-    const watermark = Number((await fs.readFile(path.join(dir, WATERMARK_FILE), 'utf8').catch(() => '0')).trim()) || 0;
+    const deliveredFile = await SeqFile.open(path.join(dir, WATERMARK_FILE));
+    const watermark = deliveredFile.current;
     // Temporary files of watermark or reserve writes that a crash interrupted.
     for (const name of await fs.readdir(dir)) {
       if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
@@ -207,7 +217,7 @@ export class Outbox {
         return false;
       },
     );
-    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems, checkpointFile, redo);
+    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems, checkpointFile, redo, deliveredFile);
     await fsyncDir(dir);
     await outbox.deleteDeliveredSegments();
     return outbox;
@@ -358,24 +368,39 @@ export class Outbox {
     let drop = 0;
     while (drop < this.pendingRecords.length && this.pendingRecords[drop].seq <= seq) drop += 1;
     this.pendingRecords.splice(0, drop);
-    const value = String(seq);
-    this.watermarkWrite = this.watermarkWrite
-      .then(() => (this.watermark === seq ? writeFileAtomic(path.join(this.dir, WATERMARK_FILE), value, this.dir) : undefined))
-      .then(() => this.deleteDeliveredSegments())
-      .catch(() => undefined);
+    if (this.watermarkTimer) return;
+    this.watermarkTimer = setTimeout(() => {
+      this.watermarkTimer = undefined;
+      this.persistWatermark(false);
+    }, WATERMARK_WRITE_MS);
+    this.watermarkTimer.unref();
   }
 
   /** Waits for queued writes, then closes the journal file. */
   async close(): Promise<void> {
     while (this.flushing) await this.flushing;
+    clearTimeout(this.watermarkTimer);
+    this.watermarkTimer = undefined;
+    this.persistWatermark(true);
     await this.watermarkWrite;
     await this.restoring;
     await this.current.close();
     await this.checkpointFile.close();
+    await this.deliveredFile.close();
+  }
+
+  /** Writes the delivered watermark if it moved, then deletes the segments no longer needed. */
+  private persistWatermark(sync: boolean): void {
+    this.watermarkWrite = this.watermarkWrite
+      .then(() => (this.watermark > this.deliveredFile.current ? this.deliveredFile.write(this.watermark, sync) : undefined))
+      .then(() => this.deleteDeliveredSegments())
+      .catch(() => undefined);
   }
 
   private async flush(): Promise<void> {
     try {
+      // Appends made in this turn of the event loop (requests answered together) join the first batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.queue.length > 0) {
         await this.writeBatch(this.queue.splice(0, this.queue.length));
         // A failed rotation is retried after the next batch; appends keep going to the current segment.
@@ -391,9 +416,12 @@ export class Outbox {
   private async writeBatch(batch: QueuedWrite[]): Promise<void> {
     let writes = batch;
     for (let attempt = 1; ; attempt += 1) {
-      const records: StoredRecord[] = writes.map((w, i) =>
-        w.aborted === undefined ? { seq: this.nextSeq + i, event: w.event, change: w.change } : { seq: this.nextSeq + i, aborted: w.aborted });
-      const data = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      // Each event is serialised once: the journal line is built around its JSON, which the broker gets too.
+      const records: Array<StoredRecord & { payload?: string }> = writes.map((w, i) =>
+        w.aborted === undefined
+          ? { seq: this.nextSeq + i, event: w.event, change: w.change, payload: JSON.stringify(w.event) }
+          : { seq: this.nextSeq + i, aborted: w.aborted });
+      const data = Buffer.from(records.map(recordLine).join(''));
       try {
         await writeAll(this.current, data, this.end);
         if (writes.some((w) => w.durable)) await this.current.datasync();
@@ -677,6 +705,13 @@ function parseRecord(text: string): StoredRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A record's journal line: what JSON.stringify(record) gives (seq first: RECORD_START), with the event's JSON reused. */
+function recordLine(record: StoredRecord & { payload?: string }): string {
+  if (record.payload === undefined) return `${JSON.stringify({ seq: record.seq, aborted: record.aborted })}\n`;
+  const change = record.change === undefined ? '' : `,"change":${JSON.stringify(record.change)}`;
+  return `{"seq":${record.seq},"event":${record.payload}${change}}\n`;
 }
 
 /** Only spaces, tabs, line ends or NULs (what a crash can leave where a write did not land). */

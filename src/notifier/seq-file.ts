@@ -38,7 +38,7 @@ export class SeqFile {
     await handle.read(bytes, 0, bytes.length, 0);
     const values = [parseSlot(bytes.subarray(0, SLOT_BYTES)), parseSlot(bytes.subarray(SLOT_BYTES))];
     const best = (values[1] ?? -1) > (values[0] ?? -1) ? 1 : 0;
-    return new SeqFile(file, handle, values[best] ?? 0, 1 - best);
+    return new SeqFile(file, handle, values[best] ?? legacy(bytes) ?? 0, 1 - best);
   }
 
   /** Reads the value without opening the file for writing (0 when missing). */
@@ -98,6 +98,12 @@ function parseSlot(bytes: Buffer): number | undefined {
   if (!match || crc(match[1]) !== match[2]) return undefined;
   const value = Number(match[1]);
   return Number.isSafeInteger(value) ? value : undefined;
+}
+
+/** A file written by versions that kept the number as plain text (the delivered watermark). */
+function legacy(bytes: Buffer): number | undefined {
+  const match = /^\s*(\d+)\s*$/.exec(bytes.toString('latin1').replace(/\0+$/, ''));
+  return match ? Number(match[1]) : undefined;
 }
 
 function crc(text: string): string {

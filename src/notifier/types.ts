@@ -46,7 +46,7 @@ export interface EventTransport {
   /** True while events can be delivered. */
   readonly connected: boolean;
   /** Delivers the event (QoS 1) on each topic; resolves when every PUBACK is in. */
-  deliver(event: StoreEvent, topics: string[]): Promise<void>;
+  deliver(event: StoreEvent, topics: string[], payload?: string): Promise<void>;
   /** Calls `listener` whenever the transport (re)connects. */
   onConnect(listener: () => void): void;
   close(): Promise<void>;
