@@ -366,8 +366,8 @@ export async function redoChanges(
   const pending = parts?.pending ?? new PendingSync();
   const staged = parts?.staged ?? new StagedUploads(layout.root, layout.stagedDir);
   const changes = parts?.changes ?? new FsChanges(layout, pending, staged);
-  const { problems } = await redoJournal(journal, (change) => changes.redo(change), () => pending.flush(), log);
-  await staged.clear();
+  const { problems, checkpointed } = await redoJournal(journal, (change) => changes.redo(change), () => pending.flush(), log);
+  if (checkpointed) await staged.clear(); // else the next start redoes them, from their staged files
   return problems;
 }
 

@@ -1,3 +1,4 @@
+import { isOutOfSpace } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RecoveryJournal, RedoOutcome, StoreChange } from './changes.js';
 import type { FsckProblem } from './fsck.js';
@@ -6,14 +7,15 @@ import type { FsckProblem } from './fsck.js';
  * Recovery, before the store is indexed: redoes, in journal order, every change committed
  * after the last checkpoint (`redo` must be idempotent: see fs-changes.ts), flushes what
  * that wrote, and checkpoints them all. A change that cannot be made any more is aborted
- * (never published) and reported.
+ * (never published) and reported. On a full disk the checkpoint may not be recorded: the
+ * changes are made all the same (`checkpointed` false), and redone again at the next start.
  */
 export async function redoJournal(
   journal: RecoveryJournal,
   redo: (change: StoreChange) => Promise<RedoOutcome>,
   flush: () => Promise<void>,
   log: Logger,
-): Promise<{ redone: number; problems: FsckProblem[] }> {
+): Promise<{ redone: number; problems: FsckProblem[]; checkpointed: boolean }> {
   const problems: FsckProblem[] = [];
   let redone = 0;
   for (const { seq, change } of journal.redo) {
@@ -29,7 +31,12 @@ export async function redoJournal(
     });
   }
   await flush();
-  await journal.checkpoint(journal.settledSeq);
+  let checkpointed = true;
+  await journal.checkpoint(journal.settledSeq).catch((err: unknown) => {
+    if (!isOutOfSpace(err)) throw err;
+    log.warn({ err }, 'recovery: the disk is full, the checkpoint is not recorded; the changes are redone again at the next start');
+    checkpointed = false;
+  });
   if (journal.redo.length > 0) log.info({ redone, aborted: problems.length }, 'recovery: redid the changes committed after the last checkpoint');
-  return { redone, problems };
+  return { redone, problems, checkpointed };
 }

@@ -114,8 +114,9 @@ export class S3AlbumStore implements AlbumStore {
       const store = new S3AlbumStore(bucket, layout, dataLayout, owner, log, options);
       const recovery: FsckReport = { problems: [], albums: 0, images: 0, index: new Map() };
       if (options.journal) {
-        recovery.problems.push(...(await redoJournal(options.journal, (change) => store.redo(change), async () => undefined, log)).problems);
-        await store.staged.clear();
+        const redone = await redoJournal(options.journal, (change) => store.redo(change), async () => undefined, log);
+        recovery.problems.push(...redone.problems);
+        if (redone.checkpointed) await store.staged.clear();
       }
       return { store, recovery };
     } catch (err) {
