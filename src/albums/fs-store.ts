@@ -40,6 +40,7 @@ export interface FsStoreOptions {
   /** Test-only crash points (CRASH_POINT). */
   crash?: CrashPoint;
 }
+
 /**
  * The filesystem store: albums are directories, images plain files (see layout.ts).
  *
