@@ -78,7 +78,8 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   let opened;
   try {
     outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) });
-    const options = { owner, journal: outbox, crash: edges.crash };
+    // A checkpoint's fsyncs take at most half of libuv's pool: the rest serves the requests meanwhile.
+    const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
     opened = config.storage === 's3' && config.s3
       ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, options)
       : await FsAlbumStore.open(config.imageDbDir, storeLog, options);

@@ -39,6 +39,8 @@ export interface FsStoreOptions {
   journal?: RecoveryJournal;
   /** Test-only crash points (CRASH_POINT). */
   crash?: CrashPoint;
+  /** fsyncs at once when a checkpoint flushes what applies wrote (default 2; see PendingSync). */
+  flushConcurrency?: number;
 }
 
 /**
@@ -97,7 +99,7 @@ export class FsAlbumStore implements AlbumStore {
     try {
       for (const dir of [layout.tmpDir, layout.stagedDir]) await fs.mkdir(dir, { recursive: true });
       const crash = options.crash ?? NO_CRASH;
-      const pending = new PendingSync();
+      const pending = new PendingSync(options.flushConcurrency);
       const staged = new StagedUploads(layout.root, layout.stagedDir);
       const changes = new FsChanges(layout, pending, staged, crash);
       const redoProblems = options.journal ? await redoChanges(layout, options.journal, log, { pending, staged, changes }) : [];

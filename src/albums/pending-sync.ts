@@ -2,12 +2,6 @@ import { promises as fs } from 'node:fs';
 import { isErrno, sharedRuns } from './durable.js';
 import { mapLimit } from './map-limit.js';
 
-/**
- * fsyncs at once during a flush. Each takes a libuv pool thread for the length of a
- * disk flush; enough in flight lets the file system commit them together, and the
- * other pool threads stay free for the requests of the moment.
- */
-const FLUSH_CONCURRENCY = 8;
 
 /**
  * What the filesystem store's applies wrote without fsync (metadata files, directories
@@ -18,6 +12,13 @@ export class PendingSync {
   private files = new Set<string>();
   /** Flushes share runs: a flush returns only once everything marked before it is on disk. */
   readonly flush: () => Promise<void> = sharedRuns(() => this.flushNow());
+
+  /**
+   * @param concurrency fsyncs at once during a flush. Each holds a libuv pool thread for the
+   *   length of a disk flush: enough in flight lets the file system commit them together, and
+   *   the other pool threads stay free for the requests of the moment (server.ts gives half the pool).
+   */
+  constructor(private readonly concurrency = 2) {}
 
   /** Marks a file or directory to fsync at the next flush. */
   mark(...paths: string[]): void {
@@ -33,7 +34,7 @@ export class PendingSync {
     const paths = [...this.files];
     this.files = new Set();
     try {
-      await mapLimit(paths, FLUSH_CONCURRENCY, fsyncPath);
+      await mapLimit(paths, this.concurrency, fsyncPath);
     } catch (err) {
       // Nothing is known to be on disk: the next flush tries them all again.
       for (const p of paths) this.files.add(p);
