@@ -88,6 +88,15 @@ export interface Config {
     concurrency: number;
   };
   shutdownTimeoutMs: number;
+  /** The checkpointer: fsyncs what applied changes wrote and records it in the event journal. */
+  checkpoint: {
+    /** A checkpoint runs this often while changes wait for one. */
+    intervalMs: number;
+    /** ... and at once when this many changes wait. */
+    maxChanges: number;
+  };
+  /** Test only: `<change>:<step>[@n]`, the commit path step at which the process SIGKILLs itself (see albums/changes.ts CrashPoint). */
+  crashPoint?: string;
   imports: {
     /** Downloads at once over all import jobs. */
     concurrency: number;
@@ -214,6 +223,13 @@ class EnvReader {
     return ms;
   }
 
+  /** An optional string that must match `pattern` (`expected` says how, in the error). */
+  pattern(name: string, pattern: RegExp, expected: string): string | undefined {
+    const value = this.raw(name);
+    if (value !== undefined && !pattern.test(value)) this.fail(name, expected, value);
+    return value;
+  }
+
   url(name: string, schemes: string[]): string | undefined {
     const value = this.raw(name);
     if (value === undefined) return undefined;
@@ -333,6 +349,11 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       concurrency: r.int('DIFF_CONCURRENCY', 2, 1, 64),
     },
     shutdownTimeoutMs: r.int('SHUTDOWN_TIMEOUT_MS', 10_000, 0, 600_000),
+    checkpoint: {
+      intervalMs: r.int('CHECKPOINT_INTERVAL_MS', 1000, 10, 600_000),
+      maxChanges: r.int('CHECKPOINT_MAX_CHANGES', 2000, 1, 1_000_000),
+    },
+    crashPoint: r.pattern('CRASH_POINT', /^[a-z-]+:[a-z-]+(@[1-9]\d*)?$/, 'a point like upload:after-commit, optionally @n (the n-th time)'),
     imports: {
       concurrency: r.int('IMPORT_CONCURRENCY', 4, 1, 256),
       timeoutMs: r.int('IMPORT_TIMEOUT_MS', 60_000, 100, 3_600_000),

@@ -1,3 +1,4 @@
+import { crashAt } from './albums/changes.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
@@ -20,7 +21,14 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   let service;
   try {
-    service = await startService(config, log, packageVersion());
+    service = await startService(config, log, packageVersion(), {
+      // The change will be redone at the next start (its client got no 2xx).
+      onFatal: (err) => {
+        log.fatal({ err }, 'a committed change could be neither applied nor undone: exiting, the next start redoes it');
+        process.exit(70);
+      },
+      crash: config.crashPoint ? crashAt(config.crashPoint, () => process.kill(process.pid, 'SIGKILL')) : undefined,
+    });
   } catch (err) {
     log.fatal({ err }, 'could not start');
     process.stderr.write(`imagestore: could not start: ${(err as Error).message}\n`);

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { once } from 'node:events';
@@ -9,10 +9,13 @@ import { FsAlbumStore } from './albums/fs-store.js';
 import { S3AlbumStore } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
 import { journalProblem, type FsckReport } from './albums/fsck.js';
+import { lockDataDir } from './albums/owner.js';
+import type { CrashPoint } from './albums/changes.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
 import { startBroker, type EmbeddedBroker } from './broker/broker.js';
 import { AedesTransport } from './notifier/aedes-transport.js';
+import { Checkpointer } from './notifier/checkpointer.js';
 import { Dispatcher } from './notifier/dispatcher.js';
 import { MqttTransport } from './notifier/mqtt-transport.js';
 import { Outbox } from './notifier/outbox.js';
@@ -49,22 +52,54 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** What the process edge (main.ts) gives the service. */
+export interface ServiceEdges {
+  /**
+   * A committed change could be neither applied nor undone: main.ts exits (non-zero), and the
+   * next start redoes the change. By default the service only refuses further changes (503).
+   */
+  onFatal?: (err: unknown) => void;
+  /** Test-only crash points (CRASH_POINT). */
+  crash?: CrashPoint;
+}
+
 /**
- * Builds and starts every part from the configuration: store (with crash
- * recovery), outbox, broker or broker connection, dispatcher, HTTP server.
- * The only place that does I/O set-up; `close()` undoes it in reverse order.
+ * Builds and starts every part from the configuration: event journal, store (with crash
+ * recovery: the journal's committed changes redone first), checkpointer, broker or broker
+ * connection, dispatcher, HTTP server. The only place that does I/O set-up; `close()`
+ * undoes it in reverse order.
  */
-export async function startService(config: Config, log: Logger, version = '0.0.0'): Promise<RunningService> {
+export async function startService(config: Config, log: Logger, version = '0.0.0', edges: ServiceEdges = {}): Promise<RunningService> {
   // First: crash recovery below may already decode images.
   configureImageEngine();
   const layout = new Layout(config.imageDbDir);
   const storeLog = log.child({ component: 'store' });
-  const { store, recovery } = config.storage === 's3' && config.s3
-    ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog)
-    : await FsAlbumStore.open(config.imageDbDir, storeLog);
-  const outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) });
+  // The journal is read before the store: recovery redoes its committed changes. So the data dir is claimed first.
+  await fs.mkdir(layout.internalDir, { recursive: true });
+  const owner = await lockDataDir(layout.ownerFile);
+  let outbox: Outbox | undefined;
+  let opened;
+  try {
+    outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) });
+    // A checkpoint's fsyncs take at most half of libuv's pool: the rest serves the requests meanwhile.
+    const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
+    opened = config.storage === 's3' && config.s3
+      ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, options)
+      : await FsAlbumStore.open(config.imageDbDir, storeLog, options);
+  } catch (err) {
+    await outbox?.close();
+    await owner.release();
+    throw err;
+  }
+  const { store, recovery } = opened;
   if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
   recovery.problems.push(...outbox.problems.map(journalProblem));
+  const checkpointer = new Checkpointer(outbox, store, { ...config.checkpoint, log: log.child({ component: 'checkpointer' }), crash: edges.crash });
+  checkpointer.start();
+  const notifier = new OutboxNotifier(outbox, config.eventSource, {
+    checkpoints: checkpointer,
+    onFatal: edges.onFatal ?? ((err) => log.fatal({ err }, 'a committed change could be neither applied nor undone: changes are refused until a restart redoes it')),
+  });
 
   let broker: EmbeddedBroker | undefined;
   let transport: EventTransport;
@@ -95,7 +130,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   });
   const albums = new AlbumService(
     store,
-    new OutboxNotifier(outbox, config.eventSource),
+    notifier,
     (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
     async (sha256) => {
       hot.delete(sha256);
@@ -108,7 +143,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const imports = new ImportService(
     albums,
     new JobStore(layout.importsDir, importsLog),
-    new OutboxNotifier(outbox, config.eventSource),
+    notifier,
     {
       ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes,
       allowHosts: new Set(config.imports.allowHosts),
@@ -190,6 +225,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       clearInterval(sweep);
       await imports.close();
       await diffs.close();
+      await checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'));
       const drained = await dispatcher.drain(left());
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
       await dispatcher.stop();

@@ -1,16 +1,22 @@
 import { NotFoundError } from '../errors.js';
+import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
-import { fsyncFile } from './durable.js';
-import { describeFile } from './image-meta.js';
+import type { StoreChange } from './changes.js';
+import { describeFile, type StoredImageMeta } from './image-meta.js';
+import { SNIFF_BYTES, sniffType } from './sniff.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 
-/** Checks an uploaded file is an acceptable image and tells what it is (images/inspect.ts). */
-export type ImageInspector = (file: string) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
+/** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
+export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
 
 /** Size and sha256 of a staged file, when the caller computed them while receiving it. */
 export interface KnownContent {
   size: number;
   sha256: string;
+  /** The bytes themselves, when the upload kept them in memory too: checked from there, not read back. */
+  bytes?: Buffer;
+  /** The file's data is already fdatasynced. */
+  synced?: boolean;
 }
 
 /** Told when no stored image has some content any more (the derivative cache drops its entries). */
@@ -27,10 +33,11 @@ export interface Listing<T> extends Page<string> {
 }
 
 /**
- * The album use cases: each change goes through `notifier.change`, which lets
+ * The album use cases: each change goes through `notifier.storeChange`, which lets
  * it touch the store only when its event is sure to fit in the journal, and
- * journals the event durably once the change is durable, before returning.
- * A download's event is journaled without waiting for the disk, best effort.
+ * gives the store the journal whose commit record (the change and its event,
+ * `changeEvent`) is the change's commit point. A download's event is journaled
+ * without waiting for the disk, best effort.
  */
 export class AlbumService {
   constructor(
@@ -56,16 +63,16 @@ export class AlbumService {
   }
 
   async createAlbum(name: string, ctx: CallContext = {}): Promise<AlbumInfo> {
-    return this.notifier.change(() => this.store.createAlbum(name), () => ({ type: 'imagestore.album.created', album: name }), ctx);
+    return this.notifier.storeChange((journal) => this.store.createAlbum(name, journal), changeEvent, ctx);
   }
 
   async renameAlbum(from: string, to: string, ctx: CallContext = {}): Promise<AlbumInfo> {
     if (from === to) return this.store.renameAlbum(from, to); // no change, no event
-    return this.notifier.change(() => this.store.renameAlbum(from, to), () => ({ type: 'imagestore.album.renamed', album: to, previousName: from }), ctx);
+    return this.notifier.storeChange((journal) => this.store.renameAlbum(from, to, journal), changeEvent, ctx);
   }
 
   async deleteAlbum(name: string, ctx: CallContext = {}): Promise<void> {
-    const { unusedContent } = await this.notifier.change(() => this.store.deleteAlbum(name), () => ({ type: 'imagestore.album.deleted', album: name }), ctx);
+    const { unusedContent } = await this.notifier.storeChange((journal) => this.store.deleteAlbum(name, journal), changeEvent, ctx);
     await Promise.all(unusedContent.map((sha) => this.contentReleased(sha)));
   }
 
@@ -77,16 +84,21 @@ export class AlbumService {
 
   /**
    * Stores a received file (in the staging dir) as an image: checks it (415 not an
-   * accepted image, 422 corrupt or too many pixels), makes it durable, commits it.
+   * accepted image, 422 corrupt or too many pixels), then commits it (the store makes
+   * the file durable and takes it away from its path).
    */
   async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent): Promise<ImageInfo> {
     // The upload parser (or the importer) has often hashed the bytes already: read them again only when not.
     // Without an inspector the type comes from sniffing, so the file is read then.
-    const [described, facts] = await Promise.all([known && this.inspect ? known : describeFile(file), this.inspect?.(file)]);
-    const { type, ...rest } = facts ?? { type: (described as { type: string }).type };
-    await fsyncFile(file);
-    const staged: StagedFile = { path: file, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined };
-    return this.notifier.change(() => this.store.commitImage(album, name, staged), (image) => ({ type: 'imagestore.image.created', ...eventFields(image) }), ctx);
+    const bytes = known?.bytes;
+    const [described, facts] = await Promise.all([
+      known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file),
+    ]);
+    const { type, ...rest } = facts ?? { type: 'type' in described ? described.type : sniffType(bytes!.subarray(0, SNIFF_BYTES)) };
+    const staged: StagedFile = {
+      path: file, bytes, synced: known?.synced, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined,
+    };
+    return this.notifier.storeChange((journal) => this.store.commitImage(album, name, staged, journal), changeEvent, ctx);
   }
 
   /**
@@ -121,15 +133,11 @@ export class AlbumService {
 
   async renameImage(album: string, from: string, to: string, ctx: CallContext = {}): Promise<ImageInfo> {
     if (from === to) return this.store.renameImage(album, from, to); // no change, no event
-    return this.notifier.change(
-      () => this.store.renameImage(album, from, to),
-      (image) => ({ type: 'imagestore.image.renamed', ...eventFields(image), previousName: from }),
-      ctx,
-    );
+    return this.notifier.storeChange((journal) => this.store.renameImage(album, from, to, journal), changeEvent, ctx);
   }
 
   async deleteImage(album: string, name: string, ctx: CallContext = {}): Promise<ImageInfo> {
-    const image = await this.notifier.change(() => this.store.deleteImage(album, name), (deleted) => ({ type: 'imagestore.image.deleted', ...eventFields(deleted) }), ctx);
+    const image = await this.notifier.storeChange((journal) => this.store.deleteImage(album, name, journal), changeEvent, ctx);
     if (!(await this.store.isContentUsed(image.sha256))) await this.contentReleased(image.sha256);
     return image;
   }
@@ -141,4 +149,23 @@ export class AlbumService {
 
 function eventFields(image: ImageInfo) {
   return { album: image.album, image: image.name, id: image.id, size: image.size, contentType: image.type };
+}
+
+/** The event a store change announces (carried in its commit record). */
+export function changeEvent(change: StoreChange): EventInput {
+  const image = (meta: StoredImageMeta) => eventFields({ ...meta, album: change.album });
+  switch (change.op) {
+    case 'album.create':
+      return { type: 'imagestore.album.created', album: change.album };
+    case 'album.rename':
+      return { type: 'imagestore.album.renamed', album: change.to, previousName: change.album };
+    case 'album.delete':
+      return { type: 'imagestore.album.deleted', album: change.album };
+    case 'image.add':
+      return { type: 'imagestore.image.created', ...image(change.meta) };
+    case 'image.rename':
+      return { type: 'imagestore.image.renamed', ...image(change.meta), previousName: change.from };
+    case 'image.delete':
+      return { type: 'imagestore.image.deleted', ...image(change.meta) };
+  }
 }

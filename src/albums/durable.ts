@@ -52,3 +52,39 @@ export const TEMP_PREFIX = 'meta-';
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === code;
 }
+
+/** Flushes a file's data (and the metadata needed to read it back, such as its size) to disk. */
+export async function fdatasyncFile(file: string): Promise<void> {
+  const handle = await fs.open(file, 'r');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Wraps `run` so that concurrent calls share runs, one at a time: a call waits for a run
+ * that starts after it (calls made while one runs share the next). Group commit for
+ * fsyncs: what a caller wrote before calling is covered, however many callers share it.
+ */
+export function sharedRuns(run: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let next: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const current = run().finally(() => {
+      if (running === current) running = undefined;
+    });
+    running = current;
+    return current;
+  };
+  return () => {
+    if (!running) return start();
+    next ??= running.catch(() => undefined).then(() => {
+      next = undefined;
+      return start();
+    });
+    return next;
+  };
+}
+

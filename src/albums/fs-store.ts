@@ -4,16 +4,22 @@ import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import { NO_CRASH, type ChangeJournal, type CrashPoint, type RecoveryJournal } from './changes.js';
 import { Layout } from './layout.js';
-import { KeyedLock } from './keyed-lock.js';
+import { SharedKeyedLock } from './shared-keyed-lock.js';
 import { SortedNames } from './sorted-names.js';
-import { fsck, type FsckReport } from './fsck.js';
-import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
+import { fsck, type FsckProblem, type FsckReport } from './fsck.js';
+import { isErrno } from './durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { lockDataDir, type DataDirLock } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
 import { FsImageHandle } from './fs-image-handle.js';
 import { mapLimit } from './map-limit.js';
+import { FsChanges } from './fs-changes.js';
+import { makeChange } from './make-change.js';
+import { PendingSync } from './pending-sync.js';
+import { StagedUploads } from './staged-uploads.js';
+import { redoJournal } from './redo.js';
 
 /** album.json files read at once when the store opens. */
 const METADATA_READS = 16;
@@ -38,29 +44,54 @@ interface AlbumState {
   version: number;
 }
 
+/** Options of `FsAlbumStore.open`. */
+export interface FsStoreOptions {
+  /** The data dir's lock, when the caller took it (to open the journal first); else `open` takes it. */
+  owner?: DataDirLock;
+  /** The event journal: its commit records after the checkpoint are redone before the store is indexed. */
+  journal?: RecoveryJournal;
+  /** Test-only crash points (CRASH_POINT). */
+  crash?: CrashPoint;
+  /** fsyncs at once when a checkpoint flushes what applies wrote (default 2; see PendingSync). */
+  flushConcurrency?: number;
+}
+
 /**
  * The filesystem store: albums are directories, images plain files (see layout.ts).
  *
- * Durability: every change is written to a temporary file, fsynced, renamed or
- * linked into place, and the directory fsynced before the call returns.
- * Concurrency: changes to one album are serialised by a lock on its name;
- * reads take no lock. The process must be the data dir's only writer (owner.ts).
+ * Durability: a change is made durable by its commit record in the event journal,
+ * passed in as `journal` (make-change.ts tells the order and why it is crash-safe);
+ * applying it afterwards needs no fsync, and the checkpointer (notifier/checkpointer.ts)
+ * fsyncs what it wrote later, for many changes at once (`flush`). Called without a
+ * journal (tests, tools), a change is flushed before the call returns.
+ * Concurrency: a change holds the keys of the image names it touches alone and its
+ * album's key shared, so changes to different images of one album run side by side; an
+ * album change holds the album's key alone. Reads take no lock. The process must be
+ * the data dir's only writer (owner.ts).
  */
 export class FsAlbumStore implements AlbumStore {
   readonly stagingDir: string;
-  private readonly lock = new KeyedLock();
+  private readonly lock = new SharedKeyedLock();
 
   private readonly ids = new ImageIndex();
   private readonly images = new Map<string, AlbumState>();
   private readonly albums: SortedNames;
   /** Store-wide change counter: every album state and the album list take a new value on each change (see version()). */
-  private changes = 0;
+  private changeCount = 0;
   private albumsVersion = 0;
+  /** Without a journal: each change is flushed before it returns. */
+  private readonly direct: ChangeJournal = {
+    commit: async () => ({ applied: () => this.pending.flush(), aborted: async () => undefined, fatal: () => undefined }),
+  };
 
   private constructor(
     private readonly layout: Layout,
     index: Map<string, StoredImageMeta[]>,
     private readonly owner: DataDirLock,
+    private readonly pending: PendingSync,
+    private readonly staged: StagedUploads,
+    private readonly changes: FsChanges,
+    private readonly crash: CrashPoint,
   ) {
     this.stagingDir = layout.tmpDir;
     for (const [album, metas] of index) {
@@ -76,21 +107,29 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   /**
-   * Opens a data dir, creating it if needed, and recovers it after a crash
-   * (fsck with repair: temp files removed, files and metadata reconciled).
+   * Opens a data dir, creating it if needed, and recovers it after a crash: the journal's
+   * changes after its checkpoint are redone and checkpointed, then fsck repairs the rest
+   * (temp files removed, files and metadata reconciled) and builds the index.
    */
-  static async open(root: string, log: Logger): Promise<{ store: FsAlbumStore; recovery: FsckReport }> {
+  static async open(root: string, log: Logger, options: FsStoreOptions = {}): Promise<{ store: FsAlbumStore; recovery: FsckReport }> {
     const layout = new Layout(path.resolve(root));
     await fs.mkdir(layout.internalDir, { recursive: true });
-    const owner = await lockDataDir(layout.ownerFile);
+    const owner = options.owner ?? (await lockDataDir(layout.ownerFile));
     try {
+      for (const dir of [layout.tmpDir, layout.stagedDir]) await fs.mkdir(dir, { recursive: true });
+      const crash = options.crash ?? NO_CRASH;
+      const pending = new PendingSync(options.flushConcurrency);
+      const staged = new StagedUploads(layout.root, layout.stagedDir);
+      const changes = new FsChanges(layout, pending, staged, crash);
+      const redoProblems = options.journal ? await redoChanges(layout, options.journal, log, { pending, staged, changes }) : [];
       const recovery = await fsck(layout.root, { repair: true, verifyContent: false });
+      recovery.problems.unshift(...redoProblems);
       for (const problem of recovery.problems) log.warn({ problem }, 'data dir recovery');
-      const store = new FsAlbumStore(layout, recovery.index, owner);
+      const store = new FsAlbumStore(layout, recovery.index, owner, pending, staged, changes, crash);
       await store.loadAlbumTimes();
       return { store, recovery };
     } catch (err) {
-      await owner.release();
+      if (!options.owner) await owner.release();
       throw err;
     }
   }
@@ -109,59 +148,63 @@ export class FsAlbumStore implements AlbumStore {
     return infos;
   }
 
-  async createAlbum(name: string): Promise<AlbumInfo> {
-    return this.lock.with([name], async () => {
+  async createAlbum(name: string, journal = this.direct): Promise<AlbumInfo> {
+    return this.lock.with({ exclusive: [name] }, async () => {
       if (this.albums.has(name)) throw new ConflictError(`${name} album already present`);
-      // Build the album with its metadata in the staging dir, then rename it into place in one step.
-      const staged = path.join(this.layout.tmpDir, `album-${randomUUID()}`);
       const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
-      try {
-        // One level at a time: a recursive mkdir reports a read-only file system as ENOENT.
-        for (const dir of [staged, path.join(staged, '.imagestore'), path.join(staged, '.imagestore', 'meta')]) await fs.mkdir(dir);
-        await writeFileAtomic(path.join(staged, '.imagestore', 'album.json'), JSON.stringify({ createdAt: info.createdAt }), this.layout.tmpDir);
-        await fsyncDir(path.join(staged, '.imagestore'));
-        await fs.rename(staged, this.layout.albumDir(name));
-      } catch (err) {
-        await fs.rm(staged, { recursive: true, force: true }); // a full disk must not keep the half-built album
-        throw err;
-      }
-      await fsyncDir(this.layout.albumsDir);
-      this.albums.add(name);
-      this.images.set(name, { ...this.newAlbumState(name), createdAt: info.createdAt });
-      this.albumsVersion = ++this.changes; // read model
+      const prepared = await this.changes.prepareAlbum(info.createdAt);
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'album.create', album: name, createdAt: info.createdAt },
+        apply: () => this.changes.createAlbum(name, prepared),
+        discard: () => this.changes.discard(prepared),
+        flushUndo: () => this.pending.flush(),
+        update: () => {
+          this.albums.add(name);
+          this.images.set(name, { ...this.newAlbumState(name), createdAt: info.createdAt });
+          this.albumsVersion = ++this.changeCount; // read model
+        },
+      });
       return info;
     });
   }
 
-  async renameAlbum(from: string, to: string): Promise<AlbumInfo> {
-    return this.lock.with([from, to], async () => {
+  async renameAlbum(from: string, to: string, journal = this.direct): Promise<AlbumInfo> {
+    return this.lock.with({ exclusive: [from, to] }, async () => {
       const album = this.requireAlbumState(from);
       if (from === to) return (await this.readAlbumInfo(to))!;
       if (this.albums.has(to)) throw new ConflictError(`${to} album already present`);
-      await fs.rename(this.layout.albumDir(from), this.layout.albumDir(to));
-      await fsyncDir(this.layout.albumsDir);
-      this.albums.delete(from);
-      this.albums.add(to);
-      this.images.delete(from);
-      this.images.set(to, album);
-      album.ref.name = to;
-      this.albumsVersion = album.version = ++this.changes; // read model: its images' `album` changes
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'album.rename', album: from, to },
+        apply: () => this.changes.renameAlbum(from, to),
+        flushUndo: () => this.pending.flush(),
+        update: () => {
+          this.albums.delete(from);
+          this.albums.add(to);
+          this.images.delete(from);
+          this.images.set(to, album);
+          album.ref.name = to;
+          this.albumsVersion = album.version = ++this.changeCount; // read model: its images' `album` changes
+        },
+      });
       return (await this.readAlbumInfo(to))!;
     });
   }
 
-  async deleteAlbum(name: string): Promise<{ unusedContent: string[] }> {
-    return this.lock.with([name], async () => {
+  async deleteAlbum(name: string, journal = this.direct): Promise<{ unusedContent: string[] }> {
+    return this.lock.with({ exclusive: [name] }, async () => {
       const album = this.requireAlbumState(name);
-      // One rename makes the deletion atomic; the trash is emptied afterwards (and on start).
-      const trashed = path.join(this.layout.trashDir, randomUUID());
-      await fs.rename(this.layout.albumDir(name), trashed);
-      await fsyncDir(this.layout.albumsDir);
-      this.albums.delete(name);
-      this.images.delete(name);
-      this.albumsVersion = ++this.changes; // read model
-      const unusedContent = [...album.ref.ids].map((id) => this.ids.remove(id)).filter((sha): sha is string => sha !== undefined);
-      void fs.rm(trashed, { recursive: true, force: true }).catch(() => undefined);
+      let unusedContent: string[] = [];
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'album.delete', album: name },
+        apply: () => this.changes.deleteAlbum(name),
+        flushUndo: () => this.pending.flush(),
+        update: () => {
+          this.albums.delete(name);
+          this.images.delete(name);
+          this.albumsVersion = ++this.changeCount; // read model
+          unusedContent = [...album.ref.ids].map((id) => this.ids.remove(id)).filter((sha): sha is string => sha !== undefined);
+        },
+      });
       return { unusedContent };
     });
   }
@@ -182,28 +225,32 @@ export class FsAlbumStore implements AlbumStore {
     return infos;
   }
 
-  async commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo> {
-    return this.lock.with([album], async () => {
-      const names = this.requireAlbum(album);
-      if (names.has(name)) throw new ConflictError(`${name} image already present`);
+  async commitImage(album: string, name: string, staged: StagedFile, journal = this.direct): Promise<ImageInfo> {
+    return this.lockImages(album, [name], async () => {
+      const state = this.requireAlbumState(album);
+      if (state.names.has(name)) throw new ConflictError(`${name} image already present`);
       const now = new Date().toISOString();
       const meta: StoredImageMeta = {
         id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
       };
-      // Metadata first: a crash before the link leaves metadata without a file, which recovery drops.
-      await writeFileAtomic(this.layout.imageMetaFile(album, name), JSON.stringify(meta), this.layout.tmpDir);
-      try {
-        await fs.link(staged.path, this.layout.imageFile(album, name)); // link never replaces an existing file
-      } catch (err) {
-        await fs.rm(this.layout.imageMetaFile(album, name), { force: true });
-        if (isErrno(err, 'EEXIST')) throw new ConflictError(`${name} image already present`);
-        throw err;
+      const [kept, prepared] = await Promise.allSettled([this.staged.keep(staged.path, meta.id, staged.synced), this.changes.prepareMeta(meta)]);
+      if (kept.status === 'rejected' || prepared.status === 'rejected') {
+        if (kept.status === 'fulfilled') await this.staged.drop(kept.value);
+        if (prepared.status === 'fulfilled') await this.changes.discard(prepared.value);
+        throw kept.status === 'rejected' ? kept.reason : (prepared as PromiseRejectedResult).reason;
       }
-      await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
-      await fs.rm(staged.path, { force: true });
-      names.add(name);
-      this.ids.add(this.requireAlbumState(album).ref, meta);
-      this.imageStored(album, meta); // read model
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'image.add', album, meta, staged: kept.value },
+        staged: { uploads: this.staged, file: kept.value },
+        apply: () => this.changes.addImage(album, name, this.staged.resolve(kept.value), prepared.value),
+        discard: () => this.changes.discard(prepared.value),
+        flushUndo: () => this.pending.flush(),
+        update: () => {
+          state.names.add(name);
+          this.ids.add(state.ref, meta);
+          this.imageStored(album, meta); // read model
+        },
+      });
       return { ...meta, album };
     });
   }
@@ -216,39 +263,57 @@ export class FsAlbumStore implements AlbumStore {
     return new FsImageHandle(info, this.layout.imageFile(album, name), () => (this.images.get(album) === state ? state.metas.get(name) : undefined));
   }
 
-  async renameImage(album: string, from: string, to: string): Promise<ImageInfo> {
-    return this.lock.with([album], async () => {
-      const names = this.requireAlbum(album);
+  async renameImage(album: string, from: string, to: string, journal = this.direct): Promise<ImageInfo> {
+    return this.lockImages(album, [from, to], async () => {
+      const { names } = this.requireAlbumState(album);
       const old = await this.readImageLocked(names, album, from);
       if (from === to) return old;
       if (names.has(to)) throw new ConflictError(`${to} image already present`);
       const meta: StoredImageMeta = { ...stripAlbum(old), name: to, modifiedAt: new Date().toISOString() };
-      // New metadata, then the file, then the old metadata: at every crash point recovery finds one consistent image.
-      await writeFileAtomic(this.layout.imageMetaFile(album, to), JSON.stringify(meta), this.layout.tmpDir);
-      await fs.rename(this.layout.imageFile(album, from), this.layout.imageFile(album, to));
-      await fs.rm(this.layout.imageMetaFile(album, from), { force: true });
-      await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
-      names.delete(from);
-      names.add(to);
-      this.ids.rename(meta.id, to);
-      this.imageRemoved(album, from); // read model
-      this.imageStored(album, meta); // read model
+      const prepared = await this.changes.prepareMeta(meta);
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'image.rename', album, from, meta },
+        apply: () => this.changes.renameImage(album, from, to, prepared),
+        discard: () => this.changes.discard(prepared),
+        flushUndo: () => this.pending.flush(),
+        update: () => {
+          names.delete(from);
+          names.add(to);
+          this.ids.rename(meta.id, to);
+          this.imageRemoved(album, from); // read model
+          this.imageStored(album, meta); // read model
+        },
+      });
       return { ...meta, album };
     });
   }
 
-  async deleteImage(album: string, name: string): Promise<ImageInfo> {
-    return this.lock.with([album], async () => {
-      const names = this.requireAlbum(album);
+  async deleteImage(album: string, name: string, journal = this.direct): Promise<ImageInfo> {
+    return this.lockImages(album, [name], async () => {
+      const { names } = this.requireAlbumState(album);
       const info = await this.readImageLocked(names, album, name);
-      await fs.rm(this.layout.imageFile(album, name), { force: true });
-      await fs.rm(this.layout.imageMetaFile(album, name), { force: true });
-      await Promise.all([fsyncDir(this.layout.imageMetaDir(album)), fsyncDir(this.layout.albumDir(album))]);
-      names.delete(name);
-      this.ids.remove(info.id);
-      this.imageRemoved(album, name); // read model
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'image.delete', album, meta: stripAlbum(info) },
+        apply: () => this.changes.deleteImage(album, name, info.id),
+        flushUndo: () => this.pending.flush(),
+        update: () => {
+          names.delete(name);
+          this.ids.remove(info.id);
+          this.imageRemoved(album, name); // read model
+        },
+      });
       return info;
     });
+  }
+
+  /** fsyncs what changes applied since the last flush wrote (for the checkpointer). */
+  async flush(): Promise<void> {
+    await this.pending.flush();
+  }
+
+  /** Deletes the staged files of the changes up to `seq`, now checkpointed. */
+  async checkpointed(seq: number): Promise<void> {
+    await this.staged.release(seq);
   }
 
   async counts(): Promise<{ albums: number; images: number }> {
@@ -283,6 +348,11 @@ export class FsAlbumStore implements AlbumStore {
     await fs.rm(probe, { force: true });
   }
 
+  /** Image changes: the album's key shared (no album change meanwhile), the names' keys alone. */
+  private lockImages<T>(album: string, names: string[], fn: () => Promise<T>): Promise<T> {
+    return this.lock.with({ shared: [album], exclusive: names.map((name) => `${album}/${name}`) }, fn);
+  }
+
   private requireAlbum(album: string): SortedNames {
     return this.requireAlbumState(album).names;
   }
@@ -294,7 +364,7 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   private newAlbumState(name: string): AlbumState {
-    return { names: new SortedNames(), ref: { name, ids: new Set() }, metas: new Map(), createdAt: new Date(0).toISOString(), version: ++this.changes };
+    return { names: new SortedNames(), ref: { name, ids: new Set() }, metas: new Map(), createdAt: new Date(0).toISOString(), version: ++this.changeCount };
   }
 
   /** Reads every album's creation time (album.json), before the store is used. */
@@ -318,14 +388,14 @@ export class FsAlbumStore implements AlbumStore {
   private imageStored(album: string, meta: StoredImageMeta): void {
     const state = this.requireAlbumState(album);
     state.metas.set(meta.name, Object.freeze({ ...meta, album }));
-    state.version = ++this.changes;
+    state.version = ++this.changeCount;
   }
 
   /** Read model: an image gone from this name. */
   private imageRemoved(album: string, name: string): void {
     const state = this.requireAlbumState(album);
     state.metas.delete(name);
-    state.version = ++this.changes;
+    state.version = ++this.changeCount;
   }
 
   private async readImageLocked(names: SortedNames, album: string, name: string): Promise<ImageInfo> {
@@ -349,6 +419,27 @@ export class FsAlbumStore implements AlbumStore {
       return this.albums.has(name) ? { name, createdAt: new Date(0).toISOString() } : undefined;
     }
   }
+}
+
+/**
+ * Recovery's first step (FsAlbumStore.open, and `npm run fsck -- --repair`): redoes the
+ * journal's changes committed after its checkpoint and checkpoints them, then deletes the
+ * staged uploads, none of which is needed any more.
+ * @returns the changes that could not be redone (aborted)
+ */
+export async function redoChanges(
+  layout: Layout,
+  journal: RecoveryJournal,
+  log: Logger,
+  parts?: { pending: PendingSync; staged: StagedUploads; changes: FsChanges },
+): Promise<FsckProblem[]> {
+  for (const dir of [layout.tmpDir, layout.stagedDir, layout.trashDir]) await fs.mkdir(dir, { recursive: true });
+  const pending = parts?.pending ?? new PendingSync();
+  const staged = parts?.staged ?? new StagedUploads(layout.root, layout.stagedDir);
+  const changes = parts?.changes ?? new FsChanges(layout, pending, staged);
+  const { problems, checkpointed } = await redoJournal(journal, (change) => changes.redo(change), () => pending.flush(), log);
+  if (checkpointed) await staged.clear(); // else the next start redoes them, from their staged files
+  return problems;
 }
 
 function stripAlbum(info: ImageInfo): StoredImageMeta {

@@ -12,7 +12,7 @@ export interface FsckProblem {
   kind:
     | 'temp-file' | 'trash' | 'stray-entry' | 'invalid-name' | 'album-without-metadata'
     | 'file-without-metadata' | 'metadata-without-file' | 'bad-metadata' | 'content-mismatch'
-    | 'go-index-entry-missing'
+    | 'go-index-entry-missing' | 'change-not-redone' | 'journal-changes-to-redo'
     | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records';
   path: string;
   detail: string;

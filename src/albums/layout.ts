@@ -10,6 +10,7 @@ import path from 'node:path';
  *   <root>/image-store/<album>/.imagestore/meta/<image>  image metadata (JSON)
  *   <root>/image-info.json                               the Go service's index (read once, on import)
  *   <root>/.imagestore/tmp/                              uploads being received, temporary files
+ *   <root>/.imagestore/outbox/staged/                    bytes of committed uploads, kept until checkpointed (staged-uploads.ts)
  *   <root>/.imagestore/trash/                            albums being deleted
  *   <root>/.imagestore/outbox/                           event journal
  *   <root>/.imagestore/broker/                           embedded broker's sessions (LevelDB)
@@ -23,6 +24,7 @@ export class Layout {
   readonly albumsDir: string;
   readonly internalDir: string;
   readonly tmpDir: string;
+  readonly stagedDir: string;
   readonly trashDir: string;
   readonly outboxDir: string;
   readonly brokerDir: string;
@@ -36,8 +38,9 @@ export class Layout {
     this.albumsDir = path.join(root, 'image-store');
     this.internalDir = path.join(root, '.imagestore');
     this.tmpDir = path.join(this.internalDir, 'tmp');
-    this.trashDir = path.join(this.internalDir, 'trash');
     this.outboxDir = path.join(this.internalDir, 'outbox');
+    this.stagedDir = path.join(this.outboxDir, 'staged');
+    this.trashDir = path.join(this.internalDir, 'trash');
     this.brokerDir = path.join(this.internalDir, 'broker');
     this.cacheDir = path.join(this.internalDir, 'cache');
     this.importsDir = path.join(this.internalDir, 'imports');

@@ -14,6 +14,10 @@ import { S3Layout } from './s3-layout.js';
 import { PARALLEL_REQUESTS, S3Objects, type AlbumMarker } from './s3-objects.js';
 import { SharedKeyedLock } from './shared-keyed-lock.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import { NO_CRASH, UndoFailedError, type ChangeJournal, type CrashPoint, type RecoveryJournal, type RedoOutcome, type StoreChange } from './changes.js';
+import { makeChange } from './make-change.js';
+import { redoJournal } from './redo.js';
+import { StagedUploads } from './staged-uploads.js';
 
 export type { AlbumMarker };
 
@@ -27,6 +31,12 @@ export interface S3StoreOptions {
   countsTtlMs?: number;
   /** Metadata without image bytes older than this is a dead upload's claim and may be taken over (default 1 h). */
   claimTtlMs?: number;
+  /** The data dir's lock, when the caller took it (to open the journal first); else `open` takes it. */
+  owner?: DataDirLock;
+  /** The event journal: its commit records after the checkpoint are redone (against the bucket) at open. */
+  journal?: RecoveryJournal;
+  /** Test-only crash points (CRASH_POINT). */
+  crash?: CrashPoint;
 }
 
 /**
@@ -42,6 +52,13 @@ export interface S3StoreOptions {
  * album rename or delete waits for them (SharedKeyedLock). Renames are copy then
  * delete (see renameImage, renameAlbum).
  * The data dir is still used for staging, and is claimed like the filesystem store's.
+ *
+ * Commit path (make-change.ts): the name is claimed before the commit record; apply
+ * writes the objects, which are durable when each PUT returns, so the checkpoint has
+ * nothing to flush, and only deletes the staged uploads that redo would have needed.
+ * Redo (`redo`) writes again whatever of a change's objects is missing, with the id and
+ * metadata of its record. Album renames and deletes are not atomic, as before: one that
+ * fails part way is left resumable (asking again finishes it) and its event not published.
  */
 export class S3AlbumStore implements AlbumStore {
   readonly stagingDir: string;
@@ -49,6 +66,12 @@ export class S3AlbumStore implements AlbumStore {
   private counted?: { at: number; value: Promise<{ albums: number; images: number }> };
   private readonly countsTtlMs: number;
   private readonly objects: S3Objects;
+  private readonly staged: StagedUploads;
+  private readonly crash: CrashPoint;
+  /** Without a journal: the PUTs are durable when they return. */
+  private readonly direct: ChangeJournal = {
+    commit: async () => ({ applied: async () => undefined, aborted: async () => undefined, fatal: () => undefined }),
+  };
 
   private constructor(
     readonly bucket: S3Bucket,
@@ -61,6 +84,8 @@ export class S3AlbumStore implements AlbumStore {
     this.stagingDir = dataLayout.tmpDir;
     this.countsTtlMs = options.countsTtlMs ?? 60_000;
     this.objects = new S3Objects(bucket, layout, log, options.claimTtlMs ?? 3_600_000);
+    this.staged = new StagedUploads(dataLayout.root, dataLayout.stagedDir);
+    this.crash = options.crash ?? NO_CRASH;
   }
 
   /**
@@ -72,7 +97,8 @@ export class S3AlbumStore implements AlbumStore {
   static async open(settings: S3Settings, dataDir: string, log: Logger, options: S3StoreOptions = {}): Promise<{ store: S3AlbumStore; recovery: FsckReport }> {
     const dataLayout = new Layout(path.resolve(dataDir));
     await fs.mkdir(dataLayout.tmpDir, { recursive: true });
-    const owner = await lockDataDir(dataLayout.ownerFile);
+    await fs.mkdir(dataLayout.stagedDir, { recursive: true });
+    const owner = options.owner ?? (await lockDataDir(dataLayout.ownerFile));
     const bucket = new S3Bucket(createS3Client(settings), settings.bucket, options.copyPartBytes);
     try {
       for (const entry of await fs.readdir(dataLayout.tmpDir)) await fs.rm(path.join(dataLayout.tmpDir, entry), { recursive: true, force: true });
@@ -86,10 +112,16 @@ export class S3AlbumStore implements AlbumStore {
       }
       log.info({ bucket: settings.bucket, prefix: layout.prefix, conditionalWrites: bucket.conditionalWrites }, 'S3 store opened');
       const store = new S3AlbumStore(bucket, layout, dataLayout, owner, log, options);
-      return { store, recovery: { problems: [], albums: 0, images: 0, index: new Map() } };
+      const recovery: FsckReport = { problems: [], albums: 0, images: 0, index: new Map() };
+      if (options.journal) {
+        const redone = await redoJournal(options.journal, (change) => store.redo(change), async () => undefined, log);
+        recovery.problems.push(...redone.problems);
+        if (redone.checkpointed) await store.staged.clear();
+      }
+      return { store, recovery };
     } catch (err) {
       bucket.client.destroy();
-      await owner.release();
+      if (!options.owner) await owner.release();
       throw err;
     }
   }
@@ -103,14 +135,20 @@ export class S3AlbumStore implements AlbumStore {
     return names.flatMap((name, i) => (markers[i] ? [{ name, createdAt: markers[i].createdAt }] : []));
   }
 
-  async createAlbum(name: string): Promise<AlbumInfo> {
+  async createAlbum(name: string, journal = this.direct): Promise<AlbumInfo> {
     return this.lockAlbums([name], async () => {
       if (await this.bucket.head(this.layout.albumKey(name))) throw new ConflictError(`${name} album already present`);
       await this.objects.purgeAlbumObjects(name);
       const info: AlbumInfo = { name, createdAt: new Date().toISOString() };
-      const marker: AlbumMarker = { createdAt: info.createdAt };
-      if (!(await this.bucket.createIfAbsent(this.layout.albumKey(name), JSON.stringify(marker)))) throw new ConflictError(`${name} album already present`);
-      this.changed();
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'album.create', album: name, createdAt: info.createdAt },
+        apply: async () => {
+          if (!(await this.bucket.createIfAbsent(this.layout.albumKey(name), JSON.stringify({ createdAt: info.createdAt } satisfies AlbumMarker)))) {
+            throw new ConflictError(`${name} album already present`);
+          }
+        },
+        update: () => this.changed(),
+      });
       return info;
     });
   }
@@ -122,23 +160,18 @@ export class S3AlbumStore implements AlbumStore {
    * by a crash is finished by asking for the same rename again; until then both
    * albums exist and writes into the old one may be lost.
    */
-  async renameAlbum(from: string, to: string): Promise<AlbumInfo> {
+  async renameAlbum(from: string, to: string, journal = this.direct): Promise<AlbumInfo> {
     return this.lockAlbums([from, to], async () => {
       const marker = await this.objects.requireMarker(from);
       if (from === to) return { name: to, createdAt: marker.createdAt };
       if (marker.renamingTo !== undefined && marker.renamingTo !== to) throw new ConflictError(`${from} album is being renamed to ${marker.renamingTo}`);
       const target = await this.objects.marker(to);
       if (target && target.renamedFrom !== from) throw new ConflictError(`${to} album already present`);
-      if (!target) {
-        await this.objects.purgeAlbumObjects(to);
-        const journal: AlbumMarker = { createdAt: marker.createdAt, renamedFrom: from };
-        if (!(await this.bucket.createIfAbsent(this.layout.albumKey(to), JSON.stringify(journal)))) throw new ConflictError(`${to} album already present`);
-      }
-      await this.bucket.putJson(this.layout.albumKey(from), { ...marker, renamingTo: to });
-      await this.objects.moveImages(from, to);
-      await this.bucket.delete(this.layout.albumKey(from));
-      await this.bucket.putJson(this.layout.albumKey(to), { createdAt: marker.createdAt } satisfies AlbumMarker);
-      this.changed();
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'album.rename', album: from, to },
+        apply: () => this.moveAlbum(from, to, marker, target),
+        update: () => this.changed(),
+      });
       return { name: to, createdAt: marker.createdAt };
     });
   }
@@ -148,12 +181,17 @@ export class S3AlbumStore implements AlbumStore {
    * content references, then the marker. Cut short, the album remains with fewer
    * images, and deleting it again finishes the job.
    */
-  async deleteAlbum(name: string): Promise<{ unusedContent: string[] }> {
+  async deleteAlbum(name: string, journal = this.direct): Promise<{ unusedContent: string[] }> {
     return this.lockAlbums([name], async () => {
       await this.objects.requireMarker(name);
-      const { contents } = await this.objects.removeImages(name);
-      await this.bucket.delete(this.layout.albumKey(name));
-      this.changed();
+      let contents = new Set<string>();
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'album.delete', album: name },
+        apply: async () => {
+          contents = await this.removeAlbum(name);
+        },
+        update: () => this.changed(),
+      });
       const used = await mapLimit([...contents], PARALLEL_REQUESTS, (sha) => this.isContentUsed(sha));
       return { unusedContent: [...contents].filter((_, i) => !used[i]) };
     });
@@ -169,7 +207,7 @@ export class S3AlbumStore implements AlbumStore {
     return metas.filter((m): m is StoredImageMeta => m !== undefined).map((m) => ({ ...m, album }));
   }
 
-  async commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo> {
+  async commitImage(album: string, name: string, staged: StagedFile, journal = this.direct): Promise<ImageInfo> {
     return this.lockImages(album, [name], async () => {
       const now = new Date().toISOString();
       const meta: StoredImageMeta = {
@@ -182,20 +220,32 @@ export class S3AlbumStore implements AlbumStore {
         throw marker.reason;
       }
       if (claimed.status === 'rejected') throw claimed.reason;
+      let kept: string;
       try {
-        await Promise.all([
-          // Conditional as well where honoured: a node whose claim was wrongly taken over as stale cannot overwrite.
-          this.bucket.upload(this.layout.imageKey(album, name), staged.path, staged.type, this.bucket.conditionalWrites === 'put'),
-          this.objects.recordImage(album, meta),
-        ]);
+        kept = await this.staged.keep(staged.path, meta.id, staged.synced);
       } catch (err) {
-        await this.objects.forgetImage(album, meta).catch(() => undefined);
         await this.objects.releaseClaim(album, name, meta.id);
-        if (err instanceof ConflictError) throw new ConflictError(`${name} image already present`);
         throw err;
       }
-      await fs.rm(staged.path, { force: true });
-      this.changed();
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'image.add', album, meta, staged: kept },
+        staged: { uploads: this.staged, file: kept },
+        apply: async () => {
+          try {
+            await Promise.all([
+              // Conditional as well where honoured: a node whose claim was wrongly taken over as stale cannot overwrite.
+              this.bucket.upload(this.layout.imageKey(album, name), this.staged.resolve(kept), staged.type, this.bucket.conditionalWrites === 'put'),
+              this.objects.recordImage(album, meta),
+            ]);
+          } catch (err) {
+            await this.objects.forgetImage(album, meta).catch(() => undefined);
+            if (err instanceof ConflictError) throw new ConflictError(`${name} image already present`);
+            throw err;
+          }
+        },
+        discard: () => this.objects.releaseClaim(album, name, meta.id),
+        update: () => this.changed(),
+      });
       return { ...meta, album };
     });
   }
@@ -215,32 +265,119 @@ export class S3AlbumStore implements AlbumStore {
    * moment; a crash in between leaves both (same id, found under the new name),
    * and deleting the old one does not lose the id.
    */
-  async renameImage(album: string, from: string, to: string): Promise<ImageInfo> {
+  async renameImage(album: string, from: string, to: string, journal = this.direct): Promise<ImageInfo> {
     return this.lockImages(album, [from, to], async () => {
       const old = await this.objects.requireImage(album, from);
       if (from === to) return { ...old, album };
       const meta: StoredImageMeta = { ...old, name: to, modifiedAt: new Date().toISOString() };
       await this.objects.claimName(album, to, meta);
-      try {
-        await this.bucket.copy(this.layout.imageKey(album, from), this.layout.imageKey(album, to), old.size);
-      } catch (err) {
-        await this.objects.releaseClaim(album, to, meta.id);
-        throw err;
-      }
-      await Promise.all([this.bucket.putJson(this.layout.idKey(meta.id), { album, name: to }), this.bucket.delete(this.layout.imageKey(album, from))]);
-      await this.bucket.delete(this.layout.metaKey(album, from));
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'image.rename', album, from, meta },
+        apply: async () => {
+          await this.bucket.copy(this.layout.imageKey(album, from), this.layout.imageKey(album, to), old.size);
+          this.crash('image-rename:mid-apply');
+          try {
+            await Promise.all([this.bucket.putJson(this.layout.idKey(meta.id), { album, name: to }), this.bucket.delete(this.layout.imageKey(album, from))]);
+            await this.bucket.delete(this.layout.metaKey(album, from));
+          } catch (err) {
+            // The copy is made: finishing is redo's job after a restart (both names may show meanwhile).
+            throw new UndoFailedError(err, new Error('a copied image cannot be taken back safely'));
+          }
+        },
+        discard: () => this.objects.releaseClaim(album, to, meta.id),
+        update: () => this.changed(),
+      });
       return { ...meta, album };
     });
   }
 
-  async deleteImage(album: string, name: string): Promise<ImageInfo> {
+  async deleteImage(album: string, name: string, journal = this.direct): Promise<ImageInfo> {
     return this.lockImages(album, [name], async () => {
       const meta = await this.objects.requireImage(album, name);
-      await this.bucket.delete(this.layout.imageKey(album, name)); // first: the image leaves listings
-      await Promise.all([this.bucket.delete(this.layout.metaKey(album, name)), this.objects.forgetImage(album, meta)]);
-      this.changed();
+      await makeChange({
+        journal, crash: this.crash, change: { op: 'image.delete', album, meta },
+        apply: async () => {
+          await this.bucket.delete(this.layout.imageKey(album, name)); // first: the image leaves listings
+          this.crash('image-delete:mid-apply');
+          try {
+            await Promise.all([this.bucket.delete(this.layout.metaKey(album, name)), this.objects.forgetImage(album, meta)]);
+          } catch (err) {
+            throw new UndoFailedError(err, new Error('deleted bytes cannot be restored'));
+          }
+        },
+        update: () => this.changed(),
+      });
       return { ...meta, album };
     });
+  }
+
+  /** Nothing to flush: every object is durable once its PUT returns. */
+  async flush(): Promise<void> {}
+
+  /** Deletes the staged files of the changes up to `seq`, now checkpointed. */
+  async checkpointed(seq: number): Promise<void> {
+    await this.staged.release(seq);
+  }
+
+  /**
+   * Redo (recovery): writes whatever of the change's objects is missing, with the id and
+   * metadata of its record. 'impossible' when the name is now another image's (another
+   * node took it) or the bytes are gone.
+   */
+  async redo(change: StoreChange): Promise<RedoOutcome> {
+    const { layout } = this;
+    switch (change.op) {
+      case 'album.create':
+        await this.bucket.createIfAbsent(layout.albumKey(change.album), JSON.stringify({ createdAt: change.createdAt } satisfies AlbumMarker));
+        return 'applied';
+      case 'album.rename': {
+        const marker = await this.objects.marker(change.album);
+        if (marker) await this.moveAlbum(change.album, change.to, marker, await this.objects.marker(change.to));
+        return 'applied';
+      }
+      case 'album.delete':
+        if (await this.objects.marker(change.album)) await this.removeAlbum(change.album);
+        return 'applied';
+      case 'image.add': {
+        const { album, meta } = change;
+        const claim = await this.objects.readMetaKey(layout.metaKey(album, meta.name));
+        if (claim && claim.id !== meta.id) return 'impossible';
+        if (!claim) await this.bucket.putJson(layout.metaKey(album, meta.name), meta);
+        if ((await this.bucket.head(layout.imageKey(album, meta.name)))?.size !== meta.size) {
+          const file = this.staged.resolve(change.staged);
+          if (!(await fs.stat(file).then(() => true, () => false))) return 'impossible';
+          await this.bucket.upload(layout.imageKey(album, meta.name), file, meta.type);
+        }
+        await this.objects.recordImage(album, meta);
+        return 'applied';
+      }
+      case 'image.rename': {
+        const { album, from, meta } = change;
+        const claim = await this.objects.readMetaKey(layout.metaKey(album, meta.name));
+        if (claim && claim.id !== meta.id) return 'impossible';
+        if (!claim) await this.bucket.putJson(layout.metaKey(album, meta.name), meta);
+        if (!(await this.bucket.head(layout.imageKey(album, meta.name)))) {
+          if (!(await this.bucket.head(layout.imageKey(album, from)))) return 'impossible';
+          await this.bucket.copy(layout.imageKey(album, from), layout.imageKey(album, meta.name), meta.size);
+        }
+        await this.bucket.putJson(layout.idKey(meta.id), { album, name: meta.name });
+        if ((await this.objects.readMetaKey(layout.metaKey(album, from)))?.id === meta.id) {
+          await this.bucket.delete(layout.imageKey(album, from));
+          await this.bucket.delete(layout.metaKey(album, from));
+        }
+        return 'applied';
+      }
+      case 'image.delete': {
+        const { album, meta } = change;
+        const current = await this.objects.readMetaKey(layout.metaKey(album, meta.name));
+        if (!current || current.id === meta.id) {
+          await this.bucket.delete(layout.imageKey(album, meta.name));
+          if (current) await this.bucket.delete(layout.metaKey(album, meta.name));
+        }
+        await this.objects.forgetImage(album, meta);
+        return 'applied';
+      }
+    }
   }
 
   /** Reads the id's location object and checks that the image there still has this id. */
@@ -307,6 +444,29 @@ export class S3AlbumStore implements AlbumStore {
   /** An image's stored metadata (undefined when absent or unreadable), for the migration command. */
   async storedMeta(album: string, name: string): Promise<StoredImageMeta | undefined> {
     return this.objects.readMetaKey(this.layout.metaKey(album, name));
+  }
+
+  /**
+   * The steps of an album rename, resumable: the markers journal the move (`renamingTo`,
+   * `renamedFrom`), so a rename cut short is finished by running them again.
+   */
+  private async moveAlbum(from: string, to: string, marker: AlbumMarker, target: AlbumMarker | undefined): Promise<void> {
+    if (!target) {
+      await this.objects.purgeAlbumObjects(to);
+      const journal: AlbumMarker = { createdAt: marker.createdAt, renamedFrom: from };
+      if (!(await this.bucket.createIfAbsent(this.layout.albumKey(to), JSON.stringify(journal)))) throw new ConflictError(`${to} album already present`);
+    }
+    await this.bucket.putJson(this.layout.albumKey(from), { ...marker, renamingTo: to });
+    await this.objects.moveImages(from, to);
+    await this.bucket.delete(this.layout.albumKey(from));
+    await this.bucket.putJson(this.layout.albumKey(to), { createdAt: marker.createdAt } satisfies AlbumMarker);
+  }
+
+  /** The steps of an album delete, resumable: images first, the marker last. @returns the contents the images had */
+  private async removeAlbum(name: string): Promise<Set<string>> {
+    const { contents } = await this.objects.removeImages(name);
+    await this.bucket.delete(this.layout.albumKey(name));
+    return contents;
   }
 
   /** Album changes: the albums' keys alone. */

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ChangeJournal, Checkpointable } from './changes.js';
 
 /** An album as the API shows it. */
 export interface AlbumInfo {
@@ -41,9 +42,13 @@ export interface PageRequest {
   cursor?: string;
 }
 
-/** A file that has been received completely, fsynced, and waits to be committed into an album. */
+/** A file that has been received completely and waits to be committed into an album (the store makes it durable). */
 export interface StagedFile {
   path: string;
+  /** The bytes too, when the upload kept them in memory (they are checked from there). */
+  bytes?: Buffer;
+  /** Its data is already fdatasynced (the store then only makes its directory entry durable). */
+  synced?: boolean;
   size: number;
   sha256: string;
   type: string;
@@ -84,24 +89,27 @@ export interface ImageHandle {
  * The storage behind the album service. Implementations: FsAlbumStore (the data dir),
  * S3AlbumStore (a bucket; s3-store.ts); both pass test/contract/album-store.contract.ts. Names given here are already checked (names.ts).
  * Errors: NotFoundError for an unknown album or image, ConflictError for a taken name.
+ *
+ * Changes take the event journal (`journal`), whose commit record is each change's
+ * commit point (make-change.ts); without one, a change is durable before it returns.
  */
-export interface AlbumStore {
+export interface AlbumStore extends Checkpointable {
   listAlbums(page?: PageRequest): Promise<Page<string>>;
   /** Details of several albums, in the given order (missing ones skipped). */
   albumInfos(names: string[]): Promise<AlbumInfo[]>;
-  createAlbum(name: string): Promise<AlbumInfo>;
-  renameAlbum(from: string, to: string): Promise<AlbumInfo>;
+  createAlbum(name: string, journal?: ChangeJournal): Promise<AlbumInfo>;
+  renameAlbum(from: string, to: string, journal?: ChangeJournal): Promise<AlbumInfo>;
   /** Deletes an album and its images; returns the contents (sha256) no image has any more. */
-  deleteAlbum(name: string): Promise<{ unusedContent: string[] }>;
+  deleteAlbum(name: string, journal?: ChangeJournal): Promise<{ unusedContent: string[] }>;
 
   listImages(album: string, page?: PageRequest): Promise<Page<string>>;
   /** Metadata of several images of one album, in the given order (missing ones skipped). */
   imageInfos(album: string, names: string[]): Promise<ImageInfo[]>;
-  /** Commits a staged file under `name`, durably; never overwrites. */
-  commitImage(album: string, name: string, staged: StagedFile): Promise<ImageInfo>;
+  /** Commits a staged file under `name` (the file is taken away from its path); never overwrites. */
+  commitImage(album: string, name: string, staged: StagedFile, journal?: ChangeJournal): Promise<ImageInfo>;
   openImage(album: string, name: string): Promise<ImageHandle>;
-  renameImage(album: string, from: string, to: string): Promise<ImageInfo>;
-  deleteImage(album: string, name: string): Promise<ImageInfo>;
+  renameImage(album: string, from: string, to: string, journal?: ChangeJournal): Promise<ImageInfo>;
+  deleteImage(album: string, name: string, journal?: ChangeJournal): Promise<ImageInfo>;
   /** Where the image with this id is now (ids survive renames); async, since object storage must ask the bucket. */
   findImage(id: string): Promise<{ album: string; name: string } | undefined>;
   /**
@@ -115,7 +123,7 @@ export interface AlbumStore {
   /** True while some stored image has this content. */
   isContentUsed(sha256: string): Promise<boolean>;
 
-  /** Directory where uploads are staged (same filesystem as the store, so commits are renames). */
+  /** Directory where uploads are received (same filesystem as the store, so commits are renames and links). */
   readonly stagingDir: string;
   /** Checks that the store can be written (for /readyz). */
   checkWritable(): Promise<void>;

@@ -39,12 +39,17 @@ export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, AVIF, TIFF';
 /**
  * Checks that a file is an image we accept, fully decodable, within the pixel
  * limit, and returns what it is. The bytes decide, never the name or the
- * declared type. Decoding goes through a tiny thumbnail, so libvips reads
- * every byte (a truncated file fails) without holding the full image.
+ * declared type. Two passes: the header (format, size: the pixel limit is
+ * checked before any decoding), then a decode to a tiny thumbnail, so libvips
+ * reads every byte (a truncated file fails) without holding the full image
+ * (JPEG and WebP even decode at 1/8 scale). Given the bytes rather than a path,
+ * neither pass touches the disk: from a path, libvips opens the file once per
+ * format it tries, for each pass.
+ * @param file a path, or the bytes
  * @throws {UnsupportedMediaTypeError} not an image, or a format not accepted (415)
  * @throws {UnprocessableImageError} truncated or corrupt, or over the pixel limit (422)
  */
-export async function inspectImage(file: string, { maxInputPixels, allowSvg }: InspectOptions): Promise<ImageFacts> {
+export async function inspectImage(file: string | Buffer, { maxInputPixels, allowSvg }: InspectOptions): Promise<ImageFacts> {
   let meta: Metadata;
   try {
     meta = await sharp(file, { limitInputPixels: false }).metadata();

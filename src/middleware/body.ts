@@ -1,4 +1,6 @@
 import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
 import type { File } from 'formidable';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
@@ -88,14 +90,38 @@ export interface MultipartOptions {
   maxConcurrent: number;
   /** Files one request may carry (default 1). */
   maxFiles?: number;
+  /** Files up to this size are also kept in memory (`receivedFile` gives them), to be checked without reading them back (default 0). */
+  memoryBytes?: number;
+  /** fdatasync each file once received whole, for files that are to be kept (default false). */
+  durable?: boolean;
+}
+
+/** What the sinks said of the files they wrote whole, by formidable file path (in ctx.state). */
+const RECEIVED = 'receivedFiles';
+/** Files the handler took away from the staging dir (in ctx.state): not removed at the end. */
+const TAKEN = 'takenFiles';
+
+/**
+ * A file `multipartUpload` received whole: its size, and its bytes when it was small
+ * enough to keep them in memory (`memoryBytes`). Its file is fdatasynced with `durable`.
+ */
+export function receivedFile(ctx: Context, file: File): ReceivedFile | undefined {
+  return (ctx.state[RECEIVED] as Map<string, ReceivedFile> | undefined)?.get(file.filepath);
+}
+
+/** Tells `multipartUpload` that the handler moved this file away (it skips removing it). */
+export function takeFile(ctx: Context, file: File): void {
+  (ctx.state[TAKEN] as Set<string> | undefined)?.add(file.filepath);
 }
 
 /**
  * Streams a multipart upload to a file in the staging dir, hashing it on the
  * way (formidable), and stops with 413 as soon as the size limit is passed.
+ * A file up to `memoryBytes` is kept in memory too (`receivedFile`), so that it
+ * is checked without being read back; with `durable`, each file is fdatasynced once received.
  * Files of a failed upload are removed. Concurrent uploads are capped.
  */
-export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1 }: MultipartOptions): Middleware {
+export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFiles = 1, memoryBytes = 0, durable = false }: MultipartOptions): Middleware {
   let active = 0;
   return async function multipartUploadMiddleware(ctx, next) {
     if (!ctx.is('multipart/form-data')) {
@@ -108,12 +134,20 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     if (active >= maxConcurrent) throw new ServiceUnavailableError(`too many uploads in progress (limit ${maxConcurrent}); retry shortly`);
     active += 1;
     const written: string[] = [];
+    const received = new Map<string, ReceivedFile>();
+    const taken = new Set<string>();
+    ctx.state[RECEIVED] = received;
+    ctx.state[TAKEN] = taken;
     let writeError: unknown;
     const parse = koaBody({
       multipart: true, json: false, urlencoded: false, text: false,
       formidable: {
         uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles, maxTotalFileSize: maxFileBytes * maxFiles, maxFields: MAX_FIELDS, maxFieldsSize: MAX_FIELDS_BYTES,
         hashAlgorithm: 'sha256', allowEmptyFiles: false, minFileSize: 1,
+        fileWriteStreamHandler: (file) => {
+          const { filepath } = file as unknown as File;
+          return new UploadSink(filepath, { memoryBytes, durable }, (whole) => received.set(filepath, whole), (err) => (writeError ??= err));
+        },
         // Runs before the file is created from the part: the file name is read from the header with escapes.
         filter: (part) => {
           const header = (part as typeof part & { headers?: Record<string, string> }).headers?.['content-disposition'];
@@ -135,13 +169,13 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
     });
     try {
       await parse(ctx, async () => {
-        await checkStaged(ctx.request.files, () => writeError);
+        await checkStaged(ctx.request.files, received, () => writeError);
         await next();
       });
     } finally {
       active -= 1;
-      // Committed files were linked into their album; the staged names can always go.
-      await Promise.all(written.map((file) => fs.rm(file, { force: true })));
+      // What the handler did not take away (into the store) goes.
+      await Promise.all(written.filter((file) => !taken.has(file)).map((file) => fs.rm(file, { force: true })));
     }
   };
 }
@@ -150,16 +184,119 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
  * Makes sure each staged file holds every byte received; else throws the write error, which the
  * error handler maps (507 for a full disk).
  */
-async function checkStaged(files: Record<string, File | File[]> | undefined, writeError: () => unknown): Promise<void> {
+async function checkStaged(files: Record<string, File | File[]> | undefined, received: Map<string, ReceivedFile>, writeError: () => unknown): Promise<void> {
   for (const file of Object.values(files ?? {}).flat()) {
     if (writeError()) break;
-    const size = await fs.stat(file.filepath).then((s) => s.size, () => -1);
+    // A sink that finished wrote every byte it was given (each write checked); else look at the file.
+    const size = received.get(file.filepath)?.size ?? (await fs.stat(file.filepath).then((s) => s.size, () => -1));
     if (size !== file.size) {
       await new Promise((resolve) => setImmediate(resolve)); // the stream's 'error' may be on its way
       throw writeError() ?? new Error(`staged upload has ${size} of ${file.size} bytes`);
     }
   }
   if (writeError()) throw writeError();
+}
+
+/** What the sink of a received file says once the file is written whole. */
+export interface ReceivedFile {
+  /** The bytes, for a file of at most `memoryBytes`. */
+  bytes?: Buffer;
+  /** Bytes written to the file. */
+  size: number;
+  /** The file's data is fdatasynced. */
+  synced: boolean;
+}
+
+/**
+ * Where formidable writes an uploaded file. A file of at most `memoryBytes` is gathered in
+ * memory and written in one write at the end; a larger one is written as it arrives. The file
+ * is made at the first bytes (a client sending them is visibly under way), and with `durable`
+ * fdatasynced at the end, so the store needs no second pass over it. A failed write is told to `failed` at
+ * once (formidable ignores it once the body has ended); destroyed (a failed upload), the sink
+ * removes its file once any write under way has settled.
+ */
+class UploadSink extends Writable {
+  private chunks: Buffer[] | undefined = [];
+  private size = 0;
+  private file: FileHandle | undefined;
+  /** The file operation under way: the next one, or the clean-up, waits for it. */
+  private busy: Promise<unknown> = Promise.resolve();
+  /** Written whole: the stream's automatic destroy after 'finish' must not remove it. */
+  private complete = false;
+
+  constructor(
+    private readonly filepath: string,
+    private readonly options: { memoryBytes: number; durable: boolean },
+    private readonly done: (file: ReceivedFile) => void,
+    private readonly failed: (err: unknown) => void,
+  ) {
+    super();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.size += chunk.length;
+    let step: Promise<void>;
+    if (this.chunks && this.size <= this.options.memoryBytes) {
+      this.chunks.push(chunk);
+      step = this.open();
+    } else {
+      const held = this.chunks ?? [];
+      this.chunks = undefined;
+      step = this.append(held.length > 0 ? Buffer.concat([...held, chunk]) : chunk);
+    }
+    this.settle(step, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    const bytes = this.chunks ? Buffer.concat(this.chunks, this.size) : undefined;
+    this.chunks = undefined;
+    const finish = async () => {
+      if (bytes) await this.append(bytes);
+      if (this.options.durable) await this.file?.datasync();
+      await this.file?.close();
+      this.file = undefined;
+      this.complete = true;
+      this.done({ bytes, size: this.size, synced: this.options.durable });
+    };
+    this.settle(finish(), callback);
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.chunks = undefined;
+    callback(err);
+    if (this.complete) return;
+    void this.busy
+      .then(async () => {
+        await this.file?.close();
+        this.file = undefined;
+        await fs.rm(this.filepath, { force: true });
+      })
+      .catch(() => undefined);
+  }
+
+  private settle(step: Promise<void>, callback: (err?: Error | null) => void): void {
+    this.busy = step.catch(() => undefined);
+    step.then(
+      () => callback(),
+      (err: Error) => {
+        this.failed(err);
+        callback(err);
+      },
+    );
+  }
+
+  private async open(): Promise<void> {
+    this.file ??= await fs.open(this.filepath, 'wx');
+  }
+
+  private async append(data: Buffer): Promise<void> {
+    await this.open();
+    for (let done = 0; done < data.length;) {
+      const { bytesWritten } = await this.file!.write(data, done, data.length - done);
+      if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      done += bytesWritten;
+    }
+  }
 }
 
 interface BodyError extends Error {

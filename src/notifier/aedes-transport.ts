@@ -18,18 +18,19 @@ export class AedesTransport implements EventTransport {
     // Always connected while the broker runs.
   }
 
-  async deliver(event: StoreEvent, topics: string[]): Promise<void> {
-    const payload = Buffer.from(JSON.stringify(event));
-    await Promise.all(
-      topics.map(
-        (topic) =>
-          new Promise<void>((resolve, reject) =>
-            this.broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, (err?: Error | null) =>
-              err ? reject(err) : resolve(),
-            ),
-          ),
-      ),
-    );
+  /** @param json the event's JSON when the journal has it already (serialised once) */
+  deliver(event: StoreEvent, topics: string[], json?: string): Promise<void> {
+    const payload = Buffer.from(json ?? JSON.stringify(event));
+    // One promise for all topics, settled by a count of callbacks.
+    return new Promise<void>((resolve, reject) => {
+      let left = topics.length;
+      if (left === 0) resolve();
+      const done = (err?: Error | null) => {
+        if (err) reject(err);
+        else if (--left === 0) resolve();
+      };
+      for (const topic of topics) this.broker.publish({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false }, done);
+    });
   }
 
   async close(): Promise<void> {

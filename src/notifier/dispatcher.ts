@@ -31,7 +31,7 @@ export class Dispatcher {
     private readonly log: Logger,
     private readonly options: DispatcherOptions = { window: 64, retryDelayMs: 500 },
   ) {
-    outbox.onAppend(() => this.poke());
+    outbox.onAppend(() => this.poke()); // also after a change is applied or aborted
     transport.onConnect(() => this.poke());
   }
 
@@ -83,7 +83,11 @@ export class Dispatcher {
         continue;
       }
       const batch = this.outbox.peek(this.options.window);
-      const results = await Promise.allSettled(batch.map((r) => this.transport.deliver(r.event, this.topicsFor(r.event))));
+      if (batch.length === 0) {
+        await this.sleep(); // the oldest event's change is being applied: woken when it is
+        continue;
+      }
+      const results = await Promise.allSettled(batch.map((r) => this.transport.deliver(r.event, this.topicsFor(r.event), r.payload)));
       const firstFailure = results.findIndex((r) => r.status === 'rejected');
       const delivered = firstFailure === -1 ? batch.length : firstFailure;
       if (delivered > 0) {

@@ -77,8 +77,9 @@ export class MqttTransport implements EventTransport {
     this.client.on('connect', listener);
   }
 
-  async deliver(event: StoreEvent, topics: string[]): Promise<void> {
-    const payload = JSON.stringify(event);
+  /** @param json the event's JSON when the journal has it already (serialised once) */
+  async deliver(event: StoreEvent, topics: string[], json?: string): Promise<void> {
+    const payload = json ?? JSON.stringify(event);
     const options: IClientPublishOptions = { qos: 1 };
     if (this.client.options.protocolVersion === 5) options.properties = { contentType: CLOUDEVENTS_JSON, userProperties: cloudEventProperties(event) };
     await Promise.all(topics.map((topic) => this.publishOne(topic, payload, options)));

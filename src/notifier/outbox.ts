@@ -2,14 +2,31 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { StoreEvent } from './events.js';
+import type { RedoRecord, StoreChange } from '../albums/changes.js';
 import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../albums/durable.js';
 import { InsufficientStorageError, isOutOfSpace, ServiceUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
+import { SeqFile } from './seq-file.js';
 
-/** One journaled event and its position in the journal. */
+/**
+ * One journaled event and its position in the journal. A change's commit record
+ * also describes the change (`change`), so that recovery can redo it.
+ */
 export interface JournalRecord {
   seq: number;
   event: StoreEvent;
+  change?: StoreChange;
+  /** The event's JSON as journaled (serialised once, for the journal and the broker); absent for records read back at start. */
+  payload?: string;
+}
+
+/** A record as written: an event (with its change, for a commit record), or the abort of an earlier commit record. */
+interface StoredRecord {
+  seq: number;
+  event?: StoreEvent;
+  change?: StoreChange;
+  /** The sequence number of a commit record whose change was undone: never redone, its event never published. */
+  aborted?: number;
 }
 
 /** Damage found in the journal when it is opened (or checked by `npm run fsck`). */
@@ -40,7 +57,9 @@ export interface OutboxOptions {
 }
 
 interface QueuedWrite {
-  event: StoreEvent;
+  event?: StoreEvent;
+  change?: StoreChange;
+  aborted?: number;
   durable: boolean;
   resolve: (seq: number | undefined) => void;
   reject: (err: Error) => void;
@@ -49,6 +68,7 @@ interface QueuedWrite {
 const SEGMENT_PREFIX = 'seg-';
 const SEGMENT_SUFFIX = '.jsonl';
 const WATERMARK_FILE = 'delivered';
+const CHECKPOINT_FILE = 'checkpoint';
 const RESERVE_FILE = 'reserve';
 /** Every record starts so (JSON.stringify keeps the key order of JournalRecord). */
 const RECORD_START = '{"seq":';
@@ -60,6 +80,11 @@ export const DEFAULT_SEGMENT_BYTES = 1024 * 1024;
 export const DEFAULT_RESERVE_BYTES = 4 * 1024 * 1024;
 /** Room in the reserve promised to each change under way: more than any event takes (names are at most 255 bytes). */
 const ADMITTED_RECORD_BYTES = 8 * 1024;
+/**
+ * The delivered watermark is written at most this often, in place and without fsync: losing it
+ * only redelivers, and one write per dispatched batch cost more than the events themselves.
+ */
+const WATERMARK_WRITE_MS = 100;
 /** Dropped fetch events are logged at most once per this interval. */
 const DROP_LOG_INTERVAL_MS = 60_000;
 
@@ -80,6 +105,19 @@ const DROP_LOG_INTERVAL_MS = 60_000;
  * reserve can be written again (tried at most once per `reserveRetryMs`, when a
  * change or a fetch comes). Changes under way are limited so that their events
  * always fit in the reserve.
+ *
+ * Commit records: the event of a store change is appended together with the
+ * change's description (`append(event, true, change)`); that fsync is the
+ * change's commit point. The record stays *unapplied* until the store has
+ * applied the change (`applied(seq)`): the dispatcher is given events only up
+ * to the first unapplied record, so no event announces a change that is not
+ * visible, and order is kept. A change the store could not apply is undone and
+ * `abort(seq)` appends an abort record: it is never redone nor published. The
+ * checkpoint (`checkpoint(seq)`, in the file `checkpoint`) says up to where
+ * every applied change is durable in the store; at open, the commit records
+ * after it (not aborted) are handed to recovery to redo (`redo`). A segment
+ * is deleted only once its events are delivered and its changes checkpointed
+ * (`deletableThrough`, the one place that rule lives).
  */
 export class Outbox {
   private readonly queue: QueuedWrite[] = [];
@@ -87,6 +125,7 @@ export class Outbox {
   /** End of the last whole record in the current segment: where the next write goes. */
   private end = 0;
   private watermarkWrite: Promise<void> = Promise.resolve();
+  private watermarkTimer: NodeJS.Timeout | undefined;
   private readonly listeners: Array<() => void> = [];
   private admitted = 0;
   private readonly maxAdmitted: number;
@@ -96,6 +135,13 @@ export class Outbox {
   private lastDropLog = -Infinity;
   /** Fetch events not journaled because the journal could not grow (or not be written). */
   dropped = 0;
+  /** Commit records whose change is not applied (nor aborted) yet. */
+  private readonly unapplied = new Set<number>();
+  /** Sequence numbers of the commit records after the checkpoint, ascending (aborted ones left out). */
+  private readonly uncheckpointed: number[];
+  private readonly settleWaiters: Array<{ seq: number; resolve: () => void }> = [];
+  /** Commit records the last start found after the checkpoint: recovery redoes them, then calls `applied` (or `abort`). */
+  readonly redo: RedoRecord[];
 
   private constructor(
     private readonly dir: string,
@@ -108,8 +154,14 @@ export class Outbox {
     private readonly options: Required<OutboxOptions>,
     /** What recovery found wrong when the journal was opened (torn tail cut off, corrupt or missing records). */
     readonly problems: JournalProblem[],
+    private readonly checkpointFile: SeqFile,
+    redo: RedoRecord[],
+    private readonly deliveredFile: SeqFile,
   ) {
     this.maxAdmitted = Math.max(1, Math.floor(options.reserveBytes / 2 / ADMITTED_RECORD_BYTES));
+    this.redo = redo;
+    this.uncheckpointed = redo.map((r) => r.seq);
+    for (const { seq } of redo) this.unapplied.add(seq);
   }
 
   /**
@@ -123,7 +175,8 @@ export class Outbox {
     };
     const { log } = settings;
     await fs.mkdir(dir, { recursive: true });
-    const watermark = Number((await fs.readFile(path.join(dir, WATERMARK_FILE), 'utf8').catch(() => '0')).trim()) || 0;
+    const deliveredFile = await SeqFile.open(path.join(dir, WATERMARK_FILE));
+    const watermark = deliveredFile.current;
     // Temporary files of watermark or reserve writes that a crash interrupted.
     for (const name of await fs.readdir(dir)) {
       if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
@@ -133,8 +186,13 @@ export class Outbox {
       if (problem.kind === 'torn-record') log.warn(problem, 'event journal: dropped a record torn by a crash');
       else log.error(problem, 'event journal: damaged, events may be lost');
     }
-    const pending = scan.records.filter((r) => r.seq > watermark);
-    const lastSeq = scan.records.reduce((max, r) => Math.max(max, r.seq), watermark);
+    const checkpointFile = await SeqFile.open(path.join(dir, CHECKPOINT_FILE));
+    const checkpoint = checkpointFile.current;
+    const aborted = new Set(scan.records.flatMap((r) => (r.aborted === undefined ? [] : [r.aborted])));
+    const live = scan.records.filter((r): r is JournalRecord => r.event !== undefined && !aborted.has(r.seq));
+    const pending = live.filter((r) => r.seq > watermark);
+    const redo = live.filter((r) => r.change !== undefined && r.seq > checkpoint).map((r) => ({ seq: r.seq, change: r.change! }));
+    const lastSeq = scan.records.reduce((max, r) => Math.max(max, r.seq), Math.max(watermark, checkpoint));
     const { segments } = scan;
     // Never append after a possibly torn last line: every start opens a fresh segment, or reuses the
     // last one if it holds nothing. A fresh one needs a name not taken yet: the last rotation (or start) may
@@ -159,7 +217,7 @@ export class Outbox {
         return false;
       },
     );
-    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems);
+    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems, checkpointFile, redo, deliveredFile);
     await fsyncDir(dir);
     await outbox.deleteDeliveredSegments();
     return outbox;
@@ -175,12 +233,90 @@ export class Outbox {
     return !this.reserveReady;
   }
 
-  /** The first `n` undelivered events, oldest first. */
+  /**
+   * The first `n` undelivered events, oldest first, up to the first whose change is not
+   * applied yet (its event must wait, and so must every later one, to keep the order).
+   */
   peek(n: number): JournalRecord[] {
-    return this.pendingRecords.slice(0, n);
+    let end = 0;
+    const limit = Math.min(n, this.pendingRecords.length);
+    while (end < limit && !this.unapplied.has(this.pendingRecords[end].seq)) end += 1;
+    return this.pendingRecords.slice(0, end);
   }
 
-  /** Calls `listener` after each append (the dispatcher wakes up). */
+  /** Sequence number of the last record written (0 for none). */
+  get lastSeq(): number {
+    return this.nextSeq - 1;
+  }
+
+  /** The highest sequence number up to which every change is applied (or aborted). */
+  get settledSeq(): number {
+    let lowest = Infinity;
+    for (const seq of this.unapplied) lowest = Math.min(lowest, seq);
+    return lowest === Infinity ? this.nextSeq - 1 : lowest - 1;
+  }
+
+  /** Resolves once every change up to `seq` is applied or aborted. */
+  whenSettled(seq: number): Promise<void> {
+    if (this.settledSeq >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.settleWaiters.push({ seq, resolve }));
+  }
+
+  /** The checkpoint: every change up to it is durable in the store. */
+  get checkpointSeq(): number {
+    return this.checkpointFile.current;
+  }
+
+  /** Commit records after the checkpoint (applied or not). */
+  get uncheckpointedCount(): number {
+    return this.uncheckpointed.length;
+  }
+
+  /** The first commit record after the checkpoint (undefined when none). */
+  get firstUncheckpointed(): number | undefined {
+    return this.uncheckpointed[0];
+  }
+
+  /** The change of commit record `seq` is applied: its event may be delivered. */
+  applied(seq: number): void {
+    if (!this.unapplied.delete(seq)) return;
+    this.settled();
+    this.notify();
+  }
+
+  /**
+   * The change of commit record `seq` was undone: appends an abort record (durably; it fits in
+   * the room `admit` promised), after which the change is never redone and its event never published.
+   * @throws when the abort record could not be written: the change will be redone at the next start
+   */
+  async abort(seq: number): Promise<void> {
+    await new Promise<number | undefined>((resolve, reject) => {
+      this.queue.push({ aborted: seq, durable: true, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+    this.unapplied.delete(seq);
+    const i = this.pendingRecords.findIndex((r) => r.seq === seq);
+    if (i !== -1) this.pendingRecords.splice(i, 1);
+    const j = this.uncheckpointed.indexOf(seq);
+    if (j !== -1) this.uncheckpointed.splice(j, 1);
+    this.settled();
+    this.notify();
+  }
+
+  /**
+   * Records durably that every change up to `seq` is durable in the store (the caller flushed it),
+   * then deletes the segments no longer needed. `seq` must not pass `settledSeq`.
+   */
+  async checkpoint(seq: number): Promise<void> {
+    if (seq <= this.checkpointFile.current) return;
+    await this.checkpointFile.write(seq, true);
+    let done = 0;
+    while (done < this.uncheckpointed.length && this.uncheckpointed[done] <= seq) done += 1;
+    this.uncheckpointed.splice(0, done);
+    this.watermarkWrite = this.watermarkWrite.then(() => this.deleteDeliveredSegments()).catch(() => undefined);
+  }
+
+  /** Calls `listener` after each append, and when a change is applied or aborted (the dispatcher wakes up). */
   onAppend(listener: () => void): void {
     this.listeners.push(listener);
   }
@@ -213,14 +349,14 @@ export class Outbox {
    * journal could not take it; it never rejects.
    * @throws {InsufficientStorageError} (durable) not even the reserve could take the event
    */
-  async append(event: StoreEvent, durable: boolean): Promise<number | undefined> {
+  async append(event: StoreEvent, durable: boolean, change?: StoreChange): Promise<number | undefined> {
     if (!durable && !this.reserveReady) {
       this.drop(1);
       void this.restoreReserve();
       return undefined;
     }
     return new Promise<number | undefined>((resolve, reject) => {
-      this.queue.push({ event, durable, resolve, reject });
+      this.queue.push({ event, change, durable: durable || change !== undefined, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -232,23 +368,39 @@ export class Outbox {
     let drop = 0;
     while (drop < this.pendingRecords.length && this.pendingRecords[drop].seq <= seq) drop += 1;
     this.pendingRecords.splice(0, drop);
-    const value = String(seq);
-    this.watermarkWrite = this.watermarkWrite
-      .then(() => (this.watermark === seq ? writeFileAtomic(path.join(this.dir, WATERMARK_FILE), value, this.dir) : undefined))
-      .then(() => this.deleteDeliveredSegments())
-      .catch(() => undefined);
+    if (this.watermarkTimer) return;
+    this.watermarkTimer = setTimeout(() => {
+      this.watermarkTimer = undefined;
+      this.persistWatermark(false);
+    }, WATERMARK_WRITE_MS);
+    this.watermarkTimer.unref();
   }
 
   /** Waits for queued writes, then closes the journal file. */
   async close(): Promise<void> {
     while (this.flushing) await this.flushing;
+    clearTimeout(this.watermarkTimer);
+    this.watermarkTimer = undefined;
+    this.persistWatermark(true);
     await this.watermarkWrite;
     await this.restoring;
     await this.current.close();
+    await this.checkpointFile.close();
+    await this.deliveredFile.close();
+  }
+
+  /** Writes the delivered watermark if it moved, then deletes the segments no longer needed. */
+  private persistWatermark(sync: boolean): void {
+    this.watermarkWrite = this.watermarkWrite
+      .then(() => (this.watermark > this.deliveredFile.current ? this.deliveredFile.write(this.watermark, sync) : undefined))
+      .then(() => this.deleteDeliveredSegments())
+      .catch(() => undefined);
   }
 
   private async flush(): Promise<void> {
     try {
+      // Appends made in this turn of the event loop (requests answered together) join the first batch.
+      await new Promise<void>((resolve) => setImmediate(resolve));
       while (this.queue.length > 0) {
         await this.writeBatch(this.queue.splice(0, this.queue.length));
         // A failed rotation is retried after the next batch; appends keep going to the current segment.
@@ -264,8 +416,12 @@ export class Outbox {
   private async writeBatch(batch: QueuedWrite[]): Promise<void> {
     let writes = batch;
     for (let attempt = 1; ; attempt += 1) {
-      const records = writes.map((w, i) => ({ seq: this.nextSeq + i, event: w.event }));
-      const data = Buffer.from(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+      // Each event is serialised once: the journal line is built around its JSON, which the broker gets too.
+      const records: Array<StoredRecord & { payload?: string }> = writes.map((w, i) =>
+        w.aborted === undefined
+          ? { seq: this.nextSeq + i, event: w.event, change: w.change, payload: JSON.stringify(w.event) }
+          : { seq: this.nextSeq + i, aborted: w.aborted });
+      const data = Buffer.from(records.map(recordLine).join(''));
       try {
         await writeAll(this.current, data, this.end);
         if (writes.some((w) => w.durable)) await this.current.datasync();
@@ -292,10 +448,17 @@ export class Outbox {
       }
       this.nextSeq += records.length;
       this.end += data.length;
-      // One writer, FIFO queue: pushing keeps the list sorted by sequence number.
-      this.pendingRecords.push(...records);
+      // One writer, FIFO queue: pushing keeps the lists sorted by sequence number.
+      for (const record of records) {
+        if (record.event === undefined) continue;
+        this.pendingRecords.push(record as JournalRecord);
+        if (record.change === undefined) continue;
+        this.unapplied.add(record.seq);
+        this.uncheckpointed.push(record.seq);
+      }
       writes.forEach((w, i) => w.resolve(records[i].seq));
-      for (const listener of this.listeners) listener();
+      this.settled();
+      this.notify();
       return;
     }
   }
@@ -377,9 +540,34 @@ export class Outbox {
     await fsyncDir(this.dir);
   }
 
+  /**
+   * Records up to this sequence number are needed no more: their events are delivered and their
+   * changes checkpointed (issue 16's retention belongs here too).
+   */
+  private deletableThrough(): number {
+    return Math.min(this.watermark, (this.uncheckpointed[0] ?? Infinity) - 1);
+  }
+
+  private notify(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  /** Wakes the `whenSettled` callers whose sequence number is reached. */
+  private settled(): void {
+    if (this.settleWaiters.length === 0) return;
+    const settled = this.settledSeq;
+    for (let i = this.settleWaiters.length - 1; i >= 0; i -= 1) {
+      const waiter = this.settleWaiters[i];
+      if (waiter.seq > settled) continue;
+      this.settleWaiters.splice(i, 1);
+      waiter.resolve();
+    }
+  }
+
   private async deleteDeliveredSegments(): Promise<void> {
     // A segment holds seqs up to the next segment's first seq; the open one is never deleted.
-    while (this.segments.length > 1 && this.segments[1].firstSeq - 1 <= this.watermark) {
+    const through = this.deletableThrough();
+    while (this.segments.length > 1 && this.segments[1].firstSeq - 1 <= through) {
       const [done] = this.segments.splice(0, 1);
       await fs.rm(done.file, { force: true });
     }
@@ -389,8 +577,8 @@ export class Outbox {
 /** What `scanJournal` read. */
 export interface JournalScan {
   segments: Array<{ firstSeq: number; file: string }>;
-  /** Every whole record, in journal order. */
-  records: JournalRecord[];
+  /** Every whole record (events, commit records and abort records), in journal order. */
+  records: StoredRecord[];
   problems: JournalProblem[];
   /** The last segment holds no record (nothing, or only reserve filler). */
   lastIsBlank: boolean;
@@ -410,7 +598,7 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
     .filter((name) => name.startsWith(SEGMENT_PREFIX) && name.endsWith(SEGMENT_SUFFIX))
     .sort()
     .map((name) => ({ firstSeq: Number(name.slice(SEGMENT_PREFIX.length, -SEGMENT_SUFFIX.length)), file: path.join(dir, name) }));
-  const records: JournalRecord[] = [];
+  const records: StoredRecord[] = [];
   const problems: JournalProblem[] = [];
   let lastIsBlank = false;
   for (const [i, { file }] of segments.entries()) {
@@ -455,8 +643,20 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
   return { segments, records, problems, lastIsBlank };
 }
 
+/**
+ * The commit records after the checkpoint, not aborted: what the next start redoes. Read
+ * only (for `npm run fsck` without --repair).
+ */
+export async function changesToRedo(dir: string, scan: JournalScan): Promise<RedoRecord[]> {
+  const checkpoint = await SeqFile.read(path.join(dir, CHECKPOINT_FILE));
+  const aborted = new Set(scan.records.flatMap((r) => (r.aborted === undefined ? [] : [r.aborted])));
+  return scan.records
+    .filter((r) => r.change !== undefined && r.seq > checkpoint && !aborted.has(r.seq))
+    .map((r) => ({ seq: r.seq, change: r.change! }));
+}
+
 interface ParsedSegment {
-  records: Array<{ record: JournalRecord; offset: number }>;
+  records: Array<{ record: StoredRecord; offset: number }>;
   /** Lines that are no record; `recovered`: the seq of a whole record found glued after the damage. */
   damaged: Array<{ offset: number; length: number; recovered?: number; wholeBefore?: boolean }>;
   /** Offset of bytes after the last newline that are not blank (a record cut short). */
@@ -496,13 +696,22 @@ function parseLine(line: string, offset: number, parsed: ParsedSegment): void {
   parsed.damaged.push({ offset, length: Buffer.byteLength(line) });
 }
 
-function parseRecord(text: string): JournalRecord | undefined {
+function parseRecord(text: string): StoredRecord | undefined {
   try {
-    const record = JSON.parse(text) as JournalRecord;
-    return Number.isSafeInteger(record?.seq) && typeof record.event === 'object' && record.event !== null ? record : undefined;
+    const record = JSON.parse(text) as StoredRecord;
+    if (!Number.isSafeInteger(record?.seq)) return undefined;
+    if (record.aborted !== undefined) return Number.isSafeInteger(record.aborted) ? record : undefined;
+    return typeof record.event === 'object' && record.event !== null ? record : undefined;
   } catch {
     return undefined;
   }
+}
+
+/** A record's journal line: what JSON.stringify(record) gives (seq first: RECORD_START), with the event's JSON reused. */
+function recordLine(record: StoredRecord & { payload?: string }): string {
+  if (record.payload === undefined) return `${JSON.stringify({ seq: record.seq, aborted: record.aborted })}\n`;
+  const change = record.change === undefined ? '' : `,"change":${JSON.stringify(record.change)}`;
+  return `{"seq":${record.seq},"event":${record.payload}${change}}\n`;
 }
 
 /** Only spaces, tabs, line ends or NULs (what a crash can leave where a write did not land). */

@@ -1,3 +1,4 @@
+import type { ChangeJournal, StoreChange } from '../albums/changes.js';
 import type { EventInput, StoreEvent } from './events.js';
 
 /** Options of one publication. */
@@ -21,13 +22,23 @@ export interface Notifier {
    */
   publish(input: EventInput, options: PublishOptions): Promise<StoreEvent>;
   /**
-   * Makes a change and journals its event (`eventOf` its result; undefined for none) before
-   * resolving, so no change is ever in the store without its event. Refuses before `make`
-   * runs when the journal could not take the event: a client never gets a 2xx for a change
-   * whose event is not fsynced, and a refused change leaves nothing behind.
+   * Makes a change outside the album store (an import job) and journals its event (`eventOf`
+   * its result; undefined for none) once `make` is done, before resolving. Refuses before
+   * `make` runs when the journal could not take the event: a client never gets a 2xx for a
+   * change whose event is not fsynced, and a refused change leaves nothing behind.
    * @throws {InsufficientStorageError} the disk is full (507): `make` was not run
    */
   change<T>(make: () => Promise<T>, eventOf: (result: T) => EventInput | undefined, options?: { reqId?: string }): Promise<T>;
+  /**
+   * Makes an album store change with the event journal as its commit point: `make` runs the
+   * store's change with the journal it is given, and the store commits its decided change
+   * there (one record holds the change and its event, `eventOf(change)`) before applying it,
+   * so no change is ever visible without its event, even across a crash. Refuses before
+   * `make` runs when the journal could not take the record (a refused change leaves nothing
+   * behind). The event is published once the change is applied, never before.
+   * @throws {InsufficientStorageError} the disk is full (507): `make` was not run
+   */
+  storeChange<T>(make: (journal: ChangeJournal) => Promise<T>, eventOf: (change: StoreChange) => EventInput, options?: { reqId?: string }): Promise<T>;
 }
 
 /** A connection that can deliver one event to the broker and resolves on PUBACK. */
@@ -35,7 +46,7 @@ export interface EventTransport {
   /** True while events can be delivered. */
   readonly connected: boolean;
   /** Delivers the event (QoS 1) on each topic; resolves when every PUBACK is in. */
-  deliver(event: StoreEvent, topics: string[]): Promise<void>;
+  deliver(event: StoreEvent, topics: string[], payload?: string): Promise<void>;
   /** Calls `listener` whenever the transport (re)connects. */
   onConnect(listener: () => void): void;
   close(): Promise<void>;

@@ -7,7 +7,7 @@ import { checkName, checkNewName } from '../albums/names.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/image-delivery.js';
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
-import { jsonBody, multipartUpload } from '../middleware/body.js';
+import { jsonBody, multipartUpload, receivedFile, takeFile } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';
 import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
@@ -22,6 +22,13 @@ export interface ImageRoutesDeps {
 }
 
 /**
+ * Uploads up to this size are also kept in memory while they are written to the staging dir,
+ * and checked from there: the image engine then reads no file (from a path, libvips opens it
+ * once per format it tries). At most MAX_CONCURRENT_UPLOADS of them at once.
+ */
+const UPLOAD_MEMORY_BYTES = 1024 * 1024;
+
+/**
  * Image routes: the Go service's /albums/{albumName}/images[/{imageName}],
  * plus /…/{imageName}/metadata and /images/{id}[.{ext}] by stable id.
  * Downloads take transform parameters (w, h, fit, format, q, …).
@@ -30,7 +37,9 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
   const { albums, delivery, listings } = deps;
   const router = new Router();
   const json = jsonBody(deps.maxJsonBytes);
-  const upload = multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: deps.maxUploadBytes, maxConcurrent: deps.maxConcurrentUploads });
+  const upload = multipartUpload({
+    stagingDir: albums.stagingDir, maxFileBytes: deps.maxUploadBytes, maxConcurrent: deps.maxConcurrentUploads, memoryBytes: UPLOAD_MEMORY_BYTES, durable: true,
+  });
   const base = '/albums/:albumName/images';
 
   router.get(base, async (ctx) => {
@@ -47,9 +56,11 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
     const name = checkNewName('image', baseName(file.originalFilename));
-    // formidable hashed the file (sha256) while receiving it.
-    const known = file.hash ? { size: file.size, sha256: file.hash } : undefined;
+    // formidable hashed the file (sha256) while receiving it; it is fdatasynced, and a small one is still in memory.
+    const received = receivedFile(ctx, file);
+    const known = file.hash ? { size: file.size, sha256: file.hash, bytes: received?.bytes, synced: received?.synced } : undefined;
     const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known);
+    takeFile(ctx, file); // the store moved it
     ctx.status = 201;
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(name)}`);
     ctx.body = { message: `${name} image added to album ${album}`, image };

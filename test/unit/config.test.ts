@@ -276,3 +276,25 @@ describe('defaultConfig', () => {
     expect(config.shutdownTimeoutMs).to.equal(5);
   });
 });
+
+describe('loadConfig: the commit path (issue 13)', () => {
+  it('checkpoints every second or at 2000 waiting changes by default, and crashes nowhere', () => {
+    const config = loadConfig({});
+    expect(config.checkpoint).to.deep.equal({ intervalMs: 1000, maxChanges: 2000 });
+    expect(config.crashPoint).to.equal(undefined);
+  });
+
+  it('reads CHECKPOINT_INTERVAL_MS, CHECKPOINT_MAX_CHANGES and the test-only CRASH_POINT', () => {
+    const config = loadConfig({ CHECKPOINT_INTERVAL_MS: '250', CHECKPOINT_MAX_CHANGES: '10', CRASH_POINT: 'upload:after-commit@3' });
+    expect(config.checkpoint).to.deep.equal({ intervalMs: 250, maxChanges: 10 });
+    expect(config.crashPoint).to.equal('upload:after-commit@3');
+  });
+
+  it('reports bad values of all three together', () => {
+    expect(problemsOf({ CHECKPOINT_INTERVAL_MS: '5', CHECKPOINT_MAX_CHANGES: '0', CRASH_POINT: 'upload' })).to.deep.equal([
+      'invalid CHECKPOINT_INTERVAL_MS: expected integer 10-600000, got "5"',
+      'invalid CHECKPOINT_MAX_CHANGES: expected integer 1-1000000, got "0"',
+      'invalid CRASH_POINT: expected a point like upload:after-commit, optionally @n (the n-th time), got "upload"',
+    ]);
+  });
+});
