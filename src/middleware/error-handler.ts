@@ -49,6 +49,8 @@ export function answerError(ctx: Context, caught: unknown): void {
   const log: Logger = ctx.state.log;
   const status = statusOf(err);
   if (ctx.headerSent || !ctx.writable) {
+    // Nothing more can be sent, but the access line must not report Koa's default 404.
+    if (!ctx.headerSent) ctx.status = status;
     log.warn({ err: caught }, 'error after the response started');
     return;
   }
