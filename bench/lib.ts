@@ -208,8 +208,9 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const child = own(proc);
   const alive = () => proc.exitCode === null && proc.signalCode === null;
   try {
-    await waitForPort(port, alive);
-    const deadline = Date.now() + 15_000;
+    // A shared machine at a load of 20+ has taken more than 15 s to start a service.
+    await waitForPort(port, alive, 60_000);
+    const deadline = Date.now() + 60_000;
     while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.ok, () => false))) await sleep(25);
   } catch (err) {
     await child.stop('SIGKILL');

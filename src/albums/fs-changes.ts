@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { linkSync, promises as fs, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConflictError } from '../errors.js';
 import { NO_CRASH, UndoFailedError, type CrashPoint, type RedoOutcome, type StoreChange } from './changes.js';
@@ -37,13 +37,17 @@ export class FsChanges {
     private readonly crash: CrashPoint = NO_CRASH,
   ) {}
 
-  /** Writes an image's metadata file in the tmp dir (prepare). @returns its temporary path */
+  /**
+   * Writes an image's metadata file in the tmp dir (prepare), on this thread: a few hundred
+   * bytes into the page cache cost less than the three hand-offs to the libuv pool of an
+   * async write (durable.ts). @returns its temporary path
+   */
   async prepareMeta(meta: StoredImageMeta): Promise<string> {
     const tmp = path.join(this.layout.tmpDir, `${TEMP_PREFIX}${randomUUID()}`);
     try {
-      await fs.writeFile(tmp, JSON.stringify(meta));
+      writeFileSync(tmp, JSON.stringify(meta));
     } catch (err) {
-      await fs.rm(tmp, { force: true }); // a full disk must not keep half a file
+      rmSync(tmp, { force: true }); // a full disk must not keep half a file
       throw err;
     }
     return tmp;
@@ -68,18 +72,21 @@ export class FsChanges {
     if (prepared !== undefined) await fs.rm(prepared, { recursive: true, force: true });
   }
 
-  /** Apply: the image is a hard link to the staged bytes; then its metadata takes its place. */
+  /**
+   * Apply: the image is a hard link to the staged bytes; then its metadata takes its place.
+   * Two directory entries, made on this thread (no flush: cheaper than two pool hand-offs).
+   */
   async addImage(album: string, name: string, stagedFile: string, preparedMeta: string): Promise<void> {
     const file = this.layout.imageFile(album, name);
     try {
-      await fs.link(stagedFile, file); // never replaces a file, even one some other tool put there
+      linkSync(stagedFile, file); // never replaces a file, even one some other tool put there
     } catch (err) {
       if (isErrno(err, 'EEXIST')) throw new ConflictError(`${name} image already present`);
       throw err;
     }
     this.crash('upload:mid-apply');
     try {
-      await fs.rename(preparedMeta, this.layout.imageMetaFile(album, name));
+      renameSync(preparedMeta, this.layout.imageMetaFile(album, name));
     } catch (err) {
       await this.undo(err, [this.layout.albumDir(album)], () => fs.unlink(file));
     }

@@ -1,5 +1,5 @@
-import { promises as fs } from 'node:fs';
-import { isErrno, sharedRuns } from './durable.js';
+import { closeSync, openSync } from 'node:fs';
+import { isErrno, sharedRuns, syncFd } from './durable.js';
 import { mapLimit } from './map-limit.js';
 
 
@@ -48,16 +48,16 @@ export class PendingSync {
  * that change is itself flushed (its directory is marked) or redone from the journal.
  */
 async function fsyncPath(file: string): Promise<void> {
-  let handle;
+  let fd: number;
   try {
-    handle = await fs.open(file, 'r');
+    fd = openSync(file, 'r'); // on this thread: see durable.ts
   } catch (err) {
     if (isErrno(err, 'ENOENT')) return;
     throw err;
   }
   try {
-    await handle.sync();
+    await syncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }

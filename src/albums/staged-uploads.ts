@@ -1,6 +1,6 @@
-import { promises as fs } from 'node:fs';
+import { promises as fs, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { fdatasyncFile, fsyncDir, sharedRuns } from './durable.js';
+import { fdatasyncFile, fsyncDir, isErrno, sharedRuns } from './durable.js';
 
 /**
  * Uploads whose change is committed but not yet checkpointed. An upload's commit
@@ -33,7 +33,7 @@ export class StagedUploads {
    */
   async keep(file: string, name: string, synced = false): Promise<string> {
     const target = path.join(this.dir, name);
-    await fs.rename(file, target);
+    renameSync(file, target); // a directory entry: done on this thread (durable.ts tells why)
     try {
       await Promise.all([synced ? undefined : fdatasyncFile(target), this.syncDir()]);
     } catch (err) {
@@ -63,7 +63,14 @@ export class StagedUploads {
     const done = this.held.filter((h) => h.seq <= seq);
     if (done.length === 0) return;
     this.held = this.held.filter((h) => h.seq > seq);
-    await Promise.all(done.map(({ file }) => fs.rm(file, { force: true })));
+    // Unlinks of names whose image keeps the bytes (a hard link): on this thread, see durable.ts.
+    for (const { file } of done) {
+      try {
+        unlinkSync(file);
+      } catch (err) {
+        if (!isErrno(err, 'ENOENT')) throw err;
+      }
+    }
   }
 
   /** Deletes every staged file: at start, once recovery has redone and checkpointed every change. */

@@ -1,9 +1,10 @@
-import { promises as fs } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { closeSync, promises as fs, openSync, write, writeSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import type { File } from 'formidable';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
+import { syncFd } from '../albums/durable.js';
 import { AppError, PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors.js';
 import { dispositionFilename } from './disposition-filename.js';
 
@@ -144,6 +145,8 @@ export function multipartUpload({ stagingDir, maxFileBytes, maxConcurrent, maxFi
       formidable: {
         uploadDir: stagingDir, maxFileSize: maxFileBytes, maxFiles, maxTotalFileSize: maxFileBytes * maxFiles, maxFields: MAX_FIELDS, maxFieldsSize: MAX_FIELDS_BYTES,
         hashAlgorithm: 'sha256', allowEmptyFiles: false, minFileSize: 1,
+        // formidable's default names are cuid2 ids: a SHA-3 in JavaScript per file (~70 µs); a UUID is as unique.
+        filename: () => `upload-${randomUUID()}`,
         fileWriteStreamHandler: (file) => {
           const { filepath } = file as unknown as File;
           return new UploadSink(filepath, { memoryBytes, durable }, (whole) => received.set(filepath, whole), (err) => (writeError ??= err));
@@ -214,11 +217,16 @@ export interface ReceivedFile {
  * fdatasynced at the end, so the store needs no second pass over it. A failed write is told to `failed` at
  * once (formidable ignores it once the body has ended); destroyed (a failed upload), the sink
  * removes its file once any write under way has settled.
+ *
+ * The file is made, the gathered bytes written and the file closed on this thread: they only
+ * touch the page cache, and each async call would cost a hand-off to the libuv pool and back,
+ * more CPU than the call itself (see albums/durable.ts). What waits for the disk (the
+ * fdatasync) and the writes of a large file as it arrives go to the pool.
  */
 class UploadSink extends Writable {
   private chunks: Buffer[] | undefined = [];
   private size = 0;
-  private file: FileHandle | undefined;
+  private fd: number | undefined;
   /** The file operation under way: the next one, or the clean-up, waits for it. */
   private busy: Promise<unknown> = Promise.resolve();
   /** Written whole: the stream's automatic destroy after 'finish' must not remove it. */
@@ -238,7 +246,7 @@ class UploadSink extends Writable {
     let step: Promise<void>;
     if (this.chunks && this.size <= this.options.memoryBytes) {
       this.chunks.push(chunk);
-      step = this.open();
+      step = this.attempt(() => this.open());
     } else {
       const held = this.chunks ?? [];
       this.chunks = undefined;
@@ -251,10 +259,9 @@ class UploadSink extends Writable {
     const bytes = this.chunks ? Buffer.concat(this.chunks, this.size) : undefined;
     this.chunks = undefined;
     const finish = async () => {
-      if (bytes) await this.append(bytes);
-      if (this.options.durable) await this.file?.datasync();
-      await this.file?.close();
-      this.file = undefined;
+      if (bytes) this.writeHere(bytes);
+      if (this.options.durable && this.fd !== undefined) await syncFd(this.fd, true);
+      this.close();
       this.complete = true;
       this.done({ bytes, size: this.size, synced: this.options.durable });
     };
@@ -267,8 +274,7 @@ class UploadSink extends Writable {
     if (this.complete) return;
     void this.busy
       .then(async () => {
-        await this.file?.close();
-        this.file = undefined;
+        this.close();
         await fs.rm(this.filepath, { force: true });
       })
       .catch(() => undefined);
@@ -285,18 +291,46 @@ class UploadSink extends Writable {
     );
   }
 
-  private async open(): Promise<void> {
-    this.file ??= await fs.open(this.filepath, 'wx');
+  /** A synchronous step as a promise, so that its error takes the same way as an async one's. */
+  private async attempt(step: () => void): Promise<void> {
+    step();
   }
 
-  private async append(data: Buffer): Promise<void> {
-    await this.open();
+  private open(): number {
+    this.fd ??= openSync(this.filepath, 'wx');
+    return this.fd;
+  }
+
+  private close(): void {
+    if (this.fd === undefined) return;
+    const fd = this.fd;
+    this.fd = undefined;
+    closeSync(fd);
+  }
+
+  /** Writes gathered bytes (at most `memoryBytes`) on this thread. */
+  private writeHere(data: Buffer): void {
+    const fd = this.open();
     for (let done = 0; done < data.length;) {
-      const { bytesWritten } = await this.file!.write(data, done, data.length - done);
-      if (bytesWritten === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-      done += bytesWritten;
+      const written = writeSync(fd, data, done, data.length - done);
+      if (written === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      done += written;
     }
   }
+
+  /** Writes the bytes of a large file as they arrive, on the libuv pool. */
+  private async append(data: Buffer): Promise<void> {
+    const fd = this.open();
+    for (let done = 0; done < data.length;) {
+      const written = await writeOnPool(fd, data, done, data.length - done);
+      if (written === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      done += written;
+    }
+  }
+}
+
+function writeOnPool(fd: number, data: Buffer, offset: number, length: number): Promise<number> {
+  return new Promise((resolve, reject) => write(fd, data, offset, length, null, (err, written) => (err ? reject(err) : resolve(written))));
 }
 
 interface BodyError extends Error {
