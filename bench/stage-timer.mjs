@@ -176,7 +176,7 @@ if (lockWith) {
 wrap(Outbox?.prototype, 'admit', 'journal admit');
 wrap(Outbox?.prototype, 'append', ([, durable]) => (durable ? 'journal append (durable)' : 'journal append (fetch)'), { recOf: ([event]) => (event?.reqid ? byReqId.get(event.reqid) : undefined) });
 wrap(AlbumService?.prototype, 'announceFetch', 'fetch event (announceFetch)');
-wrap(AlbumService?.prototype, 'fetchImage', 'fetchImage (open, metadata, fetch event)');
+wrap(AlbumService?.prototype, 'openImage', 'AlbumService.openImage (open, metadata)');
 wrap(AlbumService?.prototype, 'listImages', 'listImages');
 wrap(FsAlbumStore?.prototype, 'commitImage', 'commitImage');
 wrap(FsAlbumStore?.prototype, 'openImage', 'openImage (open + metadata)');

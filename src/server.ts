@@ -25,10 +25,9 @@ import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
 import { DiffPool } from './images/diff-pool.js';
 import { configureImageEngine } from './images/engine-settings.js';
-import { EngineSlots } from './images/engine-slots.js';
 import { HotCache } from './images/hot-cache.js';
 import { ImageDelivery } from './images/image-delivery.js';
-import { inspectImage } from './images/inspect.js';
+import { ImageEngine } from './images/image-engine.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { ImportService } from './imports/import-service.js';
 import { JobStore } from './imports/job-store.js';
@@ -122,22 +121,18 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
 
   const hot = new HotCache(config.images.hotCacheBytes, config.images.hotCacheMaxFileBytes);
   const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes, hot);
-  const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
-  // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.
-  const uploadChecks = new EngineSlots(config.images.uploadCheckConcurrency);
-  const transforms = new EngineSlots(config.images.transformConcurrency, {
-    maxQueue: config.images.transformMaxQueue, queueTimeoutMs: config.images.transformQueueTimeoutMs, what: 'image transforms',
-  });
+  const { maxInputPixels, avifMaxPixels, gifMaxPixels } = config.images;
+  const engine = new ImageEngine(config.images);
   const albums = new AlbumService(
     store,
     notifier,
-    (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
+    (file) => engine.inspect(file),
     async (sha256) => {
       hot.delete(sha256);
       await derivatives.forget(sha256);
     },
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, engine.transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
   const diffs = new DiffPool();
   const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(
@@ -169,7 +164,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     cache: () => derivatives.stats(),
     hotCache: () => hot.stats(),
   });
-  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
+  const app = await buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,

@@ -139,6 +139,11 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   /** From memory. */
+  async hasAlbum(name: string): Promise<boolean> {
+    return this.images.has(name);
+  }
+
+  /** From memory. */
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
     const infos: AlbumInfo[] = [];
     for (const name of names) {

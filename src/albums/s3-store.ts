@@ -130,6 +130,10 @@ export class S3AlbumStore implements AlbumStore {
     return this.objects.page(this.layout.albumsPrefix, page);
   }
 
+  async hasAlbum(name: string): Promise<boolean> {
+    return (await this.objects.marker(name)) !== undefined;
+  }
+
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
     const markers = await mapLimit(names, PARALLEL_REQUESTS, (name) => this.objects.marker(name));
     return names.flatMap((name, i) => (markers[i] ? [{ name, createdAt: markers[i].createdAt }] : []));

@@ -3,6 +3,7 @@ import type { AlbumService } from '../albums/album-service.js';
 import type { Config } from '../config.js';
 import type { DiffPool } from '../images/diff-pool.js';
 import type { ImageDelivery } from '../images/image-delivery.js';
+import type { ImageEngine } from '../images/image-engine.js';
 import type { ImportService } from '../imports/import-service.js';
 import { importRoutes } from './imports.js';
 import { diffRoutes } from './diff.js';
@@ -20,6 +21,8 @@ export interface RouterDeps {
   config: Config;
   albums: AlbumService;
   delivery: ImageDelivery;
+  /** The main thread's sharp lanes (POST /diff checks its uploads there). */
+  engine: ImageEngine;
   /** Worker threads for GET/POST /diff. */
   diffs: DiffPool;
   imports: ImportService;
@@ -29,7 +32,7 @@ export interface RouterDeps {
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -40,7 +43,7 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   api.use(albumRouter.routes(), albumRouter.allowedMethods());
   api.use(imageRouter.routes(), imageRouter.allowedMethods());
   const diffRouter = diffRoutes({
-    albums, inspect: { maxInputPixels: config.images.maxInputPixels, allowSvg: config.images.allowSvg },
+    albums, inspect: (file, maxPixels) => engine.inspect(file, maxPixels),
     maxUploadBytes: limits.maxUploadBytes, diffs, maxPixels: config.diff.maxPixels, concurrency: config.diff.concurrency,
   });
   api.use(diffRouter.routes(), diffRouter.allowedMethods());

@@ -43,8 +43,10 @@ export const SMALL_BODY_BYTES = 256 * 1024;
  * body, Cache-Control, nosniff, and Content-Disposition (inline, or attachment
  * with ?download=1). The body streams from its source or is sent from one
  * buffer (small bodies, hot files).
+ * @param ready called once the answer is sure (a 304, or the body loaded and the range good), before it is
+ *   sent: the fetch event is journaled there, so a download that fails before that announces nothing
  */
-export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
+export async function sendImage(ctx: Context, body: ImageBody, ready?: () => Promise<void>): Promise<void> {
   const { head } = body;
   ctx.set('ETag', head.etag);
   ctx.set('Last-Modified', head.lastModified);
@@ -61,6 +63,7 @@ export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
   if (notModified(ctx.get('If-None-Match'), ctx.get('If-Modified-Since'), head.etag, head.lastModifiedMs)) {
     ctx.status = 304;
     await body.close();
+    await ready?.();
     return;
   }
   let loaded: LoadedBody;
@@ -85,6 +88,12 @@ export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
   if (ctx.method === 'HEAD') {
     await body.close();
     return;
+  }
+  try {
+    await ready?.();
+  } catch (err) {
+    await body.close();
+    throw err;
   }
   ctx.body = await loaded.bytes(range);
 }

@@ -162,6 +162,24 @@ describe('images: ids and HTTP semantics (issue 5)', function () {
     });
   });
 
+  describe('fetch events (issue 14)', () => {
+    it('are published only once the answer is ready: none for a 416 (by name, by id with a conversion)', async () => {
+      await waitFor('outbox drained', () => svc.service.pendingEvents() === 0, 5000);
+      const events = await recordEvents(svc.service.mqttUrl);
+      try {
+        await svc.http.get(NAME_URL).set('Range', `bytes=${jpeg.length}-`).expect(416);
+        await svc.http.get(idUrl('.webp')).set('Range', 'bytes=999999999-').expect(416);
+        await get(NAME_URL).expect(200); // the one event expected
+        const got = await events.waitForCount(1);
+        await new Promise((resolve) => setTimeout(resolve, 200)); // room for a stray event to arrive
+        expect(events.events.map((e) => e.type)).to.deep.equal(['imagestore.image.fetched']);
+        expect(got[0].data.image).to.equal('photo.jpg');
+      } finally {
+        await events.close();
+      }
+    });
+  });
+
   describe('HEAD', () => {
     it('has the GET headers and no body, and publishes no fetch event (GET does)', async () => {
       // Earlier tests' fetch events must be delivered (to nobody) before subscribing, or they would arrive here.
