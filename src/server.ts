@@ -4,6 +4,7 @@ import https from 'node:https';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
+import { type AppError, HeadersTooLargeError, RequestTimeoutError, toErrorBody, ValidationError } from './errors.js';
 import { AlbumService } from './albums/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
 import { S3AlbumStore } from './albums/s3-store.js';
@@ -241,10 +242,15 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
     socket.destroy();
     return;
   }
-  const [status, text] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
-        : [400, 'Bad Request'];
-  const body = JSON.stringify({ error: `${text}: the request could not be parsed` });
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const error = clientError(err);
+  const body = JSON.stringify(toErrorBody(error.message));
+  const text = http.STATUS_CODES[error.status];
+  socket.end(`HTTP/1.1 ${error.status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/** The error hierarchy's answer to what Node's HTTP parser refused. */
+function clientError(err: NodeJS.ErrnoException): AppError {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HeadersTooLargeError('Request Header Fields Too Large: the request could not be parsed');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new RequestTimeoutError('Request Timeout: the request could not be parsed');
+  return new ValidationError('Bad Request: the request could not be parsed');
 }

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { S3Settings } from '../config.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FsckReport } from './fsck.js';
 import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { Layout } from './layout.js';
 import { lockDataDir, type DataDirLock } from './owner.js';
-import { S3Bucket, createS3Client, type ConditionalWrites, type S3Settings } from './s3-bucket.js';
+import { S3Bucket, createS3Client, type ConditionalWrites } from './s3-bucket.js';
 import { mapLimit } from './map-limit.js';
 import { S3ImageHandle } from './s3-image-handle.js';
 import { S3Layout } from './s3-layout.js';

@@ -7,6 +7,7 @@ import type { ImageHandle } from '../albums/types.js';
 import { ServiceUnavailableError, ValidationError } from '../errors.js';
 import type { DiffOptions } from '../images/diff.js';
 import type { DiffJob, DiffPool } from '../images/diff-pool.js';
+import { queryFlag } from '../lib/query-flag.js';
 import { multipartUpload } from '../middleware/body.js';
 
 export interface DiffRoutesDeps {
@@ -113,10 +114,9 @@ function diffRequest(ctx: Context, maxPixels: number): Omit<DiffJob, 'a' | 'b'> 
   const output = q.output ?? 'json';
   if (!OUTPUTS.includes(output)) throw new ValidationError(`Expected one of ${OUTPUTS.join(', ')} for output but received ${JSON.stringify(output)}`);
   if (q.resize !== undefined && q.resize !== 'fit') throw new ValidationError(`Expected fit for resize but received ${JSON.stringify(q.resize)}`);
-  if (q.includeAA !== undefined && !['true', 'false', '1', '0'].includes(q.includeAA)) throw new ValidationError(`Expected true or false for includeAA but received ${JSON.stringify(q.includeAA)}`);
   const options: DiffOptions = {
     threshold: number('threshold', 0.1, 0, 1),
-    includeAA: q.includeAA === 'true' || q.includeAA === '1',
+    includeAA: queryFlag('includeAA', q.includeAA),
     resizeToFit: q.resize === 'fit',
     mergeDistance: Math.round(number('mergeDistance', 4, 0, 1000)),
     maxBoxes: Math.round(number('maxBoxes', 50, 1, 1000)),

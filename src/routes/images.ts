@@ -11,6 +11,7 @@ import { jsonBody, multipartUpload, receivedFile, takeFile } from '../middleware
 import type { ListingCache } from './listing-cache.js';
 import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
+import { queryFlag } from '../lib/query-flag.js';
 
 export interface ImageRoutesDeps {
   albums: AlbumService;
@@ -46,7 +47,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     await listings.send(ctx, album, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
-      const details = query.details === 'true' || query.details === '1';
+      const details = queryFlag('details', query.details);
       const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details);
       return { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
     });

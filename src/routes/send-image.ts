@@ -1,13 +1,8 @@
 import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
-import { AppError } from '../errors.js';
+import { RangeNotSatisfiableError } from '../errors.js';
+import { queryFlag } from '../lib/query-flag.js';
 import type { ReadyHeaders } from '../images/ready-headers.js';
-
-/** 416: the Range cannot be satisfied. */
-export class RangeNotSatisfiableError extends AppError {
-  readonly status = 416;
-  readonly code = 'range_not_satisfiable';
-}
 
 /**
  * An image response, in two steps: its ready-made headers (from memory: enough
@@ -55,8 +50,7 @@ export async function sendImage(ctx: Context, body: ImageBody, ready?: () => Pro
   ctx.set('X-Content-Type-Options', 'nosniff');
   if (head.csp !== undefined) ctx.set('Content-Security-Policy', head.csp);
   if (head.varyAccept) ctx.vary('Accept');
-  const download = ctx.query.download;
-  ctx.set('Content-Disposition', download === '1' || download === 'true' ? head.attachment : head.inline);
+  ctx.set('Content-Disposition', queryFlag('download', ctx.query.download) ? head.attachment : head.inline);
   ctx.type = head.type;
   ctx.status = 200;
 

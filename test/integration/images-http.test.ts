@@ -162,6 +162,14 @@ describe('images: ids and HTTP semantics (issue 5)', function () {
     });
   });
 
+  it('answers 400 for a boolean parameter that is not true, false, 1, 0 or empty (issue 14: one parser for every flag)', async () => {
+    for (const url of [`${NAME_URL}?download=yes`, `${idUrl()}?download=2`, '/api/v1/albums?details=yes']) {
+      const res = await svc.http.get(url).expect(400);
+      expect(res.body.error, url).to.match(/^Expected|details/);
+    }
+    expect((await get(`${NAME_URL}?download`).expect(200)).headers['content-disposition']).to.match(/^attachment/);
+  });
+
   describe('fetch events (issue 14)', () => {
     it('are published only once the answer is ready: none for a 416 (by name, by id with a conversion)', async () => {
       await waitFor('outbox drained', () => svc.service.pendingEvents() === 0, 5000);
