@@ -121,7 +121,7 @@ wrap(fs, 'writeSync', 'fs.writeSync (log lines)', { kind: 'ops' });
 const load = async (file) => import(pathToFileURL(path.join(dist, file)).href).catch(() => ({}));
 const { AlbumService } = await load('src/albums/album-service.js');
 const { FsAlbumStore } = await load('src/albums/fs-store.js');
-const { KeyedLock } = await load('src/albums/keyed-lock.js');
+const { KeyedLock } = await load('src/lib/keyed-lock.js');
 const { Outbox } = await load('src/notifier/outbox.js');
 const { OutboxNotifier } = await load('src/notifier/outbox-notifier.js');
 const { ImageDelivery } = await load('src/images/image-delivery.js');

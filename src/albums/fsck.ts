@@ -3,8 +3,8 @@ import path from 'node:path';
 import { checkName, RESERVED_PREFIX } from './names.js';
 import { Layout } from './layout.js';
 import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from './map-limit.js';
-import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
+import { mapLimit } from '../lib/map-limit.js';
+import { fsyncDir, isErrno, writeFileAtomic } from '../lib/durable.js';
 import type { JournalProblem } from '../notifier/outbox.js';
 
 /** One thing fsck found wrong, and whether it was repaired. */

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
-import { isErrno, sharedRuns } from './durable.js';
-import { mapLimit } from './map-limit.js';
+import { isErrno, sharedRuns } from '../lib/durable.js';
+import { mapLimit } from '../lib/map-limit.js';
 
 
 /**

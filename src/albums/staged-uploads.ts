@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fdatasyncFile, fsyncDir, sharedRuns } from './durable.js';
+import { fdatasyncFile, fsyncDir, sharedRuns } from '../lib/durable.js';
 
 /**
  * Uploads whose change is committed but not yet checkpointed. An upload's commit

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { readRange } from '../albums/read-range.js';
+import { readRange } from '../lib/read-range.js';
 import type { ImageHandle, ImageInfo } from '../albums/types.js';
 import { UnsupportedMediaTypeError } from '../errors.js';
 import { SMALL_BODY_BYTES, type ImageBody } from '../routes/send-image.js';

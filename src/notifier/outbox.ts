@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { StoreEvent } from './events.js';
 import type { RedoRecord, StoreChange } from '../albums/changes.js';
-import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../albums/durable.js';
+import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../lib/durable.js';
 import { InsufficientStorageError, isOutOfSpace, ServiceUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { SeqFile } from './seq-file.js';

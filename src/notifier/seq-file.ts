@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { fsyncDir, isErrno } from '../albums/durable.js';
+import { fsyncDir, isErrno } from '../lib/durable.js';
 
 /** Bytes of one slot: `<seq> <crc32 hex>` padded with spaces, ending with a newline. */
 const SLOT_BYTES = 32;

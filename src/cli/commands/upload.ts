@@ -4,7 +4,7 @@ import { ImageStoreError, type ImageInfo } from '../../client/index.js';
 import { action } from '../action.js';
 import { ExitError, EXIT, formatBytes, intIn, UsageError, type CliContext, type CliIo } from '../context.js';
 import { sha256File, walkImages, type LocalFile } from '../files.js';
-import { mapLimit } from '../../albums/map-limit.js';
+import { mapLimit } from '../../lib/map-limit.js';
 import { Progress, type BatchCounts } from '../progress.js';
 
 interface UploadOptions {
