@@ -119,7 +119,7 @@ fsp.open = async function (...args) {
 wrap(fs, 'writeSync', 'fs.writeSync (log lines)', { kind: 'ops' });
 
 const load = async (file) => import(pathToFileURL(path.join(dist, file)).href).catch(() => ({}));
-const { AlbumService } = await load('src/albums/album-service.js');
+const { AlbumService } = await load('src/services/album-service.js');
 const { FsAlbumStore } = await load('src/albums/fs-store.js');
 const { KeyedLock } = await load('src/lib/keyed-lock.js');
 const { Outbox } = await load('src/notifier/outbox.js');

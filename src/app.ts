@@ -1,5 +1,5 @@
 import Koa from 'koa';
-import type { AlbumService } from './albums/album-service.js';
+import type { AlbumService } from './services/album-service.js';
 import type { Config } from './config.js';
 import type { DiffPool } from './images/diff-pool.js';
 import type { ImageDelivery } from './images/image-delivery.js';

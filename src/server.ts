@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { type AppError, HeadersTooLargeError, RequestTimeoutError, toErrorBody, ValidationError } from './errors.js';
-import { AlbumService } from './albums/album-service.js';
+import { AlbumService } from './services/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
 import { S3AlbumStore } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';

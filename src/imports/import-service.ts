@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { checkNewName } from '../albums/names.js';
 import { describeFile } from '../albums/image-meta.js';
 import { AppError, ConflictError, InsufficientStorageError, NotFoundError, ValidationError } from '../errors.js';

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { fsck } from '../albums/fsck.js';
 import { checkName } from '../albums/names.js';
 import { NotConfiguredError, ValidationError } from '../errors.js';

@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { jsonBody } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { File } from 'formidable';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { checkName } from '../albums/names.js';
 import type { ImageHandle } from '../albums/types.js';
 import { ServiceUnavailableError, ValidationError } from '../errors.js';

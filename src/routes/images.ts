@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { File } from 'formidable';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import type { ImageHandle } from '../albums/types.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { NotFoundError, ValidationError } from '../errors.js';

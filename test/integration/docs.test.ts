@@ -3,7 +3,7 @@ import type { Metrics } from '../../src/metrics.js';
 import type { ImageDelivery } from '../../src/images/image-delivery.js';
 import type { ImageEngine } from '../../src/images/image-engine.js';
 import { expect } from 'chai';
-import type { AlbumService } from '../../src/albums/album-service.js';
+import type { AlbumService } from '../../src/services/album-service.js';
 import { eventSchema, messageKey } from '../../src/docs/asyncapi.js';
 import { EVENT_TYPES, NOTIFIER_TOPIC, type EventType } from '../../src/notifier/events.js';
 import type { ReadinessChecks } from '../../src/routes/health.js';

@@ -1,10 +1,10 @@
 import { NotFoundError } from '../errors.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
-import type { StoreChange } from './changes.js';
-import { describeFile, type StoredImageMeta } from './image-meta.js';
-import { SNIFF_BYTES, sniffType } from './sniff.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import type { StoreChange } from '../albums/changes.js';
+import { describeFile, type StoredImageMeta } from '../albums/image-meta.js';
+import { SNIFF_BYTES, sniffType } from '../albums/sniff.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from '../albums/types.js';
 
 /** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
 export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
