@@ -12,6 +12,8 @@ import { auth } from './middleware/auth.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
 import type { Metrics } from './metrics.js';
+import { buildAsyncApi } from './docs/asyncapi.js';
+import { buildOpenApi } from './docs/openapi.js';
 import { buildRouter } from './routes/index.js';
 import { readRoutes } from './routes/read-routes.js';
 import { AuthFailures } from './security/auth-failures.js';
@@ -50,7 +52,12 @@ export async function buildApp({ config, log, albums, delivery, engine, diffs, i
   if (cors) app.use(corsAllowList(security.corsOrigins));
   if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
   if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
-  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, version, metrics });
+  const docs = config.prodMode ? undefined : {
+    openApi: buildOpenApi(version),
+    // MQTT over WebSocket is served by the embedded broker only.
+    asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
+  };
+  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, docs });
   app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }

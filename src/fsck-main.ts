@@ -1,13 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RedoRecord } from './albums/changes.js';
-import { fsck, journalProblem, type FsckProblem } from './albums/fsck.js';
+import { fsck, type FsckProblem } from './albums/fsck.js';
 import { redoChanges } from './albums/fs-store.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
 import { loadToolConfig } from './config.js';
 import { silentLogger } from './logger.js';
-import { changesToRedo, Outbox, scanJournal } from './notifier/outbox.js';
+import { changesToRedo, journalProblem, Outbox, scanJournal } from './notifier/outbox.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
 

@@ -7,12 +7,10 @@ import type { ImageEngine } from '../images/image-engine.js';
 import type { ImportService } from '../imports/import-service.js';
 import { importRoutes } from './imports.js';
 import { diffRoutes } from './diff.js';
-import { buildAsyncApi } from '../docs/asyncapi.js';
-import { buildOpenApi } from '../docs/openapi.js';
 import type { Metrics } from '../metrics.js';
 import { adminRoutes } from './admin.js';
 import { albumRoutes } from './albums.js';
-import { docsRoutes } from './docs.js';
+import { docsRoutes, type DocsDocuments } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
 import { imageRoutes } from './images.js';
 import { ListingCache } from './listing-cache.js';
@@ -27,12 +25,13 @@ export interface RouterDeps {
   diffs: DiffPool;
   imports: ImportService;
   readiness: ReadinessChecks;
-  version: string;
   metrics: Metrics;
+  /** The OpenAPI and AsyncAPI documents served at /openapi.json and /asyncapi.json (none with PRODMODE). */
+  docs?: DocsDocuments;
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, docs: documents }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -56,12 +55,8 @@ export function buildRouter({ config, albums, delivery, engine, diffs, imports, 
   root.use(admin.routes(), admin.allowedMethods());
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods());
-  if (!config.prodMode) {
-    const docs = docsRoutes({
-      openApi: buildOpenApi(version),
-      // MQTT over WebSocket is served by the embedded broker only.
-      asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
-    });
+  if (documents) {
+    const docs = docsRoutes(documents);
     root.use(docs.routes(), docs.allowedMethods());
   }
   return root;
