@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AppError, InsufficientStorageError, ServiceUnavailableError, SizeMismatchError, UnprocessableImageError, ValidationError } from '../errors.js';
+import { type AppError, InsufficientStorageError, ServiceUnavailableError, SizeMismatchError, UnprocessableImageError, ValidationError } from '../errors.js';
 import type { DiffOptions, DiffResult } from './diff.js';
 
 /** One comparison: two image files, the options, and the answer wanted. */

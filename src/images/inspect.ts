@@ -1,5 +1,5 @@
 import sharp, { type Metadata } from 'sharp';
-import { AppError, storageError, stripPaths, UnprocessableImageError, UnsupportedMediaTypeError } from '../errors.js';
+import { type AppError, storageError, stripPaths, UnprocessableImageError, UnsupportedMediaTypeError } from '../errors.js';
 
 /** What an upload's bytes turned out to be. */
 export interface ImageFacts {

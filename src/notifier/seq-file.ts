@@ -90,7 +90,7 @@ export class SeqFile {
 }
 function slot(value: number): Buffer {
   const text = `${value} ${crc(String(value))}`;
-  return Buffer.from(text.padEnd(SLOT_BYTES - 1, ' ') + '\n', 'latin1');
+  return Buffer.from(`${text.padEnd(SLOT_BYTES - 1, ' ')}\n`, 'latin1');
 }
 
 function parseSlot(bytes: Buffer): number | undefined {
