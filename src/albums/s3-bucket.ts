@@ -11,7 +11,6 @@ import { Upload } from '@aws-sdk/lib-storage';
 import type { S3Settings } from '../config.js';
 import { ConflictError, ServiceUnavailableError } from '../errors.js';
 
-
 /**
  * How "create only if absent" is done:
  * - `put`: `If-None-Match: *` on PutObject and on the multipart upload's completion
