@@ -45,7 +45,7 @@ async function run(service: RunningService, image: Buffer): Promise<Record<strin
     await check(await fetch(`${api}/albums/bench/images`, { method: 'POST', body: form }), 201);
   });
   const download = await pool(DOWNLOADS, async (i) => check(await fetch(`${api}/albums/bench/images/img-${String(i % UPLOADS).padStart(4, '0')}.jpg`), 200));
-  const list = await pool(LISTS, async (i) => check(await fetch(`${api}/albums/bench/images?limit=50&details=true`), 200));
+  const list = await pool(LISTS, async () => check(await fetch(`${api}/albums/bench/images?limit=50&details=true`), 200));
   const transform = await pool(TRANSFORMS, async (i) => check(await fetch(`${api}/albums/bench/images/img-${String(i).padStart(4, '0')}.jpg?w=320&format=webp&q=${50 + i}`), 200)); // a different q each time: every request is a cache miss
   return { upload, download, list, transform };
 }

@@ -119,9 +119,9 @@ fsp.open = async function (...args) {
 wrap(fs, 'writeSync', 'fs.writeSync (log lines)', { kind: 'ops' });
 
 const load = async (file) => import(pathToFileURL(path.join(dist, file)).href).catch(() => ({}));
-const { AlbumService } = await load('src/albums/album-service.js');
+const { AlbumService } = await load('src/services/album-service.js');
 const { FsAlbumStore } = await load('src/albums/fs-store.js');
-const { KeyedLock } = await load('src/albums/keyed-lock.js');
+const { KeyedLock } = await load('src/lib/keyed-lock.js');
 const { Outbox } = await load('src/notifier/outbox.js');
 const { OutboxNotifier } = await load('src/notifier/outbox-notifier.js');
 const { ImageDelivery } = await load('src/images/image-delivery.js');
@@ -176,7 +176,7 @@ if (lockWith) {
 wrap(Outbox?.prototype, 'admit', 'journal admit');
 wrap(Outbox?.prototype, 'append', ([, durable]) => (durable ? 'journal append (durable)' : 'journal append (fetch)'), { recOf: ([event]) => (event?.reqid ? byReqId.get(event.reqid) : undefined) });
 wrap(AlbumService?.prototype, 'announceFetch', 'fetch event (announceFetch)');
-wrap(AlbumService?.prototype, 'fetchImage', 'fetchImage (open, metadata, fetch event)');
+wrap(AlbumService?.prototype, 'openImage', 'AlbumService.openImage (open, metadata)');
 wrap(AlbumService?.prototype, 'listImages', 'listImages');
 wrap(FsAlbumStore?.prototype, 'commitImage', 'commitImage');
 wrap(FsAlbumStore?.prototype, 'openImage', 'openImage (open + metadata)');

@@ -1,8 +1,9 @@
 import Koa from 'koa';
-import type { AlbumService } from './albums/album-service.js';
+import type { AlbumService } from './services/album-service.js';
 import type { Config } from './config.js';
 import type { DiffPool } from './images/diff-pool.js';
 import type { ImageDelivery } from './images/image-delivery.js';
+import type { ImageEngine } from './images/image-engine.js';
 import type { ImportService } from './imports/import-service.js';
 import type { Logger } from './logger.js';
 import { front } from './middleware/front.js';
@@ -11,6 +12,8 @@ import { auth } from './middleware/auth.js';
 import { rateLimit } from './middleware/rate-limit.js';
 import { corsAllowList, securityHeaders } from './middleware/web-hardening.js';
 import type { Metrics } from './metrics.js';
+import { buildAsyncApi } from './docs/asyncapi.js';
+import { buildOpenApi } from './docs/openapi.js';
 import { buildRouter } from './routes/index.js';
 import { readRoutes } from './routes/read-routes.js';
 import { AuthFailures } from './security/auth-failures.js';
@@ -21,6 +24,7 @@ export interface AppDeps {
   log: Logger;
   albums: AlbumService;
   delivery: ImageDelivery;
+  engine: ImageEngine;
   diffs: DiffPool;
   imports: ImportService;
   readiness: ReadinessChecks;
@@ -34,7 +38,7 @@ export interface AppDeps {
  * installed when not configured (without CORS every answer still carries the
  * `Vary: Origin` it always had), and the security headers are a ready list.
  */
-export async function buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics }: AppDeps): Promise<Koa> {
+export async function buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics }: AppDeps): Promise<Koa> {
   const app = new Koa({ proxy: false });
   // Errors are answered and logged by the front middleware; this only catches what escapes it (none expected).
   app.silent = true;
@@ -48,7 +52,12 @@ export async function buildApp({ config, log, albums, delivery, diffs, imports, 
   if (cors) app.use(corsAllowList(security.corsOrigins));
   if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
   if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
-  const router = buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics });
+  const docs = config.prodMode ? undefined : {
+    openApi: buildOpenApi(version),
+    // MQTT over WebSocket is served by the embedded broker only.
+    asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
+  };
+  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, docs });
   app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }

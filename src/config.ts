@@ -3,8 +3,6 @@ import path from 'node:path';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from './errors.js';
 import { ApiKeys } from './security/api-keys.js';
-import type { S3Settings } from './albums/s3-bucket.js';
-import { s3SettingsFromEnv } from './migrate/s3-env.js';
 
 /** The service's whole configuration, checked once at start. */
 export interface Config {
@@ -153,6 +151,21 @@ export interface BrokerLimits {
   /** Failed logins from one address within `authBlockMs` that block it for `authBlockMs`; 0 = no limit. */
   authMaxFailures: number;
   authBlockMs: number;
+}
+
+/** How to reach a bucket: the S3_* variables. */
+export interface S3Settings {
+  /** Endpoint URL (MinIO, Ceph, R2, Swift...); AWS's own when absent. */
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  /** Static credentials; the SDK's default chain (env, profile, instance role) when absent. */
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** Path-style URLs (`endpoint/bucket/key`), which most self-hosted servers need. */
+  forcePathStyle: boolean;
+  /** Optional key prefix, so several stores can share one bucket. */
+  prefix?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -386,13 +399,51 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
 
 /** The S3_* variables, read (and checked) only with STORAGE=s3. */
 function readS3(env: Env, r: EnvReader): S3Settings | undefined {
-  if (env.STORAGE?.trim() !== 's3') return undefined;
-  try {
-    return s3SettingsFromEnv(env);
-  } catch (err) {
-    if (err instanceof ConfigError) r.problems.push(...err.problems);
-    return undefined;
+  return env.STORAGE?.trim() === 's3' ? s3Settings(r) : undefined;
+}
+
+function s3Settings(r: EnvReader): S3Settings {
+  const bucket = r.optional('S3_BUCKET');
+  if (!bucket) r.problems.push('invalid S3_BUCKET: expected a bucket name, got nothing');
+  const accessKeyId = r.optional('S3_ACCESS_KEY_ID');
+  const secretAccessKey = r.optional('S3_SECRET_ACCESS_KEY');
+  if ((accessKeyId === undefined) !== (secretAccessKey === undefined)) {
+    r.problems.push('invalid S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY: expected both or neither, got only one');
   }
+  return {
+    bucket: bucket ?? '',
+    endpoint: r.pattern('S3_ENDPOINT', /^https?:\/\/[^\s/]+/, 'a URL starting with http:// or https://'),
+    region: r.string('S3_REGION', 'us-east-1'),
+    accessKeyId,
+    secretAccessKey,
+    forcePathStyle: r.bool('S3_FORCE_PATH_STYLE', false),
+    prefix: r.optional('S3_PREFIX'),
+  };
+}
+
+/**
+ * The bucket settings from the S3_* variables the service reads with STORAGE=s3 (for
+ * `npm run migrate`): S3_BUCKET (required), S3_ENDPOINT, S3_REGION (us-east-1),
+ * S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_FORCE_PATH_STYLE (false), S3_PREFIX.
+ * @throws {ConfigError} listing every problem
+ */
+export function loadS3Settings(env: Env = process.env): S3Settings {
+  const r = new EnvReader(env);
+  const settings = s3Settings(r);
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return settings;
+}
+
+/**
+ * What the command-line tools (`npm run fsck`, `npm run migrate`) read from the environment:
+ * IMAGE_DB_DIR (./image-db), and LOG_LEVEL (error by default: their output is the report).
+ * @throws {ConfigError} listing every problem
+ */
+export function loadToolConfig(env: Env = process.env): { imageDbDir: string; logLevel: string } {
+  const r = new EnvReader(env);
+  const config = { imageDbDir: path.resolve(r.string('IMAGE_DB_DIR', './image-db')), logLevel: r.oneOf('LOG_LEVEL', 'error', LOG_LEVELS) };
+  if (r.problems.length > 0) throw new ConfigError(r.problems);
+  return config;
 }
 
 function protocolVersion(value: string): 4 | 5 | 'auto' {

@@ -9,6 +9,8 @@ export abstract class AppError extends Error {
   abstract readonly code: string;
   /** The message is safe to show to clients (koa/http-errors meaning). */
   readonly expose = true;
+  /** Seconds the client should wait before retrying (sent as Retry-After); only on errors that say so. */
+  readonly retryAfterSeconds?: number;
   constructor(
     message: string,
     readonly details?: Record<string, unknown>,
@@ -54,13 +56,37 @@ export class RequestTimeoutError extends AppError {
   readonly code = 'request_timeout';
 }
 
+/** 416: the Range cannot be satisfied. */
+export class RangeNotSatisfiableError extends AppError {
+  readonly status = 416;
+  readonly code = 'range_not_satisfiable';
+}
+
+/** 422: the bytes claim to be an image but cannot be decoded, or it is too large to decode. */
+export class UnprocessableImageError extends AppError {
+  readonly status = 422;
+  readonly code = 'unprocessable_image';
+}
+
+/** 422: two images of different sizes compared without resize=fit. */
+export class SizeMismatchError extends AppError {
+  readonly status = 422;
+  readonly code = 'size_mismatch';
+}
+
+/** 431: the request's headers are larger than Node's parser takes. */
+export class HeadersTooLargeError extends AppError {
+  readonly status = 431;
+  readonly code = 'headers_too_large';
+}
+
 /** 503: temporarily unable (upload slots full, shutting down). Carries `retryAfterSeconds`. */
 export class ServiceUnavailableError extends AppError {
   readonly status = 503;
   readonly code = 'unavailable';
   constructor(
     message: string,
-    readonly retryAfterSeconds = 1,
+    override readonly retryAfterSeconds = 1,
   ) {
     super(message);
   }
@@ -103,7 +129,7 @@ export class TooManyRequestsError extends AppError {
   readonly code = 'rate_limited';
   constructor(
     message: string,
-    readonly retryAfterSeconds: number,
+    override readonly retryAfterSeconds: number,
   ) {
     super(message);
   }

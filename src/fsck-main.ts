@@ -1,12 +1,13 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RedoRecord } from './albums/changes.js';
-import { fsck, journalProblem, type FsckProblem } from './albums/fsck.js';
+import { fsck, type FsckProblem } from './albums/fsck.js';
 import { redoChanges } from './albums/fs-store.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
+import { loadToolConfig } from './config.js';
 import { silentLogger } from './logger.js';
-import { changesToRedo, Outbox, scanJournal } from './notifier/outbox.js';
+import { changesToRedo, journalProblem, Outbox, scanJournal } from './notifier/outbox.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
 
@@ -30,7 +31,7 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const root = path.resolve(args.positionals[0] ?? process.env.IMAGE_DB_DIR ?? './image-db');
+  const root = args.positionals[0] !== undefined ? path.resolve(args.positionals[0]) : loadToolConfig(process.env).imageDbDir;
   const repair = args.values.repair ?? false;
   const layout = new Layout(root);
   const owner = repair ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir

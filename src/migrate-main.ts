@@ -1,9 +1,9 @@
 import { parseArgs } from 'node:util';
+import { loadS3Settings, loadToolConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
 import { FsSource, FsTarget } from './migrate/fs-side.js';
 import { migrate, type MigrationProgress, type MigrationSource, type MigrationTarget } from './migrate/migrate.js';
-import { s3SettingsFromEnv } from './migrate/s3-env.js';
 import { S3Side } from './migrate/s3-side.js';
 
 const USAGE = `Usage: npm run migrate -- --from fs:DIR --to s3
@@ -34,6 +34,7 @@ async function main(): Promise<number> {
   let to: Side;
   let concurrency: number;
   let quiet: boolean;
+  let tool: ReturnType<typeof loadToolConfig>;
   try {
     const args = parseArgs({ options: { from: { type: 'string' }, to: { type: 'string' }, concurrency: { type: 'string' }, quiet: { type: 'boolean' }, help: { type: 'boolean' } } });
     if (args.values.help) {
@@ -46,13 +47,14 @@ async function main(): Promise<number> {
     concurrency = Number(args.values.concurrency ?? 8);
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256) throw new Error(`expected --concurrency 1-256, got ${JSON.stringify(args.values.concurrency)}`);
     quiet = args.values.quiet ?? false;
-    if (from.kind === 's3' || to.kind === 's3') s3SettingsFromEnv(process.env); // report configuration problems before any work
+    tool = loadToolConfig(process.env);
+    if (from.kind === 's3' || to.kind === 's3') loadS3Settings(process.env); // report configuration problems before any work
   } catch (err) {
     process.stderr.write(`migrate: ${err instanceof ConfigError ? err.message : (err as Error).message}\n${USAGE}\n`);
     return 2;
   }
 
-  const log = createLogger(process.env.LOG_LEVEL ?? 'error');
+  const log = createLogger(tool.logLevel);
   let source: MigrationSource | undefined;
   let target: MigrationTarget | undefined;
   try {
@@ -61,9 +63,9 @@ async function main(): Promise<number> {
       if (fsSource.problems > 0) process.stderr.write(`migrate: warning: fsck found ${fsSource.problems} problems in ${from.dir}; images without metadata are not copied (npm run fsck -- ${from.dir} --repair)\n`);
       source = fsSource;
     } else {
-      source = await S3Side.open(s3SettingsFromEnv(process.env), log);
+      source = await S3Side.open(loadS3Settings(process.env), log);
     }
-    target = to.kind === 'fs' ? await FsTarget.open(to.dir) : await S3Side.open(s3SettingsFromEnv(process.env), log, true);
+    target = to.kind === 'fs' ? await FsTarget.open(to.dir) : await S3Side.open(loadS3Settings(process.env), log, true);
     process.stdout.write(`migrating ${source.description} -> ${target.description}\n`);
     const started = Date.now();
     const summary = await migrate(source, target, { concurrency, onProgress: quiet ? undefined : printProgress });

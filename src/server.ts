@@ -4,12 +4,14 @@ import https from 'node:https';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
-import { AlbumService } from './albums/album-service.js';
+import { type AppError, HeadersTooLargeError, RequestTimeoutError, toErrorBody, ValidationError } from './errors.js';
+import { AlbumService } from './services/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
 import { S3AlbumStore } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
-import { journalProblem, type FsckReport } from './albums/fsck.js';
-import { lockDataDir } from './albums/owner.js';
+import type { FsckReport } from './albums/fsck.js';
+import { lockDataDir, type DataDirLock } from './albums/owner.js';
+import type { AlbumStore } from './albums/types.js';
 import type { CrashPoint } from './albums/changes.js';
 import type { Config } from './config.js';
 import type { Logger } from './logger.js';
@@ -18,17 +20,16 @@ import { AedesTransport } from './notifier/aedes-transport.js';
 import { Checkpointer } from './notifier/checkpointer.js';
 import { Dispatcher } from './notifier/dispatcher.js';
 import { MqttTransport } from './notifier/mqtt-transport.js';
-import { Outbox } from './notifier/outbox.js';
+import { journalProblem, Outbox } from './notifier/outbox.js';
 import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
 import { DiffPool } from './images/diff-pool.js';
 import { configureImageEngine } from './images/engine-settings.js';
-import { EngineSlots } from './images/engine-slots.js';
 import { HotCache } from './images/hot-cache.js';
 import { ImageDelivery } from './images/image-delivery.js';
-import { inspectImage } from './images/inspect.js';
+import { ImageEngine } from './images/image-engine.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { ImportService } from './imports/import-service.js';
 import { JobStore } from './imports/job-store.js';
@@ -63,113 +64,152 @@ export interface ServiceEdges {
   crash?: CrashPoint;
 }
 
+/** A service built but not yet listening: `listen()` opens its ports, `close()` releases what it holds. */
+export interface BuiltService {
+  /**
+   * Connects to the broker (or starts the embedded one), starts delivering events and the
+   * import jobs, then listens for HTTP. On failure, everything is closed before it throws.
+   * @throws {Error} naming the variable to change (PORT, MQTT_PORT, MQTTS_PORT) when a port is taken
+   */
+  listen(): Promise<RunningService>;
+  /** Closes everything built or started so far, each part even when another fails. @throws {AggregateError} every failure */
+  close(): Promise<void>;
+}
+
+/** The parts of a service that are closed at the end, each set once it exists. */
+interface Parts {
+  outbox: Outbox;
+  store: AlbumStore;
+  checkpointer: Checkpointer;
+  diffs: DiffPool;
+  imports: ImportService;
+  broker: EmbeddedBroker;
+  transport: EventTransport;
+  dispatcher: Dispatcher;
+  httpServer: http.Server | https.Server;
+}
+
 /**
- * Builds and starts every part from the configuration: event journal, store (with crash
- * recovery: the journal's committed changes redone first), checkpointer, broker or broker
- * connection, dispatcher, HTTP server. The only place that does I/O set-up; `close()`
- * undoes it in reverse order.
+ * Builds and starts every part from the configuration (`buildService`, then `listen`): on
+ * failure, what was taken (ports, the data dir lock) is released before it throws.
  */
 export async function startService(config: Config, log: Logger, version = '0.0.0', edges: ServiceEdges = {}): Promise<RunningService> {
-  // First: crash recovery below may already decode images.
-  configureImageEngine();
-  const layout = new Layout(config.imageDbDir);
-  const storeLog = log.child({ component: 'store' });
-  // The journal is read before the store: recovery redoes its committed changes. So the data dir is claimed first.
-  await fs.mkdir(layout.internalDir, { recursive: true });
-  const owner = await lockDataDir(layout.ownerFile);
-  let outbox: Outbox | undefined;
-  let opened;
+  return (await buildService(config, log, version, edges)).listen();
+}
+
+/**
+ * Builds every part from the configuration without opening a port: data dir lock, event
+ * journal, store (with crash recovery: the journal's committed changes redone first),
+ * checkpointer, image engine and caches, services, the Koa app and its HTTP server. The
+ * only place that does I/O set-up; on failure, what was built is closed before it throws.
+ */
+export async function buildService(config: Config, log: Logger, version = '0.0.0', edges: ServiceEdges = {}): Promise<BuiltService> {
+  const parts: Partial<Parts> = {};
+  let owner: DataDirLock | undefined;
+  const close = (deadline: number) => closeParts(parts, owner, deadline, log);
+  const failed = async (err: unknown): Promise<never> => {
+    await close(Date.now()).catch((closeErr: unknown) => log.error({ err: closeErr }, 'could not release everything after a failed start'));
+    throw err;
+  };
   try {
-    outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) });
+    // First: crash recovery below may already decode images.
+    configureImageEngine();
+    const layout = new Layout(config.imageDbDir);
+    // The journal is read before the store: recovery redoes its committed changes. So the data dir is claimed first.
+    await fs.mkdir(layout.internalDir, { recursive: true });
+    owner = await lockDataDir(layout.ownerFile);
+    const outbox = (parts.outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) }));
     // A checkpoint's fsyncs take at most half of libuv's pool: the rest serves the requests meanwhile.
     const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
-    opened = config.storage === 's3' && config.s3
+    const storeLog = log.child({ component: 'store' });
+    const { store, recovery } = config.storage === 's3' && config.s3
       ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, options)
       : await FsAlbumStore.open(config.imageDbDir, storeLog, options);
-  } catch (err) {
-    await outbox?.close();
-    await owner.release();
-    throw err;
-  }
-  const { store, recovery } = opened;
-  if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
-  recovery.problems.push(...outbox.problems.map(journalProblem));
-  const checkpointer = new Checkpointer(outbox, store, { ...config.checkpoint, log: log.child({ component: 'checkpointer' }), crash: edges.crash });
-  checkpointer.start();
-  const notifier = new OutboxNotifier(outbox, config.eventSource, {
-    checkpoints: checkpointer,
-    onFatal: edges.onFatal ?? ((err) => log.fatal({ err }, 'a committed change could be neither applied nor undone: changes are refused until a restart redoes it')),
-  });
-
-  let broker: EmbeddedBroker | undefined;
-  let transport: EventTransport;
-  let mqttUrl: string;
-  if (config.mqtt.url) {
-    transport = new MqttTransport({ ...config.mqtt, url: config.mqtt.url }, log.child({ component: 'mqtt' }));
-    mqttUrl = config.mqtt.url;
-  } else {
-    const { mqttCertFile, mqttKeyFile, mqttsPort } = config.tls;
-    broker = await startBroker({
-      host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }), persistenceDir: layout.brokerDir,
-      keys: config.security.apiKeys, limits: config.broker,
-      tls: mqttCertFile && mqttKeyFile ? { port: mqttsPort, cert: readFileSync(mqttCertFile), key: readFileSync(mqttKeyFile) } : undefined,
+    parts.store = store;
+    if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
+    recovery.problems.push(...outbox.problems.map(journalProblem));
+    const checkpointer = (parts.checkpointer = new Checkpointer(outbox, store, { ...config.checkpoint, log: log.child({ component: 'checkpointer' }), crash: edges.crash }));
+    checkpointer.start();
+    const notifier = new OutboxNotifier(outbox, config.eventSource, {
+      checkpoints: checkpointer,
+      onFatal: edges.onFatal ?? ((err) => log.fatal({ err }, 'a committed change could be neither applied nor undone: changes are refused until a restart redoes it')),
     });
-    transport = new AedesTransport(broker.broker);
-    mqttUrl = broker.url;
-  }
-  const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
-  dispatcher.start();
 
-  const hot = new HotCache(config.images.hotCacheBytes, config.images.hotCacheMaxFileBytes);
-  const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes, hot);
-  const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
-  // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.
-  const uploadChecks = new EngineSlots(config.images.uploadCheckConcurrency);
-  const transforms = new EngineSlots(config.images.transformConcurrency, {
-    maxQueue: config.images.transformMaxQueue, queueTimeoutMs: config.images.transformQueueTimeoutMs, what: 'image transforms',
-  });
-  const albums = new AlbumService(
-    store,
-    notifier,
-    (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
-    async (sha256) => {
-      hot.delete(sha256);
-      await derivatives.forget(sha256);
-    },
-  );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
-  const diffs = new DiffPool();
-  const importsLog = log.child({ component: 'imports' });
-  const imports = new ImportService(
-    albums,
-    new JobStore(layout.importsDir, importsLog),
-    notifier,
-    {
-      ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes,
-      allowHosts: new Set(config.imports.allowHosts),
-    },
-    importsLog,
-  );
-  await imports.start();
-  const readiness = {
-    storeWritable: () => albums.checkWritable(),
-    brokerReachable: () => transport.connected,
-    pendingEvents: () => outbox.pendingCount,
-  };
-  const metrics = createMetrics({
-    albums: async () => (await store.counts()).albums,
-    images: async () => (await store.counts()).images,
-    outboxPending: () => outbox.pendingCount,
-    outboxDegraded: () => (outbox.degraded ? 1 : 0),
-    outboxDamagedRecords: () => outbox.problems.filter((p) => p.kind !== 'torn-record').length,
-    eventsPublished: () => dispatcher.delivered,
-    eventsDropped: () => outbox.dropped,
-    brokerClients: () => broker?.broker.connectedClients ?? 0,
-    broker: () => broker?.stats(),
-    cache: () => derivatives.stats(),
-    hotCache: () => hot.stats(),
-  });
-  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
+    const hot = new HotCache(config.images.hotCacheBytes, config.images.hotCacheMaxFileBytes);
+    const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes, hot);
+    const { maxInputPixels, avifMaxPixels, gifMaxPixels } = config.images;
+    const engine = new ImageEngine(config.images);
+    const albums = new AlbumService(
+      store,
+      notifier,
+      (file) => engine.inspect(file),
+      async (sha256) => {
+        hot.delete(sha256);
+        await derivatives.forget(sha256);
+      },
+    );
+    const delivery = new ImageDelivery(derivatives, maxInputPixels, engine.transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
+    const diffs = (parts.diffs = new DiffPool());
+    const importsLog = log.child({ component: 'imports' });
+    const imports = (parts.imports = new ImportService(
+      albums,
+      new JobStore(layout.importsDir, importsLog),
+      notifier,
+      {
+        ...config.imports, stagingDir: store.stagingDir, maxBytes: config.limits.maxUploadBytes,
+        allowHosts: new Set(config.imports.allowHosts),
+      },
+      importsLog,
+    ));
+    const readiness = {
+      storeWritable: () => albums.checkWritable(),
+      brokerReachable: () => parts.transport?.connected ?? false,
+      pendingEvents: () => outbox.pendingCount,
+    };
+    const metrics = createMetrics({
+      albums: async () => (await store.counts()).albums,
+      images: async () => (await store.counts()).images,
+      outboxPending: () => outbox.pendingCount,
+      outboxDegraded: () => (outbox.degraded ? 1 : 0),
+      outboxDamagedRecords: () => outbox.problems.filter((p) => p.kind !== 'torn-record').length,
+      eventsPublished: () => parts.dispatcher?.delivered ?? 0,
+      eventsDropped: () => outbox.dropped,
+      brokerClients: () => parts.broker?.broker.connectedClients ?? 0,
+      broker: () => parts.broker?.stats(),
+      cache: () => derivatives.stats(),
+      hotCache: () => hot.stats(),
+    });
+    const app = await buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics });
+    const httpServer = (parts.httpServer = createHttpServer(config, app.callback()));
+
+    const listen = async (): Promise<RunningService> => {
+      try {
+        const { broker, transport, mqttUrl } = await connectEvents(config, log, layout, parts);
+        const dispatcher = (parts.dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' })));
+        dispatcher.start();
+        await imports.start();
+        if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath, config.security.corsOrigins);
+        const port = await listenOn(httpServer, config.http.port, config.http.host, 'PORT');
+        const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
+        return {
+          httpUrl: `${config.tls.certFile ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
+          metrics, mqttUrl, httpServer, broker, recovery, derivatives, hot, imports,
+          pendingEvents: () => outbox.pendingCount,
+          // One deadline for the whole shutdown, whatever clients do (SHUTDOWN_TIMEOUT_MS).
+          close: () => close(Date.now() + config.shutdownTimeoutMs),
+        };
+      } catch (err) {
+        return failed(err);
+      }
+    };
+    return { listen, close: () => close(Date.now() + config.shutdownTimeoutMs) };
+  } catch (err) {
+    return failed(err);
+  }
+}
+
+/** The HTTP(S) server of the app, not yet listening. */
+function createHttpServer(config: Config, handler: http.RequestListener): http.Server | https.Server {
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -180,61 +220,122 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     connectionsCheckingInterval: Math.min(1000, headersTimeoutMs, requestTimeoutMs),
   };
   const { certFile, keyFile } = config.tls;
-  const httpServer = certFile && keyFile
-    ? https.createServer({ ...serverOptions, cert: readFileSync(certFile), key: readFileSync(keyFile) }, app.callback())
-    : http.createServer(serverOptions, app.callback());
-  httpServer.on('clientError', answerClientError);
-  if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath, config.security.corsOrigins);
-  httpServer.listen(config.http.port, config.http.host);
-  await once(httpServer, 'listening');
-  const { port } = httpServer.address() as AddressInfo;
-  const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
+  const server = certFile && keyFile
+    ? https.createServer({ ...serverOptions, cert: readFileSync(certFile), key: readFileSync(keyFile) }, handler)
+    : http.createServer(serverOptions, handler);
+  server.on('clientError', answerClientError);
+  return server;
+}
 
-  return {
-    httpUrl: `${certFile ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    metrics,
-    mqttUrl,
-    httpServer,
-    broker,
-    recovery,
-    derivatives,
-    hot,
-    imports,
-    pendingEvents: () => outbox.pendingCount,
-    async close() {
-      // One deadline for the whole shutdown, whatever clients do (SHUTDOWN_TIMEOUT_MS).
-      const deadline = Date.now() + config.shutdownTimeoutMs;
-      const left = () => Math.max(0, deadline - Date.now());
-      let sweep: NodeJS.Timeout | undefined;
-      const closed = new Promise<void>((resolve) => {
-        httpServer.close(() => resolve());
-        sweep = setInterval(() => {
-          // Keep-alive connections become idle as their last request finishes: close them as they do.
-          httpServer.closeIdleConnections();
-          // MQTT over WebSocket connections count as the HTTP server's until the broker closes them, after
-          // the pending events are delivered: HTTP is done when only they are left.
-          httpServer.getConnections((err, open) => {
-            if (!err && open <= (broker?.webSocketConnections() ?? 0)) resolve();
-          });
-        }, 50);
-      });
-      httpServer.closeIdleConnections();
-      const timer = setTimeout(() => httpServer.closeAllConnections(), left());
-      await closed;
-      clearTimeout(timer);
-      clearInterval(sweep);
-      await imports.close();
-      await diffs.close();
-      await checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'));
-      const drained = await dispatcher.drain(left());
-      if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
-      await dispatcher.stop();
-      await transport.close();
-      await broker?.close();
-      await outbox.close();
-      await store.close();
-    },
+/** The events' way out: a connection to MQTT_URL, or the embedded broker (which listens on MQTT_PORT, and MQTTS_PORT with TLS). */
+async function connectEvents(config: Config, log: Logger, layout: Layout, parts: Partial<Parts>): Promise<{ broker?: EmbeddedBroker; transport: EventTransport; mqttUrl: string }> {
+  if (config.mqtt.url) {
+    parts.transport = new MqttTransport({ ...config.mqtt, url: config.mqtt.url }, log.child({ component: 'mqtt' }));
+    return { transport: parts.transport, mqttUrl: config.mqtt.url };
+  }
+  const { mqttCertFile, mqttKeyFile, mqttsPort } = config.tls;
+  const tls = mqttCertFile && mqttKeyFile ? { port: mqttsPort, cert: readFileSync(mqttCertFile), key: readFileSync(mqttKeyFile) } : undefined;
+  let broker: EmbeddedBroker;
+  try {
+    broker = parts.broker = await startBroker({
+      host: config.mqtt.host, port: config.mqtt.port, log: log.child({ component: 'broker' }), persistenceDir: layout.brokerDir,
+      keys: config.security.apiKeys, limits: config.broker, tls,
+    });
+  } catch (err) {
+    throw portProblem(err, config.mqtt.host, [['MQTT_PORT', config.mqtt.port], ...(tls ? [['MQTTS_PORT', tls.port] as [string, number]] : [])]);
+  }
+  parts.transport = new AedesTransport(broker.broker);
+  return { broker, transport: parts.transport, mqttUrl: broker.url };
+}
+
+/** Listens on `port` and `host`; resolves with the port bound (PORT=0 picks one). */
+async function listenOn(server: http.Server | https.Server, port: number, host: string, variable: string): Promise<number> {
+  try {
+    server.listen(port, host);
+    await once(server, 'listening');
+  } catch (err) {
+    throw portProblem(err, host, [[variable, port]]);
+  }
+  return (server.address() as AddressInfo).port;
+}
+
+/**
+ * A port that cannot be listened on, as an error that names the variable to change
+ * (Node's own says only `listen EADDRINUSE: address already in use 127.0.0.1:3333`).
+ * Other errors are returned as they are.
+ */
+export function portProblem(err: unknown, host: string, ports: Array<[variable: string, port: number]>): unknown {
+  const { code, port } = err as { code?: string; port?: number };
+  const [variable] = ports.find(([, p]) => p === port) ?? [];
+  if (variable === undefined || (code !== 'EADDRINUSE' && code !== 'EACCES')) return err;
+  const why = code === 'EADDRINUSE' ? 'is already in use' : 'cannot be opened by this user (ports below 1024 need privileges)';
+  return new Error(`${variable}=${port}: port ${port} on ${host} ${why}; set ${variable} to a free port (0 picks any)`, { cause: err });
+}
+
+/**
+ * Closes what exists of a service, in order: HTTP (requests in flight finish, within the
+ * deadline), import jobs, diff workers, the last checkpoint, event delivery (pending events
+ * delivered within the deadline), the broker connection and broker, the journal, then the
+ * store and the data dir lock, last, so no other process takes the dir while this one writes.
+ * Every part is closed even when one before it fails.
+ * @throws {AggregateError} every failure, once all were tried
+ */
+async function closeParts(parts: Partial<Parts>, owner: DataDirLock | undefined, deadline: number, log: Logger): Promise<void> {
+  const left = () => Math.max(0, deadline - Date.now());
+  const errors: unknown[] = [];
+  const step = async (what: string, fn: (() => Promise<unknown>) | undefined) => {
+    if (fn === undefined) return;
+    try {
+      await fn();
+    } catch (err) {
+      errors.push(Object.assign(err instanceof Error ? err : new Error(String(err)), { step: what }));
+    }
   };
+  const { httpServer, imports, diffs, checkpointer, dispatcher, transport, broker, outbox, store } = parts;
+  await step('HTTP server', httpServer?.listening ? () => closeHttp(httpServer, broker, left()) : undefined);
+  await step('import jobs', imports && (() => imports.close()));
+  await step('diff workers', diffs && (() => diffs.close()));
+  await step('checkpointer', checkpointer && (() => checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'))));
+  await step('event delivery', dispatcher && (async () => {
+    const drained = await dispatcher.drain(left());
+    if (!drained) log.warn({ pending: outbox?.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');
+    await dispatcher.stop();
+  }));
+  await step('MQTT connection', transport && (() => transport.close()));
+  await step('broker', broker && (() => broker.close()));
+  await step('event journal', outbox && (() => outbox.close()));
+  await step('store', store && (() => store.close()));
+  // The store releases the lock as it closes; without a store (a failed start), the lock is released here. Idempotent.
+  await step('data dir lock', owner && (() => owner.release()));
+  if (errors.length > 0) {
+    const steps = errors.map((err) => (err as { step: string }).step);
+    throw new AggregateError(errors, `closing the service failed: ${steps.join(', ')}`);
+  }
+}
+
+/**
+ * Stops taking requests and waits for those in flight, closing keep-alive connections as
+ * they become idle; at `ms`, the connections left are cut.
+ */
+async function closeHttp(httpServer: http.Server | https.Server, broker: EmbeddedBroker | undefined, ms: number): Promise<void> {
+  let sweep: NodeJS.Timeout | undefined;
+  const closed = new Promise<void>((resolve) => {
+    httpServer.close(() => resolve());
+    sweep = setInterval(() => {
+      // Keep-alive connections become idle as their last request finishes: close them as they do.
+      httpServer.closeIdleConnections();
+      // MQTT over WebSocket connections count as the HTTP server's until the broker closes them, after
+      // the pending events are delivered: HTTP is done when only they are left.
+      httpServer.getConnections((err, open) => {
+        if (!err && open <= (broker?.webSocketConnections() ?? 0)) resolve();
+      });
+    }, 50);
+  });
+  httpServer.closeIdleConnections();
+  const timer = setTimeout(() => httpServer.closeAllConnections(), ms);
+  await closed;
+  clearTimeout(timer);
+  clearInterval(sweep);
 }
 
 /**
@@ -246,10 +347,15 @@ function answerClientError(err: NodeJS.ErrnoException, socket: import('node:stre
     socket.destroy();
     return;
   }
-  const [status, text] =
-    err.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large']
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout']
-        : [400, 'Bad Request'];
-  const body = JSON.stringify({ error: `${text}: the request could not be parsed` });
-  socket.end(`HTTP/1.1 ${status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const error = clientError(err);
+  const body = JSON.stringify(toErrorBody(error.message));
+  const text = http.STATUS_CODES[error.status];
+  socket.end(`HTTP/1.1 ${error.status} ${text}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+/** The error hierarchy's answer to what Node's HTTP parser refused. */
+function clientError(err: NodeJS.ErrnoException): AppError {
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HeadersTooLargeError('Request Header Fields Too Large: the request could not be parsed');
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') return new RequestTimeoutError('Request Timeout: the request could not be parsed');
+  return new ValidationError('Bad Request: the request could not be parsed');
 }

@@ -3,7 +3,7 @@ import { linkSync, promises as fs, renameSync, rmSync, writeFileSync, type Stats
 import path from 'node:path';
 import { ConflictError } from '../errors.js';
 import { NO_CRASH, UndoFailedError, type CrashPoint, type RedoOutcome, type StoreChange } from './changes.js';
-import { isErrno, TEMP_PREFIX } from './durable.js';
+import { isErrno, TEMP_PREFIX } from '../lib/durable.js';
 import type { StoredImageMeta } from './image-meta.js';
 import type { Layout } from './layout.js';
 import type { PendingSync } from './pending-sync.js';

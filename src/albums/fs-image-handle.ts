@@ -2,8 +2,8 @@ import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { NotFoundError } from '../errors.js';
-import { isErrno } from './durable.js';
-import { readRange } from './read-range.js';
+import { isErrno } from '../lib/durable.js';
+import { readRange } from '../lib/read-range.js';
 import type { ImageHandle, ImageInfo } from './types.js';
 
 /** On Linux, an open file can be read again by path through /proc, whatever renames happen meanwhile. */

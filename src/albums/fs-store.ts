@@ -6,15 +6,15 @@ import type { Logger } from '../logger.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 import { NO_CRASH, type ChangeJournal, type CrashPoint, type RecoveryJournal } from './changes.js';
 import { Layout } from './layout.js';
-import { SharedKeyedLock } from './shared-keyed-lock.js';
+import { SharedKeyedLock } from '../lib/shared-keyed-lock.js';
 import { SortedNames } from './sorted-names.js';
 import { fsck, type FsckProblem, type FsckReport } from './fsck.js';
-import { isErrno } from './durable.js';
+import { isErrno } from '../lib/durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { lockDataDir, type DataDirLock } from './owner.js';
 import { ImageIndex, type AlbumRef } from './image-index.js';
 import { FsImageHandle } from './fs-image-handle.js';
-import { mapLimit } from './map-limit.js';
+import { mapLimit } from '../lib/map-limit.js';
 import { FsChanges } from './fs-changes.js';
 import { makeChange } from './make-change.js';
 import { PendingSync } from './pending-sync.js';
@@ -136,6 +136,11 @@ export class FsAlbumStore implements AlbumStore {
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
     return this.albums.page(page);
+  }
+
+  /** From memory. */
+  async hasAlbum(name: string): Promise<boolean> {
+    return this.images.has(name);
   }
 
   /** From memory. */

@@ -3,9 +3,8 @@ import path from 'node:path';
 import { checkName, RESERVED_PREFIX } from './names.js';
 import { Layout } from './layout.js';
 import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from './map-limit.js';
-import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
-import type { JournalProblem } from '../notifier/outbox.js';
+import { mapLimit } from '../lib/map-limit.js';
+import { fsyncDir, isErrno, writeFileAtomic } from '../lib/durable.js';
 
 /** One thing fsck found wrong, and whether it was repaired. */
 export interface FsckProblem {
@@ -198,9 +197,4 @@ async function checkGoIndex(layout: Layout, index: Map<string, StoredImageMeta[]
     await writeFileAtomic(layout.formatFile, JSON.stringify({ format: 1, createdAt: new Date().toISOString() }), layout.tmpDir);
     await fsyncDir(layout.internalDir);
   }
-}
-
-/** The event journal's damage (found by notifier/outbox.ts `scanJournal`) as an fsck problem. */
-export function journalProblem(problem: JournalProblem): FsckProblem {
-  return { kind: `journal-${problem.kind}`, path: problem.file, detail: `at byte ${problem.offset}: ${problem.detail}`, repaired: problem.repaired };
 }

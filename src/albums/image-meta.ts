@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import type { ImageInfo } from './types.js';
-import { isErrno } from './durable.js';
+import { isErrno } from '../lib/durable.js';
 import { SNIFF_BYTES, sniffType } from './sniff.js';
 
 /** What is stored in an image's metadata file (the album comes from the directory). */

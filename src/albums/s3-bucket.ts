@@ -8,22 +8,8 @@ import {
   PutObjectCommand, S3Client, UploadPartCopyCommand, type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import type { S3Settings } from '../config.js';
 import { ConflictError, ServiceUnavailableError } from '../errors.js';
-
-/** How to reach a bucket: the S3_* variables. */
-export interface S3Settings {
-  /** Endpoint URL (MinIO, Ceph, R2, Swift...); AWS's own when absent. */
-  endpoint?: string;
-  bucket: string;
-  region: string;
-  /** Static credentials; the SDK's default chain (env, profile, instance role) when absent. */
-  accessKeyId?: string;
-  secretAccessKey?: string;
-  /** Path-style URLs (`endpoint/bucket/key`), which most self-hosted servers need. */
-  forcePathStyle: boolean;
-  /** Optional key prefix, so several stores can share one bucket. */
-  prefix?: string;
-}
 
 /**
  * How "create only if absent" is done:

@@ -1,7 +1,7 @@
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseImageMeta, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from './map-limit.js';
+import { mapLimit } from '../lib/map-limit.js';
 import type { S3Bucket } from './s3-bucket.js';
 import type { S3Layout } from './s3-layout.js';
 import { decodeCursor, encodeCursor } from './sorted-names.js';

@@ -1,18 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import type { S3Settings } from '../config.js';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { FsckReport } from './fsck.js';
 import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { Layout } from './layout.js';
 import { lockDataDir, type DataDirLock } from './owner.js';
-import { S3Bucket, createS3Client, type ConditionalWrites, type S3Settings } from './s3-bucket.js';
-import { mapLimit } from './map-limit.js';
+import { S3Bucket, createS3Client, type ConditionalWrites } from './s3-bucket.js';
+import { mapLimit } from '../lib/map-limit.js';
 import { S3ImageHandle } from './s3-image-handle.js';
 import { S3Layout } from './s3-layout.js';
 import { PARALLEL_REQUESTS, S3Objects, type AlbumMarker } from './s3-objects.js';
-import { SharedKeyedLock } from './shared-keyed-lock.js';
+import { SharedKeyedLock } from '../lib/shared-keyed-lock.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
 import { NO_CRASH, UndoFailedError, type ChangeJournal, type CrashPoint, type RecoveryJournal, type RedoOutcome, type StoreChange } from './changes.js';
 import { makeChange } from './make-change.js';
@@ -128,6 +129,10 @@ export class S3AlbumStore implements AlbumStore {
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
     return this.objects.page(this.layout.albumsPrefix, page);
+  }
+
+  async hasAlbum(name: string): Promise<boolean> {
+    return (await this.objects.marker(name)) !== undefined;
   }
 
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {

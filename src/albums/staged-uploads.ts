@@ -1,6 +1,6 @@
 import { promises as fs, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { fdatasyncFile, fsyncDir, isErrno, sharedRuns } from './durable.js';
+import { fdatasyncFile, fsyncDir, isErrno, sharedRuns } from '../lib/durable.js';
 
 /**
  * Uploads whose change is committed but not yet checkpointed. An upload's commit

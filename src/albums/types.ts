@@ -97,6 +97,8 @@ export interface AlbumStore extends Checkpointable {
   listAlbums(page?: PageRequest): Promise<Page<string>>;
   /** Details of several albums, in the given order (missing ones skipped). */
   albumInfos(names: string[]): Promise<AlbumInfo[]>;
+  /** True when the album exists (from memory on the filesystem; one request on object storage). */
+  hasAlbum(name: string): Promise<boolean>;
   createAlbum(name: string, journal?: ChangeJournal): Promise<AlbumInfo>;
   renameAlbum(from: string, to: string, journal?: ChangeJournal): Promise<AlbumInfo>;
   /** Deletes an album and its images; returns the contents (sha256) no image has any more. */

@@ -6,7 +6,7 @@ export { ImageStoreClient, defaultMqttUrl, type ClientOptions } from './client.j
 export { ImageStoreError, codeForStatus, type ImageStoreErrorCode } from './errors.js';
 export { HttpClient, parseRetryAfter, type HttpOptions, type RequestSpec, type QueryValues } from './http.js';
 export { events, matchesFilter, EVENTS_TOPIC, type EventFilter, type EventsOptions, type EventStream, type StoreEvent } from './events.js';
-export { type DiffPicture, type ImageRef } from './diff.js';
+export type { DiffPicture, ImageRef } from './diff.js';
 export { transformQuery, type DownloadOptions, type ImageDownload } from './images.js';
 export { FINAL_JOB_STATES, type WaitForJobOptions } from './imports.js';
 export { typeFromName, type UploadOptions, type UploadSource } from './upload-source.js';

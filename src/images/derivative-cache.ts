@@ -2,8 +2,8 @@ import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { isErrno } from '../albums/durable.js';
-import { readRange } from '../albums/read-range.js';
+import { isErrno } from '../lib/durable.js';
+import { readRange } from '../lib/read-range.js';
 import type { HotCache } from './hot-cache.js';
 
 /** One cached transform result. */

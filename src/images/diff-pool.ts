@@ -1,9 +1,8 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AppError, InsufficientStorageError, ServiceUnavailableError, ValidationError } from '../errors.js';
-import { SizeMismatchError, type DiffOptions, type DiffResult } from './diff.js';
-import { UnprocessableImageError } from './inspect.js';
+import { type AppError, InsufficientStorageError, ServiceUnavailableError, SizeMismatchError, UnprocessableImageError, ValidationError } from '../errors.js';
+import type { DiffOptions, DiffResult } from './diff.js';
 
 /** One comparison: two image files, the options, and the answer wanted. */
 export interface DiffJob {

@@ -1,14 +1,8 @@
 import pixelmatch from 'pixelmatch';
 import sharp from 'sharp';
-import { AppError } from '../errors.js';
+import { SizeMismatchError, UnprocessableImageError } from '../errors.js';
 import { findRegions, type Box } from './diff-regions.js';
-import { engineError, UnprocessableImageError } from './inspect.js';
-
-/** 422 for two images of different sizes (without resize=fit). */
-export class SizeMismatchError extends AppError {
-  readonly status = 422;
-  readonly code = 'size_mismatch';
-}
+import { engineError } from './inspect.js';
 
 export interface DiffOptions {
   /** pixelmatch threshold, 0 (strict) to 1; default 0.1. */

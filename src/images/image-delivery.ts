@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import { readRange } from '../albums/read-range.js';
+import { readRange } from '../lib/read-range.js';
 import type { ImageHandle, ImageInfo } from '../albums/types.js';
 import { UnsupportedMediaTypeError } from '../errors.js';
-import { SMALL_BODY_BYTES, type ImageBody } from '../routes/send-image.js';
+import { SMALL_BODY_BYTES, type ImageBody } from './image-body.js';
 import type { DerivativeCache } from './derivative-cache.js';
 import { HotCache } from './hot-cache.js';
 import { ReadyHeadersCache } from './ready-headers.js';

@@ -1,11 +1,5 @@
 import sharp, { type Metadata } from 'sharp';
-import { AppError, storageError, stripPaths, UnsupportedMediaTypeError } from '../errors.js';
-
-/** 422: the bytes claim to be an image but cannot be decoded, or it is too large to decode. */
-export class UnprocessableImageError extends AppError {
-  readonly status = 422;
-  readonly code = 'unprocessable_image';
-}
+import { type AppError, storageError, stripPaths, UnprocessableImageError, UnsupportedMediaTypeError } from '../errors.js';
 
 /** What an upload's bytes turned out to be. */
 export interface ImageFacts {

@@ -1,4 +1,4 @@
-import { UnprocessableImageError } from './inspect.js';
+import { UnprocessableImageError } from '../errors.js';
 import type { OutputFormat, TransformSpec } from './transform-spec.js';
 
 /** What the source image is, as recorded at upload. */

@@ -1,4 +1,4 @@
-import { contentDisposition } from '../routes/content-disposition.js';
+import { contentDisposition } from '../lib/content-disposition.js';
 
 /** An image response's headers that do not depend on the request, made once and kept. */
 export interface ReadyHeaders {

@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.js';
+import { queryFlag } from '../lib/query-flag.js';
 import { SIGNED_IMAGE_ID } from '../security/signed-url.js';
 
 /** Largest output side in pixels. */
@@ -49,12 +50,6 @@ function int(name: string, raw: string, min: number, max: number): number {
   return n;
 }
 
-function flag(name: string, raw: string): boolean {
-  if (raw === '' || raw === '1' || raw === 'true') return true;
-  if (raw === '0' || raw === 'false') return false;
-  throw new ValidationError(`Expected true, false, 1, 0 or nothing for ${name} but received ${JSON.stringify(raw)}`);
-}
-
 function oneOf<T extends string>(name: string, raw: string, allowed: readonly T[]): T {
   if (!(allowed as readonly string[]).includes(raw)) {
     throw new ValidationError(`Expected one of ${allowed.join(', ')} for ${name} but received ${JSON.stringify(raw)}`);
@@ -77,7 +72,7 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
       case 'w': spec.width = int('w', raw, 1, MAX_OUTPUT_SIDE); break;
       case 'h': spec.height = int('h', raw, 1, MAX_OUTPUT_SIDE); break;
       case 'fit': spec.fit = oneOf('fit', raw, FITS); break;
-      case 'enlarge': spec.enlarge = flag('enlarge', raw) || undefined; break;
+      case 'enlarge': spec.enlarge = queryFlag('enlarge', raw) || undefined; break;
       case 'format': {
         const format = FORMAT_ALIASES[raw];
         if (!format) throw new ValidationError(`Expected one of jpeg, jpg, png, webp, avif, gif, tiff, auto for format but received ${JSON.stringify(raw)}`);
@@ -92,9 +87,9 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
         if (normalised !== 0) spec.rotate = normalised as 90 | 180 | 270;
         break;
       }
-      case 'flip': spec.flip = flag('flip', raw) || undefined; break;
-      case 'flop': spec.flop = flag('flop', raw) || undefined; break;
-      case 'grayscale': spec.grayscale = flag('grayscale', raw) || undefined; break;
+      case 'flip': spec.flip = queryFlag('flip', raw) || undefined; break;
+      case 'flop': spec.flop = queryFlag('flop', raw) || undefined; break;
+      case 'grayscale': spec.grayscale = queryFlag('grayscale', raw) || undefined; break;
       case 'blur': {
         const sigma = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
         if (!(sigma >= 0.3 && sigma <= 100)) throw new ValidationError(`Expected number between 0.3 and 100 for blur but received ${JSON.stringify(raw)}`);

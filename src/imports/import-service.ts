@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { checkNewName } from '../albums/names.js';
 import { describeFile } from '../albums/image-meta.js';
 import { AppError, ConflictError, InsufficientStorageError, NotFoundError, ValidationError } from '../errors.js';
@@ -72,7 +72,7 @@ export class ImportService {
    * @throws {NotFoundError} unknown album; {ValidationError} bad list
    */
   async create(album: string, urls: string[], reqId?: string): Promise<ImportJobView> {
-    await this.albums.listImages(album, { limit: 1 }, false); // 404 for an unknown album
+    await this.albums.requireAlbum(album);
     if (urls.length === 0 || urls.length > this.options.maxUrls) throw new ValidationError(`urls: expected 1 to ${this.options.maxUrls} URLs, got ${urls.length}`);
     const unique = new Set<string>();
     urls.forEach((raw, i) => {

@@ -1,6 +1,6 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../albums/durable.js';
+import { fsyncDir, writeFileAtomic } from '../lib/durable.js';
 import type { Logger } from '../logger.js';
 import type { ImportItem, ImportJob, JobState } from './job.js';
 

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import type { File } from 'formidable';
 import type { Context, Middleware } from 'koa';
 import { koaBody } from 'koa-body';
-import { syncFd } from '../albums/durable.js';
+import { syncFd } from '../lib/durable.js';
 import { AppError, PayloadTooLargeError, ServiceUnavailableError, UnsupportedMediaTypeError, ValidationError } from '../errors.js';
 import { dispositionFilename } from './disposition-filename.js';
 
@@ -220,7 +220,7 @@ export interface ReceivedFile {
  *
  * The file is made, the gathered bytes written and the file closed on this thread: they only
  * touch the page cache, and each async call would cost a hand-off to the libuv pool and back,
- * more CPU than the call itself (see albums/durable.ts). What waits for the disk (the
+ * more CPU than the call itself (see lib/durable.ts). What waits for the disk (the
  * fdatasync) and the writes of a large file as it arrives go to the pool.
  */
 class UploadSink extends Writable {

@@ -56,7 +56,7 @@ export function answerError(ctx: Context, caught: unknown): void {
   }
   if (status >= 500) log.error({ err: caught }, 'request failed');
   ctx.set(err.headers ?? {});
-  if (err instanceof AppError && 'retryAfterSeconds' in err) ctx.set('Retry-After', String(err.retryAfterSeconds));
+  if (err instanceof AppError && err.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(err.retryAfterSeconds));
   ctx.status = status;
   ctx.body = toErrorBody(status >= 500 && !(err instanceof AppError) ? 'Internal Server Error' : err.message);
 }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { fsyncDir, fsyncFile, writeFileAtomic } from '../albums/durable.js';
+import { fsyncDir, fsyncFile, writeFileAtomic } from '../lib/durable.js';
 import { fsck } from '../albums/fsck.js';
 import { readImageMeta, type StoredImageMeta } from '../albums/image-meta.js';
 import { Layout } from '../albums/layout.js';

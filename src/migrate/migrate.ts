@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { StoredImageMeta } from '../albums/image-meta.js';
-import { mapLimit } from '../albums/map-limit.js';
+import { mapLimit } from '../lib/map-limit.js';
 import type { AlbumInfo } from '../albums/types.js';
 
 /** Where images are copied from. */

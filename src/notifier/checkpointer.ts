@@ -1,6 +1,6 @@
 import type { Checkpointable, CrashPoint } from '../albums/changes.js';
 import { NO_CRASH } from '../albums/changes.js';
-import { sharedRuns } from '../albums/durable.js';
+import { sharedRuns } from '../lib/durable.js';
 import type { Logger } from '../logger.js';
 import type { Outbox } from './outbox.js';
 

@@ -3,10 +3,11 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { StoreEvent } from './events.js';
 import type { RedoRecord, StoreChange } from '../albums/changes.js';
-import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../albums/durable.js';
+import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../lib/durable.js';
 import { InsufficientStorageError, isOutOfSpace, ServiceUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { SeqFile } from './seq-file.js';
+import type { FsckProblem } from '../albums/fsck.js';
 
 /**
  * One journaled event and its position in the journal. A change's commit record
@@ -755,4 +756,9 @@ async function createReserve(dir: string, bytes: number): Promise<void> {
 
 function segmentPath(dir: string, firstSeq: number): string {
   return path.join(dir, `${SEGMENT_PREFIX}${String(firstSeq).padStart(16, '0')}${SEGMENT_SUFFIX}`);
+}
+
+/** The event journal's damage (found by notifier/outbox.ts `scanJournal`) as an fsck problem. */
+export function journalProblem(problem: JournalProblem): FsckProblem {
+  return { kind: `journal-${problem.kind}`, path: problem.file, detail: `at byte ${problem.offset}: ${problem.detail}`, repaired: problem.repaired };
 }

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
-import { fsyncDir, isErrno } from '../albums/durable.js';
+import { fsyncDir, isErrno } from '../lib/durable.js';
 
 /** Bytes of one slot: `<seq> <crc32 hex>` padded with spaces, ending with a newline. */
 const SLOT_BYTES = 32;
@@ -90,7 +90,7 @@ export class SeqFile {
 }
 function slot(value: number): Buffer {
   const text = `${value} ${crc(String(value))}`;
-  return Buffer.from(text.padEnd(SLOT_BYTES - 1, ' ') + '\n', 'latin1');
+  return Buffer.from(`${text.padEnd(SLOT_BYTES - 1, ' ')}\n`, 'latin1');
 }
 
 function parseSlot(bytes: Buffer): number | undefined {

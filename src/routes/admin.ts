@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { fsck } from '../albums/fsck.js';
 import { checkName } from '../albums/names.js';
 import { NotConfiguredError, ValidationError } from '../errors.js';
@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import { jsonBody } from '../middleware/body.js';
 import { SIGNED_IMAGE_ID, signPath } from '../security/signed-url.js';
 import { parseWith } from './schemas.js';
+import { queryFlag } from '../lib/query-flag.js';
 
 /** Body of POST /api/v1/signed-urls. */
 export const SignUrlBody = z.object({
@@ -36,7 +37,7 @@ export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes, alb
     ctx.body = await metrics.registry.metrics();
   });
   router.get('/api/v1/admin/fsck', async (ctx) => {
-    const verify = ctx.query.verify === 'true' || ctx.query.verify === '1';
+    const verify = queryFlag('verify', ctx.query.verify);
     const report = await fsck(dataDir, { repair: false, verifyContent: verify });
     ctx.body = { albums: report.albums, images: report.images, problems: report.problems };
   });

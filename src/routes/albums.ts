@@ -1,9 +1,10 @@
 import Router from '@koa/router';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { jsonBody } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';
 import { AlbumNameBody, ListQuery, parseWith } from './schemas.js';
+import { queryFlag } from '../lib/query-flag.js';
 
 export interface AlbumRoutesDeps {
   albums: AlbumService;
@@ -19,7 +20,7 @@ export function albumRoutes({ albums, maxJsonBytes, listings }: AlbumRoutesDeps)
   router.get('/albums', async (ctx) => {
     await listings.send(ctx, undefined, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
-      const details = query.details === 'true' || query.details === '1';
+      const details = queryFlag('details', query.details);
       const listing = await albums.listAlbums({ limit: query.limit, cursor: query.cursor }, details);
       return { albumList: listing.items, albums: listing.details, nextCursor: listing.nextCursor };
     });

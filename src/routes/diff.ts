@@ -1,19 +1,19 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import type { File } from 'formidable';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import { checkName } from '../albums/names.js';
 import type { ImageHandle } from '../albums/types.js';
 import { ServiceUnavailableError, ValidationError } from '../errors.js';
 import type { DiffOptions } from '../images/diff.js';
 import type { DiffJob, DiffPool } from '../images/diff-pool.js';
-import type { InspectOptions } from '../images/inspect.js';
-import { inspectImage } from '../images/inspect.js';
+import { queryFlag } from '../lib/query-flag.js';
 import { multipartUpload } from '../middleware/body.js';
 
 export interface DiffRoutesDeps {
   albums: AlbumService;
-  inspect: InspectOptions;
+  /** Checks an uploaded file is an accepted image within `maxPixels` (ImageEngine.inspect: in the engine's check lane). */
+  inspect: (file: string, maxPixels: number) => Promise<unknown>;
   maxUploadBytes: number;
   /** The worker threads that compare (and render) off the event loop. */
   diffs: DiffPool;
@@ -46,8 +46,6 @@ export function diffRoutes({ albums, inspect, maxUploadBytes, diffs, maxPixels, 
   });
   // The uploads' cap is the diff slots' (this route's own counter): POST /diff never takes an image upload's slot.
   const uploads = multipartUpload({ stagingDir: albums.stagingDir, maxFileBytes: maxUploadBytes, maxConcurrent: concurrency, maxFiles: 2 });
-  // The header check of inspectImage refuses an image over the comparison cap before its full decode.
-  const check = { ...inspect, maxInputPixels: Math.min(inspect.maxInputPixels, maxPixels) };
   router.post('/diff', slots, uploads, async (ctx) => {
     const request = diffRequest(ctx, maxPixels);
     const files = ctx.request.files ?? {};
@@ -56,9 +54,10 @@ export function diffRoutes({ albums, inspect, maxUploadBytes, diffs, maxPixels, 
       if (!file || Array.isArray(file)) throw new ValidationError(`expected one file in multipart field "${field}"`);
       return file.filepath;
     });
-    // One after the other: a comparison holds one libuv pool thread at most.
-    await inspectImage(a, check);
-    await inspectImage(b, check);
+    // One after the other: a comparison holds one libuv pool thread at most. The header check refuses an
+    // image over the comparison cap before its full decode.
+    await inspect(a, maxPixels);
+    await inspect(b, maxPixels);
     await answer(ctx, diffs, { a, b, ...request });
   });
   return router;
@@ -78,8 +77,8 @@ async function answer(ctx: Context, diffs: DiffPool, job: DiffJob): Promise<void
 /** `album/image` (names cannot contain "/") or an image id, opened without announcing it yet. */
 async function openRef(albums: AlbumService, ref: string): Promise<ImageHandle> {
   const slash = ref.indexOf('/');
-  if (slash < 0) return albums.fetchImageById(ref, {}, false);
-  return albums.fetchImage(checkName('album', ref.slice(0, slash)), checkName('image', ref.slice(slash + 1)), {}, false);
+  if (slash < 0) return albums.openImageById(ref);
+  return albums.openImage(checkName('album', ref.slice(0, slash)), checkName('image', ref.slice(slash + 1)));
 }
 
 /** Answers 503 + Retry-After past `max` diffs in progress. */
@@ -115,10 +114,9 @@ function diffRequest(ctx: Context, maxPixels: number): Omit<DiffJob, 'a' | 'b'> 
   const output = q.output ?? 'json';
   if (!OUTPUTS.includes(output)) throw new ValidationError(`Expected one of ${OUTPUTS.join(', ')} for output but received ${JSON.stringify(output)}`);
   if (q.resize !== undefined && q.resize !== 'fit') throw new ValidationError(`Expected fit for resize but received ${JSON.stringify(q.resize)}`);
-  if (q.includeAA !== undefined && !['true', 'false', '1', '0'].includes(q.includeAA)) throw new ValidationError(`Expected true or false for includeAA but received ${JSON.stringify(q.includeAA)}`);
   const options: DiffOptions = {
     threshold: number('threshold', 0.1, 0, 1),
-    includeAA: q.includeAA === 'true' || q.includeAA === '1',
+    includeAA: queryFlag('includeAA', q.includeAA),
     resizeToFit: q.resize === 'fit',
     mergeDistance: Math.round(number('mergeDistance', 4, 0, 1000)),
     maxBoxes: Math.round(number('maxBoxes', 50, 1, 1000)),

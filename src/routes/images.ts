@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { File } from 'formidable';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import type { ImageHandle } from '../albums/types.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { NotFoundError, ValidationError } from '../errors.js';
@@ -11,6 +11,7 @@ import { jsonBody, multipartUpload, receivedFile, takeFile } from '../middleware
 import type { ListingCache } from './listing-cache.js';
 import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
+import { queryFlag } from '../lib/query-flag.js';
 
 export interface ImageRoutesDeps {
   albums: AlbumService;
@@ -46,7 +47,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     await listings.send(ctx, album, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
-      const details = query.details === 'true' || query.details === '1';
+      const details = queryFlag('details', query.details);
       const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details);
       return { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
     });
@@ -70,8 +71,8 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     const name = checkName('image', ctx.params.imageName);
     const spec = parseTransformSpec(ctx.query);
-    const handle = await fetchByName(albums, ctx, album, name);
-    await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), NAME_URL_CACHE));
+    const handle = await openByName(albums, ctx, album, name);
+    await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), NAME_URL_CACHE), announcer(albums, ctx, handle));
   });
 
   router.get(`${base}/:imageName/metadata`, async (ctx) => {
@@ -80,8 +81,8 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
 
   router.get('/images/:idWithExtension', async (ctx) => {
     const { id, spec } = parseIdUrl(ctx);
-    const handle = await albums.fetchImageById(id, { reqId: ctx.state.requestId }, ctx.method !== 'HEAD');
-    await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), ID_URL_CACHE));
+    const handle = await albums.openImageById(id);
+    await sendImage(ctx, await delivery.body(handle, spec, ctx.get('Accept'), ID_URL_CACHE), announcer(albums, ctx, handle));
   });
 
   router.patch(`${base}/:imageName`, json, async (ctx) => {
@@ -104,23 +105,24 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
 }
 
 /**
- * Opens an image by name for a download, and records the fetch (not for HEAD).
- * A signed URL (auth sets `signedImageId`) serves only the image it was signed
- * for: once that one is deleted or replaced, the name holds another image.
+ * Opens an image by name for a download. A signed URL (auth sets `signedImageId`)
+ * serves only the image it was signed for: once that one is deleted or replaced,
+ * the name holds another image.
  */
-async function fetchByName(albums: AlbumService, ctx: Context, album: string, name: string): Promise<ImageHandle> {
-  const call = { reqId: ctx.state.requestId };
+async function openByName(albums: AlbumService, ctx: Context, album: string, name: string): Promise<ImageHandle> {
+  const handle = await albums.openImage(album, name);
   const signedFor: string | undefined = ctx.state.signedImageId;
-  if (signedFor === undefined) return albums.fetchImage(album, name, call, ctx.method !== 'HEAD');
-  const handle = await albums.fetchImage(album, name, call, false);
-  try {
-    if (handle.info.id !== signedFor) throw new NotFoundError(`${name} image is not the one this signed URL was made for (it was deleted or replaced); make a new signed URL`);
-    if (ctx.method !== 'HEAD') await albums.announceFetch(handle.info, call);
-    return handle;
-  } catch (err) {
+  if (signedFor !== undefined && handle.info.id !== signedFor) {
     await handle.close();
-    throw err;
+    throw new NotFoundError(`${name} image is not the one this signed URL was made for (it was deleted or replaced); make a new signed URL`);
   }
+  return handle;
+}
+
+/** Records the fetch event once the answer is ready to go (sendImage calls it); HEAD sends no image, so none. */
+function announcer(albums: AlbumService, ctx: Context, handle: ImageHandle): (() => Promise<void>) | undefined {
+  if (ctx.method === 'HEAD') return undefined;
+  return () => albums.announceFetch(handle.info, { reqId: ctx.state.requestId });
 }
 
 const ID_URL = /^([A-Za-z0-9_-]{1,64})(?:\.([a-z]{3,4}))?$/;

@@ -1,17 +1,16 @@
 import Router from '@koa/router';
-import type { AlbumService } from '../albums/album-service.js';
+import type { AlbumService } from '../services/album-service.js';
 import type { Config } from '../config.js';
 import type { DiffPool } from '../images/diff-pool.js';
 import type { ImageDelivery } from '../images/image-delivery.js';
+import type { ImageEngine } from '../images/image-engine.js';
 import type { ImportService } from '../imports/import-service.js';
 import { importRoutes } from './imports.js';
 import { diffRoutes } from './diff.js';
-import { buildAsyncApi } from '../docs/asyncapi.js';
-import { buildOpenApi } from '../docs/openapi.js';
 import type { Metrics } from '../metrics.js';
 import { adminRoutes } from './admin.js';
 import { albumRoutes } from './albums.js';
-import { docsRoutes } from './docs.js';
+import { docsRoutes, type DocsDocuments } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
 import { imageRoutes } from './images.js';
 import { ListingCache } from './listing-cache.js';
@@ -20,16 +19,19 @@ export interface RouterDeps {
   config: Config;
   albums: AlbumService;
   delivery: ImageDelivery;
+  /** The main thread's sharp lanes (POST /diff checks its uploads there). */
+  engine: ImageEngine;
   /** Worker threads for GET/POST /diff. */
   diffs: DiffPool;
   imports: ImportService;
   readiness: ReadinessChecks;
-  version: string;
   metrics: Metrics;
+  /** The OpenAPI and AsyncAPI documents served at /openapi.json and /asyncapi.json (none with PRODMODE). */
+  docs?: DocsDocuments;
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, docs: documents }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -40,7 +42,7 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   api.use(albumRouter.routes(), albumRouter.allowedMethods());
   api.use(imageRouter.routes(), imageRouter.allowedMethods());
   const diffRouter = diffRoutes({
-    albums, inspect: { maxInputPixels: config.images.maxInputPixels, allowSvg: config.images.allowSvg },
+    albums, inspect: (file, maxPixels) => engine.inspect(file, maxPixels),
     maxUploadBytes: limits.maxUploadBytes, diffs, maxPixels: config.diff.maxPixels, concurrency: config.diff.concurrency,
   });
   api.use(diffRouter.routes(), diffRouter.allowedMethods());
@@ -53,12 +55,8 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   root.use(admin.routes(), admin.allowedMethods());
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods());
-  if (!config.prodMode) {
-    const docs = docsRoutes({
-      openApi: buildOpenApi(version),
-      // MQTT over WebSocket is served by the embedded broker only.
-      asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
-    });
+  if (documents) {
+    const docs = docsRoutes(documents);
     root.use(docs.routes(), docs.allowedMethods());
   }
   return root;

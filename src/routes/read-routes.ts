@@ -31,7 +31,7 @@ interface ReadRoute {
 export function readRoutes(router: Router): Middleware {
   const routes: ReadRoute[] = READ_ROUTES.map((pattern) => {
     const layer = router.stack.find((l) => l.path === pattern && l.methods.includes('GET'));
-    if (!layer || layer.stack.length !== 1) throw new Error(`read route ${pattern}: expected one GET route with one handler`);
+    if (layer?.stack.length !== 1) throw new Error(`read route ${pattern}: expected one GET route with one handler`);
     const source = pattern.split('/').map((part) => (part.startsWith(':') ? '([^/]+)' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/');
     return {
       pattern,

@@ -1,39 +1,7 @@
-import type { Readable } from 'node:stream';
 import type { Context } from 'koa';
-import { AppError } from '../errors.js';
-import type { ReadyHeaders } from '../images/ready-headers.js';
-
-/** 416: the Range cannot be satisfied. */
-export class RangeNotSatisfiableError extends AppError {
-  readonly status = 416;
-  readonly code = 'range_not_satisfiable';
-}
-
-/**
- * An image response, in two steps: its ready-made headers (from memory: enough
- * for a 304), then, only when bytes or a length are needed, its body.
- */
-export interface ImageBody {
-  head: ReadyHeaders;
-  /** The body's size and a way to get its bytes: files are opened, or the transform run, only now. */
-  load(): Promise<LoadedBody>;
-  /** Releases what is held when the bytes are not taken (HEAD, 304, 416, an error); safe to call more than once. */
-  close(): Promise<void>;
-}
-
-/** A body whose size is known. */
-export interface LoadedBody {
-  size: number;
-  /** Bytes start..end inclusive, or all: one buffer for a small body, else a stream. Releases the source. */
-  bytes(range?: { start: number; end: number }): Promise<Buffer | Readable>;
-}
-
-/**
- * Bodies up to this size are read into one buffer and sent whole (when the source
- * can); larger ones stream, so a big image is never held in memory.
- * One read instead of a ReadStream doubles small-download throughput (bench/RESULTS.md).
- */
-export const SMALL_BODY_BYTES = 256 * 1024;
+import { RangeNotSatisfiableError } from '../errors.js';
+import { queryFlag } from '../lib/query-flag.js';
+import type { ImageBody, LoadedBody } from '../images/image-body.js';
 
 /**
  * Sends an image with full HTTP semantics: Content-Type, strong ETag,
@@ -43,8 +11,10 @@ export const SMALL_BODY_BYTES = 256 * 1024;
  * body, Cache-Control, nosniff, and Content-Disposition (inline, or attachment
  * with ?download=1). The body streams from its source or is sent from one
  * buffer (small bodies, hot files).
+ * @param ready called once the answer is sure (a 304, or the body loaded and the range good), before it is
+ *   sent: the fetch event is journaled there, so a download that fails before that announces nothing
  */
-export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
+export async function sendImage(ctx: Context, body: ImageBody, ready?: () => Promise<void>): Promise<void> {
   const { head } = body;
   ctx.set('ETag', head.etag);
   ctx.set('Last-Modified', head.lastModified);
@@ -53,14 +23,14 @@ export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
   ctx.set('X-Content-Type-Options', 'nosniff');
   if (head.csp !== undefined) ctx.set('Content-Security-Policy', head.csp);
   if (head.varyAccept) ctx.vary('Accept');
-  const download = ctx.query.download;
-  ctx.set('Content-Disposition', download === '1' || download === 'true' ? head.attachment : head.inline);
+  ctx.set('Content-Disposition', queryFlag('download', ctx.query.download) ? head.attachment : head.inline);
   ctx.type = head.type;
   ctx.status = 200;
 
   if (notModified(ctx.get('If-None-Match'), ctx.get('If-Modified-Since'), head.etag, head.lastModifiedMs)) {
     ctx.status = 304;
     await body.close();
+    await ready?.();
     return;
   }
   let loaded: LoadedBody;
@@ -85,6 +55,12 @@ export async function sendImage(ctx: Context, body: ImageBody): Promise<void> {
   if (ctx.method === 'HEAD') {
     await body.close();
     return;
+  }
+  try {
+    await ready?.();
+  } catch (err) {
+    await body.close();
+    throw err;
   }
   ctx.body = await loaded.bytes(range);
 }

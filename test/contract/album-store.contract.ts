@@ -97,6 +97,16 @@ export function albumStoreContract(name: string, makeStore: () => Promise<StoreU
         expect(await store.albumInfos(['holidays', 'missing'])).to.deep.equal([info]);
       });
 
+      it('tells whether an album exists (hasAlbum), across a create, rename and delete', async function () {
+        expect(await store.hasAlbum('a')).to.equal(false);
+        await store.createAlbum('a');
+        expect(await store.hasAlbum('a')).to.equal(true);
+        await store.renameAlbum('a', 'b');
+        expect([await store.hasAlbum('a'), await store.hasAlbum('b')]).to.deep.equal([false, true]);
+        await store.deleteAlbum('b');
+        expect(await store.hasAlbum('b')).to.equal(false);
+      });
+
       it('refuses a second album with the same name (ConflictError)', async function () {
         await store.createAlbum('a');
         const err = await rejection(store.createAlbum('a'));

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { type IClientOptions } from 'mqtt';
+import type { IClientOptions } from 'mqtt';
 import WebSocket from 'ws';
 import { spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { startServiceWithEnv, type TestService } from '../helpers/service.js';

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { AlbumService } from '../../src/albums/album-service.js';
+import { AlbumService } from '../../src/services/album-service.js';
 import { FsAlbumStore } from '../../src/albums/fs-store.js';
 import { fsck } from '../../src/albums/fsck.js';
 import { Layout } from '../../src/albums/layout.js';

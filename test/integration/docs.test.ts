@@ -1,8 +1,9 @@
 import type { ImportService } from '../../src/imports/import-service.js';
 import type { Metrics } from '../../src/metrics.js';
 import type { ImageDelivery } from '../../src/images/image-delivery.js';
+import type { ImageEngine } from '../../src/images/image-engine.js';
 import { expect } from 'chai';
-import type { AlbumService } from '../../src/albums/album-service.js';
+import type { AlbumService } from '../../src/services/album-service.js';
 import { eventSchema, messageKey } from '../../src/docs/asyncapi.js';
 import { EVENT_TYPES, NOTIFIER_TOPIC, type EventType } from '../../src/notifier/events.js';
 import type { ReadinessChecks } from '../../src/routes/health.js';
@@ -52,7 +53,7 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
+  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, engine: {} as ImageEngine, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, metrics: {} as Metrics, docs: { openApi: {}, asyncApi: {} } });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());

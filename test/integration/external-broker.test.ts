@@ -4,7 +4,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { defaultConfig } from '../../src/config.js';
 import type { StoreEvent } from '../../src/notifier/events.js';
 import { makePng } from '../helpers/images.js';
-import { startMosquitto, type Mosquitto } from '../helpers/mosquitto.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait-for.js';
 

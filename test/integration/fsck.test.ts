@@ -115,7 +115,7 @@ describe('fsck: reports every kind of damage, repairs it, and refuses to repair 
 
     const text = await runFsck(dataDir);
     expect(text.code).to.equal(1);
-    expect(text.stdout).to.match(/^PROBLEM  content-mismatch: .*3\.png: metadata says \d+ bytes sha256 [0-9a-f]{64}, file has \d+ bytes/m);
+    expect(text.stdout).to.match(/^PROBLEM {2}content-mismatch: .*3\.png: metadata says \d+ bytes sha256 [0-9a-f]{64}, file has \d+ bytes/m);
     expect(text.stdout).to.match(/3 albums, 7 images, 8 problems, 8 left\n$/);
 
     const quick = parseReport(await runFsck(dataDir, '--json', '--quick'));

@@ -162,6 +162,32 @@ describe('images: ids and HTTP semantics (issue 5)', function () {
     });
   });
 
+  it('answers 400 for a boolean parameter that is not true, false, 1, 0 or empty (issue 14: one parser for every flag)', async () => {
+    for (const url of [`${NAME_URL}?download=yes`, `${idUrl()}?download=2`, '/api/v1/albums?details=yes']) {
+      const res = await svc.http.get(url).expect(400);
+      expect(res.body.error, url).to.match(/^Expected|details/);
+    }
+    expect((await get(`${NAME_URL}?download`).expect(200)).headers['content-disposition']).to.match(/^attachment/);
+  });
+
+  describe('fetch events (issue 14)', () => {
+    it('are published only once the answer is ready: none for a 416 (by name, by id with a conversion)', async () => {
+      await waitFor('outbox drained', () => svc.service.pendingEvents() === 0, 5000);
+      const events = await recordEvents(svc.service.mqttUrl);
+      try {
+        await svc.http.get(NAME_URL).set('Range', `bytes=${jpeg.length}-`).expect(416);
+        await svc.http.get(idUrl('.webp')).set('Range', 'bytes=999999999-').expect(416);
+        await get(NAME_URL).expect(200); // the one event expected
+        const got = await events.waitForCount(1);
+        await new Promise((resolve) => setTimeout(resolve, 200)); // room for a stray event to arrive
+        expect(events.events.map((e) => e.type)).to.deep.equal(['imagestore.image.fetched']);
+        expect(got[0].data.image).to.equal('photo.jpg');
+      } finally {
+        await events.close();
+      }
+    });
+  });
+
   describe('HEAD', () => {
     it('has the GET headers and no body, and publishes no fetch event (GET does)', async () => {
       // Earlier tests' fetch events must be delivered (to nobody) before subscribing, or they would arrive here.

@@ -383,6 +383,6 @@ describe('import jobs: timeouts', () => {
     // Two attempts of 250 ms each: the whole attempt is bounded, not just the wait for headers.
     expect(elapsedMs).to.be.within(500, 2500);
     expect(await fs.readdir(path.join(slowSvc.dataDir, '.imagestore', 'tmp'))).to.deep.equal([]);
-    expect(((await slowSvc.http.get(albumPath('slow') + '/images').expect(200)).body as { imageList: string[] }).imageList).to.deep.equal([]);
+    expect(((await slowSvc.http.get(`${albumPath('slow')}/images`).expect(200)).body as { imageList: string[] }).imageList).to.deep.equal([]);
   });
 });

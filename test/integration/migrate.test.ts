@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { FsAlbumStore } from '../../src/albums/fs-store.js';
 import { describeFile } from '../../src/albums/image-meta.js';
 import { Layout } from '../../src/albums/layout.js';
-import { mapLimit } from '../../src/albums/map-limit.js';
+import { mapLimit } from '../../src/lib/map-limit.js';
 import { S3AlbumStore } from '../../src/albums/s3-store.js';
 import type { ImageInfo } from '../../src/albums/types.js';
 import { silentLogger } from '../../src/logger.js';

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { AlbumService } from '../../src/albums/album-service.js';
+import { AlbumService } from '../../src/services/album-service.js';
 import { Layout } from '../../src/albums/layout.js';
 import { S3Layout } from '../../src/albums/s3-layout.js';
 import { S3AlbumStore } from '../../src/albums/s3-store.js';

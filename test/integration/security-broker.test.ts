@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { loadConfig, type Config } from '../../src/config.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { startTestService, type TestService } from '../helpers/service.js';

@@ -1,7 +1,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { defaultConfig, loadConfig } from '../../src/config.js';
+import { defaultConfig, loadConfig, loadS3Settings, loadToolConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 /** The problems loadConfig reports for `env`; fails the test when it does not throw. */
@@ -295,6 +295,40 @@ describe('loadConfig: the commit path (issue 13)', () => {
       'invalid CHECKPOINT_INTERVAL_MS: expected integer 10-600000, got "5"',
       'invalid CHECKPOINT_MAX_CHANGES: expected integer 1-1000000, got "0"',
       'invalid CRASH_POINT: expected a point like upload:after-commit, optionally @n (the n-th time), got "upload"',
+    ]);
+  });
+});
+
+// Issue 14: every variable is read here, the tools' and the migration's too, with the same parsers.
+describe('loadS3Settings and loadToolConfig (issue 14)', () => {
+  const problems = (fn: () => unknown): string[] => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof ConfigError) return err.problems;
+      throw err;
+    }
+    return [];
+  };
+
+  it('reads the bucket settings with the service\'s parsers, reporting every problem together', () => {
+    expect(loadS3Settings({ S3_BUCKET: 'b', S3_FORCE_PATH_STYLE: 'Yes', S3_PREFIX: ' p/ ' })).to.deep.equal({
+      bucket: 'b', endpoint: undefined, region: 'us-east-1', accessKeyId: undefined, secretAccessKey: undefined, forcePathStyle: true, prefix: 'p/',
+    });
+    expect(problems(() => loadS3Settings({ S3_FORCE_PATH_STYLE: 'maybe', S3_ENDPOINT: 'ftp://x', S3_ACCESS_KEY_ID: 'k' }))).to.deep.equal([
+      'invalid S3_BUCKET: expected a bucket name, got nothing',
+      'invalid S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY: expected both or neither, got only one',
+      'invalid S3_ENDPOINT: expected a URL starting with http:// or https://, got "ftp://x"',
+      'invalid S3_FORCE_PATH_STYLE: expected true/false, 1/0, yes/no or on/off, got "maybe"',
+    ]);
+    expect(loadConfig({ STORAGE: 's3', S3_BUCKET: 'b' }).s3).to.deep.equal(loadS3Settings({ S3_BUCKET: 'b' }));
+  });
+
+  it('gives the tools IMAGE_DB_DIR and a checked LOG_LEVEL (error by default)', () => {
+    expect(loadToolConfig({})).to.deep.equal({ imageDbDir: path.resolve('./image-db'), logLevel: 'error' });
+    expect(loadToolConfig({ IMAGE_DB_DIR: '/data', LOG_LEVEL: 'warn' })).to.deep.equal({ imageDbDir: '/data', logLevel: 'warn' });
+    expect(problems(() => loadToolConfig({ LOG_LEVEL: 'loud' }))).to.deep.equal([
+      'invalid LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent, got "loud"',
     ]);
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { KeyedLock } from '../../src/albums/keyed-lock.js';
+import { KeyedLock } from '../../src/lib/keyed-lock.js';
 
 /** A promise with its resolve function, to hold a lock for as long as a test wants. */
 function gate(): { promise: Promise<void>; open: () => void } {

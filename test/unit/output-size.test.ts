@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { UnprocessableImageError } from '../../src/images/inspect.js';
+import { UnprocessableImageError } from '../../src/errors.js';
 import { checkOutputBudget, outputPixels, outputSize, withinBudget } from '../../src/images/output-size.js';
 import { negotiateFormat, type TransformSpec } from '../../src/images/transform-spec.js';
 

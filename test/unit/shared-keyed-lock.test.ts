@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { SharedKeyedLock } from '../../src/albums/shared-keyed-lock.js';
+import { SharedKeyedLock } from '../../src/lib/shared-keyed-lock.js';
 
 /** A promise and the function that resolves it. */
 function gate(): { opened: Promise<void>; open: () => void } {

@@ -9,7 +9,7 @@ import { ImageStoreError, type ImageInfo } from '../../client/index.js';
 import { action } from '../action.js';
 import { ExitError, EXIT, formatBytes, intIn, type CliContext, type CliIo } from '../context.js';
 import { sha256IfExists } from '../files.js';
-import { runPool } from '../pool.js';
+import { mapLimit } from '../../lib/map-limit.js';
 import { Progress, type BatchCounts } from '../progress.js';
 
 interface DownloadOptions {
@@ -39,7 +39,7 @@ async function downloadAll(ctx: CliContext, opts: DownloadOptions, dir: string, 
   const failures: Array<{ image: string; error: string; status?: number }> = [];
   const progress = new Progress(ctx.io, ctx.progressMode(), 'download', { unit: 'images', stored: 'downloaded', skipped: 'skipped' });
   progress.update(counts);
-  await runPool(images, opts.concurrency, async (image) => {
+  await mapLimit(images, opts.concurrency, async (image) => {
     try {
       const target = path.join(dir, image.name);
       if ((await sha256IfExists(target)) === image.sha256) counts.skipped += 1;

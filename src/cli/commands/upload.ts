@@ -4,7 +4,7 @@ import { ImageStoreError, type ImageInfo } from '../../client/index.js';
 import { action } from '../action.js';
 import { ExitError, EXIT, formatBytes, intIn, UsageError, type CliContext, type CliIo } from '../context.js';
 import { sha256File, walkImages, type LocalFile } from '../files.js';
-import { runPool } from '../pool.js';
+import { mapLimit } from '../../lib/map-limit.js';
 import { Progress, type BatchCounts } from '../progress.js';
 
 interface UploadOptions {
@@ -62,7 +62,7 @@ async function uploadFiles(ctx: CliContext, opts: UploadOptions, files: LocalFil
   const claimed = new Map<string, string>(); // name → sha256 of the local file that took it
   const progress = new Progress(ctx.io, ctx.progressMode(), 'upload');
   progress.update(counts);
-  await runPool(files, opts.concurrency, async (file) => {
+  await mapLimit(files, opts.concurrency, async (file) => {
     try {
       const sha = await sha256File(file.path);
       const owner = claimed.get(file.name);

@@ -1,10 +1,10 @@
 import { NotFoundError } from '../errors.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
-import type { StoreChange } from './changes.js';
-import { describeFile, type StoredImageMeta } from './image-meta.js';
-import { SNIFF_BYTES, sniffType } from './sniff.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import type { StoreChange } from '../albums/changes.js';
+import { describeFile, type StoredImageMeta } from '../albums/image-meta.js';
+import { SNIFF_BYTES, sniffType } from '../albums/sniff.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from '../albums/types.js';
 
 /** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
 export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
@@ -37,7 +37,7 @@ export interface Listing<T> extends Page<string> {
  * it touch the store only when its event is sure to fit in the journal, and
  * gives the store the journal whose commit record (the change and its event,
  * `changeEvent`) is the change's commit point. A download's event is journaled
- * without waiting for the disk, best effort.
+ * without waiting for the disk, best effort, once its answer is ready (announceFetch).
  */
 export class AlbumService {
   constructor(
@@ -102,33 +102,36 @@ export class AlbumService {
   }
 
   /**
-   * Opens an image for download and records the fetch event (not for HEAD:
-   * `announce` false, since no image is sent).
+   * Opens an image for download. Its fetch event is recorded apart (announceFetch), once
+   * the answer is ready to go: an image that turns out not to be sendable (a transform
+   * that fails, a signed URL for another image) announces nothing, and neither does HEAD.
    */
-  async fetchImage(album: string, name: string, ctx: CallContext = {}, announce = true): Promise<ImageHandle> {
-    const handle = await this.store.openImage(album, name);
-    if (announce) await this.announceFetch(handle.info, ctx);
-    return handle;
+  async openImage(album: string, name: string): Promise<ImageHandle> {
+    return this.store.openImage(album, name);
   }
 
-  /** Records the fetch event of an image opened with `announce` false, once it is really used. */
+  /** Like openImage, by the image's stable id. */
+  async openImageById(id: string): Promise<ImageHandle> {
+    const found = await this.store.findImage(id);
+    if (!found) throw new NotFoundError(`no image with id ${id}`);
+    return this.store.openImage(found.album, found.name);
+  }
+
+  /** Records the fetch event of an opened image, once its answer is ready to send. */
   async announceFetch(image: ImageInfo, ctx: CallContext = {}): Promise<void> {
     await this.notifier.publish({ type: 'imagestore.image.fetched', ...eventFields(image) }, { reqId: ctx.reqId, durable: false });
   }
 
-  /** Like fetchImage, by the image's stable id. */
-  async fetchImageById(id: string, ctx: CallContext = {}, announce = true): Promise<ImageHandle> {
-    const found = await this.store.findImage(id);
-    if (!found) throw new NotFoundError(`no image with id ${id}`);
-    return this.fetchImage(found.album, found.name, ctx, announce);
-  }
-
   /** An image's metadata, without fetching it. */
   async imageInfo(album: string, name: string): Promise<ImageInfo> {
-    const [info] = await this.store.imageInfos(album, [name]);
-    await this.store.listImages(album, { limit: 1 }); // 404 for an unknown album
+    const [[info]] = await Promise.all([this.store.imageInfos(album, [name]), this.requireAlbum(album)]);
     if (!info) throw new NotFoundError(`${name} image is not present`);
     return info;
+  }
+
+  /** @throws {NotFoundError} the album does not exist */
+  async requireAlbum(album: string): Promise<void> {
+    if (!(await this.store.hasAlbum(album))) throw new NotFoundError(`${album} album is not present`);
   }
 
   async renameImage(album: string, from: string, to: string, ctx: CallContext = {}): Promise<ImageInfo> {
