@@ -6,18 +6,9 @@ import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './
 import { mapLimit } from './map-limit.js';
 import { fsyncDir, isErrno, writeFileAtomic } from './durable.js';
 import type { JournalProblem } from '../notifier/outbox.js';
+import type { FsckProblem } from '../contract/types.js';
 
-/** One thing fsck found wrong, and whether it was repaired. */
-export interface FsckProblem {
-  kind:
-    | 'temp-file' | 'trash' | 'stray-entry' | 'invalid-name' | 'album-without-metadata'
-    | 'file-without-metadata' | 'metadata-without-file' | 'bad-metadata' | 'content-mismatch'
-    | 'go-index-entry-missing' | 'change-not-redone' | 'journal-changes-to-redo'
-    | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records';
-  path: string;
-  detail: string;
-  repaired: boolean;
-}
+export type { FsckProblem } from '../contract/types.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (remove temp files, adopt files, drop orphan metadata). */

@@ -1,11 +1,9 @@
 import { z } from 'zod';
 import {
-  AlbumListResponse, AlbumNameBody, AlbumResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
-  ImageObject, ListQuery, MessageResponse, TransformQuery,
-} from '../routes/schemas.js';
-import { SignUrlBody } from '../routes/admin.js';
-import { ImportBody } from '../routes/imports.js';
-import { DiffQuery, DiffResponse, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse } from '../routes/schemas.js';
+  AlbumListResponse, AlbumNameBody, AlbumResponse, DiffQuery, DiffResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
+  ImageObject, ImportBody, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse, ListQuery, MessageResponse, SignUrlBody,
+  TransformQuery,
+} from '../contract/schemas.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
