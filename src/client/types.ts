@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type {
   AlbumListResponse, AlbumObject, AlbumResponse, DiffQuery, DiffResponse, ImageListResponse, ImageObject, ImageResponse, MessageResponse, TransformQuery,
-  SignUrlBody,
+  SignUrlBody, VersionResponse,
 } from '../contract/schemas.js';
 import type { FsckProblem, ImportJobSummary as JobSummary, ImportJobView, ItemState, JobState } from '../contract/types.js';
 
@@ -77,3 +77,6 @@ export type ImportItem = ImportJob['items'][number];
 export type DiffOptions = Omit<z.infer<typeof DiffQuery>, 'a' | 'b' | 'output'>;
 /** A comparison: sizes, differing pixels, SSIM and the boxes of the differing regions. */
 export type DiffResult = z.infer<typeof DiffResponse>;
+
+/** GET /api/v1/version answer. */
+export type ServiceVersion = z.infer<typeof VersionResponse>;

@@ -120,3 +120,9 @@ export const SignUrlBody = z.object({
 
 /** Body of POST /api/v1/albums/{albumName}/imports. */
 export const ImportBody = z.object({ urls: z.array(z.string().max(8192)).min(1).describe('Absolute http(s) URLs of images') });
+
+/** Answer of GET /api/v1/version. */
+export const VersionResponse = z.object({ name: z.literal('imagestore'), version: z.string() });
+
+/** Answer of GET /livez and /healthz. */
+export const LivenessResponse = z.object({ status: z.literal('ok'), version: z.string() });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import {
   AlbumListResponse, AlbumNameBody, AlbumResponse, DiffQuery, DiffResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
-  ImageObject, ImportBody, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse, ListQuery, MessageResponse, SignUrlBody,
+  ImageObject, ImportBody, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse, ListQuery, LivenessResponse, MessageResponse, SignUrlBody, VersionResponse,
   TransformQuery,
 } from '../contract/schemas.js';
 
@@ -78,14 +78,17 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
     responses: { 200: ['Prometheus text format', 'text/plain'], ...errors(401, 403) } },
-  { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
-  { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
+  { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz), with the service version', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
+  { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
+  { method: 'get', path: '/api/v1/version', operationId: 'getVersion', summary: 'The service name and version (open, like /livez)', tags: ['health'], responses: { 200: ['Name and version', VersionResponse] } },
   { method: 'get', path: '/readyz', operationId: 'readyz', summary: 'Readiness: store writable and broker reachable', tags: ['health'],
     responses: { 200: ['Ready', undefined], 503: ['Not ready', undefined] } },
   { method: 'get', path: '/openapi.json', operationId: 'getOpenApi', summary: 'This OpenAPI 3.1 document (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The document', z.looseObject({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) })] } },
   { method: 'get', path: '/asyncapi.json', operationId: 'getAsyncApi', summary: 'AsyncAPI 3.0 document of the MQTT events (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The document', z.looseObject({ asyncapi: z.string(), channels: z.record(z.string(), z.unknown()) })] } },
+  { method: 'get', path: '/', operationId: 'home', summary: 'Redirects to the page for people: Swagger UI (not served in PRODMODE)', tags: ['docs'],
+    responses: { 302: ['Redirect; see Location', undefined] } },
   { method: 'get', path: '/swagger', operationId: 'swaggerUi', summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['HTML page', 'text/html'] } },
 ];

@@ -13,6 +13,7 @@ import { adminRoutes } from './admin.js';
 import { albumRoutes } from './albums.js';
 import { docsRoutes } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
+import { HOME_PATH, homeRoutes } from './home.js';
 import { imageRoutes } from './images.js';
 import { ListingCache } from './listing-cache.js';
 
@@ -51,7 +52,7 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   root.use(api.routes(), api.allowedMethods());
   const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
-  const health = healthRoutes(readiness);
+  const health = healthRoutes(readiness, version);
   root.use(health.routes(), health.allowedMethods());
   if (!config.prodMode) {
     const docs = docsRoutes({
@@ -60,6 +61,8 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
       asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
     });
     root.use(docs.routes(), docs.allowedMethods());
+    const home = homeRoutes(HOME_PATH);
+    root.use(home.routes(), home.allowedMethods());
   }
   return root;
 }
