@@ -25,6 +25,8 @@ WORKDIR /app
 COPY --from=builder /app/node_modules ./node_modules
 COPY --from=builder /app/dist ./dist
 COPY --from=builder /app/package.json ./
+# Served at /docs/events.md, linked from the OpenAPI document.
+COPY docs/events.md ./docs/
 # Created and chowned before VOLUME, so a fresh named volume inherits the owner.
 RUN mkdir -p /data && chown node:node /data
 VOLUME /data

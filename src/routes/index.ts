@@ -56,7 +56,7 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   root.use(health.routes(), health.allowedMethods());
   if (!config.prodMode) {
     const docs = docsRoutes({
-      openApi: buildOpenApi(version),
+      openApi: buildOpenApi(version, { keys: config.security.apiKeys.enabled }),
       // MQTT over WebSocket is served by the embedded broker only.
       asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
     });
