@@ -58,6 +58,35 @@ describe('the first hour: conveniences (issue 15)', function () {
     });
   });
 
+  describe('safe by default (item 1)', () => {
+    it('listens on loopback when HOST is not set, without the open-service warning', async () => {
+      const dataDir = await makeTmpDir();
+      const svc = await spawnService({ dataDir, env: { HOST: '', MQTT_HOST: '' } });
+      try {
+        expect(svc.http).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
+        expect(svc.mqtt).to.match(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
+        expect(svc.logs('no API keys configured and listening beyond loopback: anyone who can reach this port can change the store (set API_KEYS or API_KEYS_FILE)')).to.deep.equal([]);
+      } finally {
+        await svc.stop();
+        await removeDir(dataDir);
+      }
+    });
+
+    it('still warns when told to listen beyond loopback without keys', async () => {
+      const dataDir = await makeTmpDir();
+      const svc = await spawnService({ dataDir, env: { HOST: '0.0.0.0', MQTT_HOST: '127.0.0.1' } });
+      try {
+        const deadline = Date.now() + 5000;
+        const warned = () => svc.stdout.some((l) => l.includes('listening beyond loopback'));
+        while (!warned() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect(warned()).to.equal(true);
+      } finally {
+        await svc.stop();
+        await removeDir(dataDir);
+      }
+    });
+  });
+
   describe('the server command line', () => {
     let dataDir: string;
     before(async () => {
