@@ -1,9 +1,8 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import Router from '@koa/router';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import Router from '@koa/router';
 import { EVENTS_DOC_PATH } from '../docs/openapi.js';
 
 /**
