@@ -17,7 +17,7 @@ async function runMain(args: string[], dataDir: string): Promise<{ code: number 
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   child.stderr.on('data', (d) => (stderr += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const [code] = await once(child, 'close');
   clearTimeout(timer);
   return { code, stdout, stderr };
@@ -25,7 +25,7 @@ async function runMain(args: string[], dataDir: string): Promise<{ code: number 
 
 // Issue 15, item 6: what a newcomer tries first.
 describe('the first hour: conveniences (issue 15)', function () {
-  this.timeout(30_000);
+  this.timeout(120_000);
 
   describe('HTTP', () => {
     let svc: TestService;
@@ -61,7 +61,7 @@ describe('the first hour: conveniences (issue 15)', function () {
   describe('safe by default (item 1)', () => {
     it('listens on loopback when HOST is not set, without the open-service warning', async () => {
       const dataDir = await makeTmpDir();
-      const svc = await spawnService({ dataDir, env: { HOST: '', MQTT_HOST: '' } });
+      const svc = await spawnService({ dataDir, env: { HOST: '', MQTT_HOST: '' }, readyTimeoutMs: 60_000 });
       try {
         expect(svc.http).to.match(/^http:\/\/127\.0\.0\.1:\d+$/);
         expect(svc.mqtt).to.match(/^mqtt:\/\/127\.0\.0\.1:\d+$/);
@@ -74,7 +74,7 @@ describe('the first hour: conveniences (issue 15)', function () {
 
     it('still warns when told to listen beyond loopback without keys', async () => {
       const dataDir = await makeTmpDir();
-      const svc = await spawnService({ dataDir, env: { HOST: '0.0.0.0', MQTT_HOST: '127.0.0.1' } });
+      const svc = await spawnService({ dataDir, env: { HOST: '0.0.0.0', MQTT_HOST: '127.0.0.1' }, readyTimeoutMs: 60_000 });
       try {
         const deadline = Date.now() + 5000;
         const warned = () => svc.stdout.some((l) => l.includes('listening beyond loopback'));
@@ -122,7 +122,7 @@ describe('the first hour: conveniences (issue 15)', function () {
       let out = '';
       child.stdout.on('data', (d) => (out += d));
       try {
-        const deadline = Date.now() + 20_000;
+        const deadline = Date.now() + 60_000;
         while (!/Ctrl-C stops it/.test(out) && Date.now() < deadline && child.exitCode === null) await new Promise((r) => setTimeout(r, 50));
         expect(out).to.match(new RegExp(`imagestore ${VERSION.replace(/\./g, '\\.')} is ready`));
         expect(out).to.match(/API\s+http:\/\/127\.0\.0\.1:\d+\/api\/v1/).and.to.match(/Swagger UI\s+http:\/\/127\.0\.0\.1:\d+\/swagger/);
@@ -135,7 +135,7 @@ describe('the first hour: conveniences (issue 15)', function () {
 
     it('is not printed when stdout is a pipe (JSON lines only)', async () => {
       const dataDir = await makeTmpDir();
-      const svc = await spawnService({ dataDir });
+      const svc = await spawnService({ dataDir, readyTimeoutMs: 60_000 });
       try {
         await new Promise((r) => setTimeout(r, 300));
         expect(svc.stdout.filter((line) => !line.startsWith('{'))).to.deep.equal([]);

@@ -13,7 +13,7 @@ import { waitFor } from '../helpers/wait-for.js';
 // Issue 15, item 4: the events tools follow the service's own broker variables, so a service started with
 // MQTT_PORT=… is watched with the same MQTT_PORT=…; and item 6: `albums rm` asks on a terminal.
 describe('events tools on a non-default broker port (issue 15)', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let svc: TestService;
   let client: ImageStoreClient;
   let port: string;
@@ -29,7 +29,7 @@ describe('events tools on a non-default broker port (issue 15)', function () {
   it('npm run subscriber: MQTT_PORT alone is enough, and its logs carry ISO times like the service', async () => {
     const sub = spawnSubscriber([], { MQTT_PORT: port });
     try {
-      const [subscribed] = await sub.waitForLog('subscribed', 1, 20_000);
+      const [subscribed] = await sub.waitForLog('subscribed', 1, 60_000);
       expect(subscribed.time).to.be.a('string').and.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
       await client.createAlbum('port-sub');
       await waitFor('the event line', () => sub.stdout.some((l) => l.includes('album.created') && l.includes('port-sub')), 15_000);
@@ -47,9 +47,9 @@ describe('events tools on a non-default broker port (issue 15)', function () {
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
     try {
-      await waitFor('the watch subscription', () => stderr.includes('watching events on'), 30_000);
+      await waitFor('the watch subscription', () => stderr.includes('watching events on'), 60_000);
       expect(stderr).to.include(`watching events on mqtt://127.0.0.1:${port}`);
       await client.createAlbum('port-watch');
       const [code] = await once(child, 'close');
