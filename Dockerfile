@@ -7,7 +7,10 @@ WORKDIR /app
 # playwright-core (tests only) must never fetch a browser; @scarf/scarf's postinstall is telemetry.
 ENV PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 SCARF_ANALYTICS=false
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+COPY packages/client/package.json ./packages/client/
+# --ignore-scripts: the package's own `prepare` (the build) needs the sources, copied below; `npm rebuild`
+# then runs the dependencies' install scripts that package.json's allowScripts lets run.
+RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY subscriber ./subscriber
@@ -22,6 +25,8 @@ WORKDIR /app
 COPY --from=builder /app/node_modules ./node_modules
 COPY --from=builder /app/dist ./dist
 COPY --from=builder /app/package.json ./
+# Served at /docs/events.md, linked from the OpenAPI document.
+COPY docs/events.md ./docs/
 # Created and chowned before VOLUME, so a fresh named volume inherits the owner.
 RUN mkdir -p /data && chown node:node /data
 VOLUME /data

@@ -53,11 +53,11 @@ export async function buildApp({ config, log, albums, delivery, engine, diffs, i
   if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
   if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
   const docs = config.prodMode ? undefined : {
-    openApi: buildOpenApi(version),
+    openApi: buildOpenApi(version, { keys: security.apiKeys.enabled }),
     // MQTT over WebSocket is served by the embedded broker only.
     asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
   };
-  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, docs });
+  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs });
   app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }

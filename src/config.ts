@@ -289,7 +289,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
   r.problems.push(...keyProblems);
   const tlsCert = r.optional('TLS_CERT_FILE');
   const tlsKey = r.optional('TLS_KEY_FILE');
-  const host = r.string('HOST', '0.0.0.0');
+  // Loopback unless told otherwise: a fresh `npm start` must not expose a writable API (and broker) to the network.
+  const host = r.string('HOST', '127.0.0.1');
   const node = r.string('NODE_ID', hostname());
   // libuv reads UV_THREADPOOL_SIZE itself before any of our code runs; it is read here only to size the engine lanes.
   const threadPoolSize = r.int('UV_THREADPOOL_SIZE', 4, IO_THREADS + 1, 1024);

@@ -3,11 +3,19 @@ import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { createLogger } from './logger.js';
 import { startService } from './server.js';
+import { formatBanner, parseServerArgs, SERVER_HELP } from './server-args.js';
 import { packageVersion } from './version.js';
 
 /** Process edge: configuration, start, signals, exit codes. */
 async function main(): Promise<void> {
   const started = performance.now();
+  const args = parseServerArgs(process.argv.slice(2));
+  if (args.action === 'help') return void process.stdout.write(SERVER_HELP);
+  if (args.action === 'version') return void process.stdout.write(`${packageVersion()}\n`);
+  if (args.action === 'usage-error') {
+    process.stderr.write(`imagestore: ${args.message}\n`);
+    process.exit(2);
+  }
   let config: Config;
   try {
     config = loadConfig(process.env);
@@ -43,8 +51,17 @@ async function main(): Promise<void> {
     'imagestore ready',
   );
 
-  if (!config.security.apiKeys.enabled && !isLoopback(config.http.host)) {
-    log.warn({ host: config.http.host }, 'no API keys configured and listening beyond loopback: anyone who can reach this port can change the store (set API_KEYS or API_KEYS_FILE)');
+  const openWarning = 'no API keys configured and listening beyond loopback: anyone who can reach this port can change the store (set API_KEYS or API_KEYS_FILE)';
+  const exposed = !config.security.apiKeys.enabled && !isLoopback(config.http.host);
+  if (exposed) log.warn({ host: config.http.host }, openWarning);
+  if (process.stdout.isTTY) {
+    // After the log lines of this turn, which are written at its end.
+    const banner = formatBanner({
+      version: packageVersion(), httpUrl: service.httpUrl, mqttUrl: service.mqttUrl, embeddedBroker: service.broker !== undefined,
+      dataDir: config.imageDbDir, docsUrl: config.prodMode ? undefined : `${service.httpUrl}/swagger`,
+      albums: service.recovery.albums, images: service.recovery.images, warning: exposed ? openWarning : undefined,
+    });
+    setImmediate(() => process.stdout.write(banner));
   }
 
   let stopping = false;

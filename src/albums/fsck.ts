@@ -5,18 +5,9 @@ import { Layout } from './layout.js';
 import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
 import { mapLimit } from '../lib/map-limit.js';
 import { fsyncDir, isErrno, writeFileAtomic } from '../lib/durable.js';
+import type { FsckProblem } from '../contract/types.js';
 
-/** One thing fsck found wrong, and whether it was repaired. */
-export interface FsckProblem {
-  kind:
-    | 'temp-file' | 'trash' | 'stray-entry' | 'invalid-name' | 'album-without-metadata'
-    | 'file-without-metadata' | 'metadata-without-file' | 'bad-metadata' | 'content-mismatch'
-    | 'go-index-entry-missing' | 'change-not-redone' | 'journal-changes-to-redo'
-    | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records';
-  path: string;
-  detail: string;
-  repaired: boolean;
-}
+export type { FsckProblem } from '../contract/types.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (remove temp files, adopt files, drop orphan metadata). */

@@ -1,8 +1,8 @@
 import type { Page, PageRequest } from './types.js';
 import { ValidationError } from '../errors.js';
+import { MAX_PAGE_LIMIT } from '../contract/schemas.js';
 
-/** Largest page a listing returns at once. */
-export const MAX_PAGE_LIMIT = 10_000;
+export { MAX_PAGE_LIMIT };
 
 /**
  * A sorted set of names kept in memory, so a page of a 100,000-image album

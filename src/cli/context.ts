@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { ImageStoreClient, defaultMqttUrl } from '../client/index.js';
+import { ImageStoreClient, brokerUrlFromEnv, defaultMqttUrl } from '../client/index.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -8,6 +8,10 @@ export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /** Where confirmations are read (only when it is a terminal); none: never ask. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
+  /** The environment, for the broker defaults (MQTT_URL, MQTT_HOST, MQTT_PORT); none: not read. */
+  env?: Record<string, string | undefined>;
 }
 
 /** The global options, from flags or environment variables. */
@@ -34,8 +38,14 @@ export class CliContext {
   readonly client: ImageStoreClient;
 
   constructor(readonly io: CliIo, readonly options: GlobalOptions) {
+    let fromEnv: string | undefined;
+    try {
+      fromEnv = brokerUrlFromEnv(io.env ?? {}, new URL(options.url).hostname);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     this.client = new ImageStoreClient({
-      baseUrl: options.url, apiKey: options.key, mqttUrl: options.mqttUrl ?? defaultMqttUrl(options.url),
+      baseUrl: options.url, apiKey: options.key, mqttUrl: options.mqttUrl ?? fromEnv ?? defaultMqttUrl(options.url),
     });
   }
 
@@ -64,6 +74,22 @@ export class CliContext {
   /** A note for humans on stderr (never mixed into --json output). */
   note(line: string): void {
     this.io.stderr.write(`${line}\n`);
+  }
+
+  /**
+   * Asks a yes/no question on the terminal; true without asking when stdin is not a terminal (scripts),
+   * as before there was a question.
+   */
+  async confirm(question: string): Promise<boolean> {
+    const { stdin } = this.io;
+    if (!stdin?.isTTY) return true;
+    const { createInterface } = await import('node:readline/promises');
+    const rl = createInterface({ input: stdin, output: this.io.stderr, terminal: false });
+    try {
+      return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+    } finally {
+      rl.close();
+    }
   }
 
   /** How progress is shown: an updating line on a TTY, plain lines otherwise, or not at all. */

@@ -23,7 +23,7 @@ export function buildProgram(io: CliIo, version = '0.0.0'): Command {
     .showHelpAfterError('(add --help for usage)')
     .addOption(new Option('--url <url>', 'service base URL').env('IMAGESTORE_URL').default(DEFAULT_URL))
     .addOption(new Option('--key <key>', 'API key (Authorization: Bearer)').env('IMAGESTORE_KEY'))
-    .addOption(new Option('--mqtt-url <url>', 'MQTT broker for watch (default: the URL\'s host, port 1883)').env('IMAGESTORE_MQTT_URL'))
+    .addOption(new Option('--mqtt-url <url>', 'MQTT broker for watch (default: MQTT_URL, else MQTT_HOST/MQTT_PORT, else the URL\'s host, port 1883)').env('IMAGESTORE_MQTT_URL'))
     .option('--json', 'print results as JSON (one document per line) for scripts', false)
     .addOption(new Option('--progress <mode>', 'progress display on stderr').choices(['auto', 'tty', 'plain', 'none']).default('auto'));
   albumsCommand(program, io);

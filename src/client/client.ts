@@ -7,7 +7,7 @@ import * as imports from './imports.js';
 import * as service from './service.js';
 import type {
   AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ImportJobSummary, ListOptions, MessageResult, Readiness,
-  SignedUrl, SignUrlOptions,
+  ServiceVersion, SignedUrl, SignUrlOptions,
 } from './types.js';
 import type { UploadOptions, UploadSource } from './upload-source.js';
 
@@ -163,8 +163,13 @@ export class ImageStoreClient {
     return service.metrics(this.http, signal);
   }
 
-  livez(signal?: AbortSignal): Promise<{ status: string }> {
+  livez(signal?: AbortSignal): Promise<{ status: string; version: string }> {
     return service.livez(this.http, signal);
+  }
+
+  /** The service's name and version. */
+  getVersion(signal?: AbortSignal): Promise<ServiceVersion> {
+    return service.getVersion(this.http, signal);
   }
 
   /** Readiness, 200 or 503 alike (`ready` tells which). */

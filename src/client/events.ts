@@ -1,10 +1,10 @@
 import type { IClientOptions, MqttClient } from 'mqtt';
-import type { StoreEvent } from '../notifier/events.js';
+import type { StoreEvent } from '../contract/events.js';
 import { ImageStoreError } from './errors.js';
 
 export type { StoreEvent };
 
-/** The topic every event is published on (src/notifier/events.ts NOTIFIER_TOPIC; a test keeps them equal). */
+/** The topic every event is published on (src/contract/events.ts NOTIFIER_TOPIC; a test keeps them equal). */
 export const EVENTS_TOPIC = 'imagestore/notifier';
 
 /** Which events to keep. Every given field must match. */

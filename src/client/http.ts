@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import type * as schemaModule from '../routes/schemas.js';
+import type * as schemaModule from '../contract/schemas.js';
 import { codeForStatus, ImageStoreError } from './errors.js';
 
 /** Settings of the HTTP layer; every one but `baseUrl` has a default. */
@@ -25,7 +25,7 @@ export interface HttpOptions {
 }
 
 type Schemas = typeof schemaModule;
-/** The response schemas of src/routes/schemas.ts, by export name. */
+/** The response schemas of src/contract/schemas.ts, by export name. */
 export type SchemaName = { [K in keyof Schemas]: Schemas[K] extends z.ZodType ? K : never }[keyof Schemas];
 
 /** Query values; undefined ones are left out, booleans become `true`/`false`. */
@@ -105,7 +105,7 @@ export class HttpClient {
 
   /**
    * Sends the request and parses its JSON answer. With `validateResponses`,
-   * checks it against the named schema of src/routes/schemas.ts first (loaded
+   * checks it against the named schema of src/contract/schemas.ts first (loaded
    * on first use, so zod is not loaded by clients that do not validate).
    * @throws {ImageStoreError} `invalid_response` when the body is not JSON or does not match
    */
@@ -121,7 +121,7 @@ export class HttpClient {
       throw invalidResponse(spec, res.url, `expected JSON but received ${JSON.stringify(text.slice(0, 80))}`);
     }
     if (schema === undefined || !this.options.validateResponses) return body;
-    const schemas = await import('../routes/schemas.js');
+    const schemas = await import('../contract/schemas.js');
     const checked = (schemas[schema] as z.ZodType).safeParse(body);
     if (!checked.success) {
       const issue = checked.error.issues[0];

@@ -3,6 +3,7 @@
  * Works in Node 20+ and browsers; see docs/client.md.
  */
 export { ImageStoreClient, defaultMqttUrl, type ClientOptions } from './client.js';
+export { brokerUrlFromEnv } from './broker-url.js';
 export { ImageStoreError, codeForStatus, type ImageStoreErrorCode } from './errors.js';
 export { HttpClient, parseRetryAfter, type HttpOptions, type RequestSpec, type QueryValues } from './http.js';
 export { events, matchesFilter, EVENTS_TOPIC, type EventFilter, type EventsOptions, type EventStream, type StoreEvent } from './events.js';

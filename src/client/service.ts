@@ -1,5 +1,5 @@
 import type { HttpClient } from './http.js';
-import type { FsckResult, Readiness, SignedUrl, SignUrlOptions } from './types.js';
+import type { FsckResult, Readiness, ServiceVersion, SignedUrl, SignUrlOptions } from './types.js';
 
 /** GET /api/v1/admin/fsck: a read-only check of the data dir (admin role); `verify` re-hashes every image. */
 export function fsck(http: HttpClient, verify = false, signal?: AbortSignal): Promise<FsckResult> {
@@ -18,8 +18,13 @@ export async function metrics(http: HttpClient, signal?: AbortSignal): Promise<s
 }
 
 /** GET /livez: resolves when the process answers. */
-export function livez(http: HttpClient, signal?: AbortSignal): Promise<{ status: string }> {
-  return http.json<{ status: string }>({ method: 'GET', path: '/livez', signal });
+export function livez(http: HttpClient, signal?: AbortSignal): Promise<{ status: string; version: string }> {
+  return http.json<{ status: string; version: string }>({ method: 'GET', path: '/livez', signal });
+}
+
+/** GET /api/v1/version: the service's name and version. */
+export function getVersion(http: HttpClient, signal?: AbortSignal): Promise<ServiceVersion> {
+  return http.json<ServiceVersion>({ method: 'GET', path: '/api/v1/version', signal });
 }
 
 /** GET /readyz: `ready` is false (not an error) when the store or the broker is not ready. */

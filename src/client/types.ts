@@ -1,12 +1,11 @@
 import type { z } from 'zod';
 import type {
   AlbumListResponse, AlbumObject, AlbumResponse, DiffQuery, DiffResponse, ImageListResponse, ImageObject, ImageResponse, MessageResponse, TransformQuery,
-} from '../routes/schemas.js';
-import type { SignUrlBody } from '../routes/admin.js';
-import type { FsckProblem } from '../albums/fsck.js';
-import type { ImportJobSummary as JobSummary, ImportJobView, ItemState, JobState } from '../imports/job.js';
+  SignUrlBody, VersionResponse,
+} from '../contract/schemas.js';
+import type { FsckProblem, ImportJobSummary as JobSummary, ImportJobView, ItemState, JobState } from '../contract/types.js';
 
-// Every type here comes from the service's own schemas and types, so client and server cannot drift apart.
+// Every type here comes from the wire contract the routes use too (src/contract), so client and server cannot drift apart.
 
 /** An album, as the service returns it. */
 export type Album = z.infer<typeof AlbumObject>;
@@ -78,3 +77,6 @@ export type ImportItem = ImportJob['items'][number];
 export type DiffOptions = Omit<z.infer<typeof DiffQuery>, 'a' | 'b' | 'output'>;
 /** A comparison: sizes, differing pixels, SSIM and the boxes of the differing regions. */
 export type DiffResult = z.infer<typeof DiffResponse>;
+
+/** GET /api/v1/version answer. */
+export type ServiceVersion = z.infer<typeof VersionResponse>;

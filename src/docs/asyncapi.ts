@@ -194,7 +194,7 @@ function servers(webSocketPath: string | undefined) {
 }
 
 /**
- * The AsyncAPI 3.0 document served at /asyncapi.json: the embedded broker, the
+ * The AsyncAPI 3.1 document served at /asyncapi.json: the embedded broker, the
  * `imagestore/notifier` channel, one message per EVENT_TYPES entry (schema
  * generated from the zod schemas above, with an example), and the QoS 1 binding.
  * @param version the service version, for `info.version`
@@ -205,7 +205,7 @@ export function buildAsyncApi(version: string, { webSocketPath }: AsyncApiOption
   const keys = EVENT_TYPES.map(messageKey);
   const serverEntries = servers(webSocketPath);
   return {
-    asyncapi: '3.0.0',
+    asyncapi: '3.1.0',
     info: { title: 'imagestore events', version, description: DESCRIPTION },
     defaultContentType: CONTENT_TYPE,
     servers: serverEntries,

@@ -1,11 +1,12 @@
 import { z } from 'zod';
+import { EVENTS_DOC_PATH } from '../routes/docs.js';
 import {
-  AlbumListResponse, AlbumNameBody, AlbumResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
-  ImageObject, ListQuery, MessageResponse, TransformQuery,
-} from '../routes/schemas.js';
-import { SignUrlBody } from '../routes/admin.js';
-import { ImportBody } from '../routes/imports.js';
-import { DiffQuery, DiffResponse, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse } from '../routes/schemas.js';
+  AlbumListResponse, AlbumNameBody, AlbumResponse, DiffQuery, DiffResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
+  ImageObject, ImportBody, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse, ListQuery, LivenessResponse, MessageResponse, SignUrlBody, VersionResponse,
+  TransformQuery,
+} from '../contract/schemas.js';
+
+/** Where docs/events.md is served (linked from the document's description). */
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
@@ -35,6 +36,8 @@ const ERROR_TEXT: Record<number, string> = {
   503: 'Busy (too many uploads or comparisons in progress, or transforms queued), the store not writable (read-only disk) or out of file descriptors; retry after Retry-After',
   507: 'The disk holding the store is full: nothing was changed',
 };
+
+const MALFORMED = 'The HTTP request itself is malformed (a bad request line or header), answered before routing';
 
 const LISTING_UNAVAILABLE = 'With details: the server is out of file descriptors; retry after Retry-After (never a partial list)';
 
@@ -80,14 +83,17 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
     responses: { 200: ['Prometheus text format', 'text/plain'], ...errors(401, 403) } },
-  { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
-  { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', undefined] } },
+  { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz), with the service version', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
+  { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
+  { method: 'get', path: '/api/v1/version', operationId: 'getVersion', summary: 'The service name and version (open, like /livez)', tags: ['health'], responses: { 200: ['Name and version', VersionResponse] } },
   { method: 'get', path: '/readyz', operationId: 'readyz', summary: 'Readiness: store writable and broker reachable', tags: ['health'],
     responses: { 200: ['Ready', undefined], 503: ['Not ready', undefined] } },
   { method: 'get', path: '/openapi.json', operationId: 'getOpenApi', summary: 'This OpenAPI 3.1 document (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The document', z.looseObject({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) })] } },
-  { method: 'get', path: '/asyncapi.json', operationId: 'getAsyncApi', summary: 'AsyncAPI 3.0 document of the MQTT events (not served in PRODMODE)', tags: ['docs'],
+  { method: 'get', path: '/asyncapi.json', operationId: 'getAsyncApi', summary: 'AsyncAPI 3.1 document of the MQTT events (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The document', z.looseObject({ asyncapi: z.string(), channels: z.record(z.string(), z.unknown()) })] } },
+  { method: 'get', path: EVENTS_DOC_PATH, operationId: 'getEventsDoc', summary: 'The events and their delivery guarantee, as Markdown (docs/events.md; not served in PRODMODE)', tags: ['docs'],
+    responses: { 200: ['The Markdown text', 'text/markdown'] } },
   { method: 'get', path: '/swagger', operationId: 'swaggerUi', summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['HTML page', 'text/html'] } },
 ];
@@ -115,44 +121,70 @@ function operationObject(op: OperationDoc) {
     : op.multipart
       ? { required: true, content: { 'multipart/form-data': { schema: multipartSchema(op.fileFields ?? ['file']) } } }
       : undefined;
+  const open = op.tags.includes('health') || op.tags.includes('docs');
+  // Every protected operation can be refused by the key check or the rate limit; any request at all can be
+  // refused before routing when the HTTP request itself is malformed (server.ts answerClientError).
+  const all: OperationDoc['responses'] = open ? { ...op.responses } : { 401: [ERROR_TEXT[401], ErrorResponse], 403: [ERROR_TEXT[403], ErrorResponse], 429: [ERROR_TEXT[429], ErrorResponse], ...op.responses };
+  const withMalformed: OperationDoc['responses'] = Object.keys(all).some((s) => s.startsWith('4')) ? all : { ...all, 400: [MALFORMED, ErrorResponse] };
   const responses = Object.fromEntries(
-    Object.entries(op.responses).map(([status, [description, body]]) => [
+    Object.entries(withMalformed).map(([status, [description, body]]) => [
       status,
       body === undefined ? { description }
         : typeof body === 'string' ? { description, content: { [body]: { schema: body.startsWith('text/') ? { type: 'string' } : { type: 'string', format: 'binary' } } } }
           : { description, content: { 'application/json': { schema: schema(body) } } },
     ]),
   );
-  const open = op.tags.includes('health') || op.tags.includes('docs');
-  if (!open) {
-    // Every protected operation can be refused by the key check or the rate limit.
-    for (const status of [401, 403, 429]) op.responses[status] ??= [ERROR_TEXT[status], ErrorResponse];
-  }
   return { operationId: op.operationId, summary: op.summary, tags: op.tags, ...(open ? { security: [] } : {}), parameters, ...(requestBody ? { requestBody } : {}), responses };
 }
 
+/** What the document says about authentication: the service's own setting. */
+export interface OpenApiOptions {
+  /** API keys are configured: declare the bearer scheme. Without keys nothing is declared, so Swagger UI shows no lock. */
+  keys: boolean;
+}
+
 /** The OpenAPI 3.1 document served at /openapi.json. */
-export function buildOpenApi(version: string): Record<string, unknown> {
+export function buildOpenApi(version: string, { keys }: OpenApiOptions = { keys: false }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const op of OPERATIONS) (paths[op.path] ??= {})[op.method] = operationObject(op);
+  for (const op of OPERATIONS) {
+    const { security, ...operation } = operationObject(op);
+    (paths[op.path] ??= {})[op.method] = keys ? { ...operation, ...(security ? { security } : {}) } : operation;
+  }
+  const auth = keys
+    ? 'Authentication: an API key as `Authorization: Bearer <key>` (or a signed URL for an image), except for the health and docs routes.'
+    : 'Authentication is off on this service: no API keys are configured, so every operation is open (set API_KEYS or API_KEYS_FILE).';
   return {
     openapi: '3.1.0',
     info: {
       title: 'imagestore',
       version,
+      license: { name: 'MIT', identifier: 'MIT' },
       description:
         'Album-oriented image store. Every change and download is published as a CloudEvent on MQTT topic `imagestore/notifier`: ' +
-        'see the [AsyncAPI document](/asyncapi.json) and docs/events.md.',
+        `see the [AsyncAPI document](/asyncapi.json) and [the events and their delivery guarantee](${EVENTS_DOC_PATH}).\n\n${auth}`,
     },
     servers: [{ url: '/' }],
-    components: {
-      securitySchemes: {
-        bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key (API_KEYS / API_KEYS_FILE) with role read, write or admin. Not needed when the service runs open (no keys configured).' },
-      },
-    },
-    // Optional: an open service (no keys) takes requests without one.
-    security: [{ bearerAuth: [] }, {}],
-    tags: [{ name: 'albums' }, { name: 'images' }, { name: 'imports' }, { name: 'diff' }, { name: 'security' }, { name: 'admin' }, { name: 'health' }, { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' }],
+    ...(keys
+      ? {
+          components: {
+            securitySchemes: {
+              bearerAuth: { type: 'http', scheme: 'bearer', description: 'An API key (API_KEYS / API_KEYS_FILE) with role read, write or admin.' },
+            },
+          },
+          security: [{ bearerAuth: [] }],
+        }
+      // Declared as none, so that Swagger UI shows no lock and linters see a decision.
+      : { security: [] }),
+    tags: [
+      { name: 'albums', description: 'Create, list, rename and delete albums' },
+      { name: 'images', description: 'Upload, download (as stored or transformed), rename and delete images; by name or by stable id' },
+      { name: 'imports', description: 'Background jobs that download images from URLs into an album' },
+      { name: 'diff', description: 'Pixel comparison of two images' },
+      { name: 'security', description: 'Signed URLs that work without a key' },
+      { name: 'admin', description: 'Operator tools: data dir check and metrics' },
+      { name: 'health', description: 'Liveness, readiness and version, open to probes' },
+      { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' },
+    ],
     paths,
   };
 }

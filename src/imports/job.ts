@@ -1,49 +1,9 @@
-import type { ImportCounts } from '../notifier/events.js';
+import type { ImportCounts } from '../contract/events.js';
+import type { ImportItem, ImportJob, ImportJobSummary, ImportJobView, ItemState, JobState } from '../contract/types.js';
+import { DEFAULT_ITEMS_PAGE } from '../contract/schemas.js';
 
-export type ItemState = 'queued' | 'downloading' | 'stored' | 'failed' | 'cancelled';
-export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
-
-/** Items of a job shown by GET /imports/{jobId} when no `limit` is given. */
-export const DEFAULT_ITEMS_PAGE = 1000;
-
-/** One URL of an import job. */
-export interface ImportItem {
-  url: string;
-  state: ItemState;
-  bytes: number;
-  attempts: number;
-  image?: { name: string; id: string };
-  error?: string;
-}
-
-/** An import job as stored. */
-export interface ImportJob {
-  id: string;
-  album: string;
-  state: JobState;
-  createdAt: string;
-  updatedAt: string;
-  items: ImportItem[];
-  /** URLs given more than once: each is imported once. */
-  duplicatesIgnored: number;
-}
-
-/** A job without its items, as GET /imports lists it. */
-export interface ImportJobSummary extends Omit<ImportJob, 'items'> {
-  /** Number of URLs (items) of the job. */
-  total: number;
-  /** Bytes downloaded so far, over all items. */
-  bytes: number;
-  counts: ImportCounts;
-}
-
-/** A job with one page of its items, as GET /imports/{jobId} shows it. */
-export interface ImportJobView extends ImportJobSummary {
-  /** Items `offset` to `offset + limit - 1`. */
-  items: ImportItem[];
-  /** The offset of the next page, when more items follow. */
-  nextOffset?: number;
-}
+export { DEFAULT_ITEMS_PAGE };
+export type { ImportItem, ImportJob, ImportJobSummary, ImportJobView, ItemState, JobState } from '../contract/types.js';
 
 /** Which items a view shows. */
 export interface ItemsPage {

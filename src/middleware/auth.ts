@@ -6,7 +6,7 @@ import type { AuthFailures } from '../security/auth-failures.js';
 import { checkSignature, SIGNED_IMAGE_ID } from '../security/signed-url.js';
 
 /** Paths anyone may call: health, and the API documents (off anyway in PRODMODE). */
-const OPEN = [/^\/(livez|healthz|readyz)$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/];
+const OPEN = [/^\/$/, /^\/(livez|healthz|readyz)$/, /^\/api\/v1\/version$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/, /^\/docs\/events\.md$/];
 
 /**
  * The role an operation needs: reads need `read`, changes `write`; deleting an

@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import { z } from 'zod';
 import type { AlbumService } from '../services/album-service.js';
 import { fsck } from '../albums/fsck.js';
 import { checkName } from '../albums/names.js';
@@ -7,14 +6,10 @@ import { NotConfiguredError, ValidationError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { jsonBody } from '../middleware/body.js';
 import { SIGNED_IMAGE_ID, signPath } from '../security/signed-url.js';
+import { SignUrlBody } from '../contract/schemas.js';
 import { parseWith } from './schemas.js';
 import { queryFlag } from '../lib/query-flag.js';
 
-/** Body of POST /api/v1/signed-urls. */
-export const SignUrlBody = z.object({
-  path: z.string().max(2048).describe('An image URL path under /api/v1/albums/… or /api/v1/images/…, with its query (transforms)'),
-  expiresInSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional().describe('Lifetime, default 3600'),
-});
 
 export interface AdminRoutesDeps {
   dataDir: string;

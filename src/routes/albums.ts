@@ -3,7 +3,8 @@ import type { AlbumService } from '../services/album-service.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { jsonBody } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';
-import { AlbumNameBody, ListQuery, parseWith } from './schemas.js';
+import { AlbumNameBody, ListQuery } from '../contract/schemas.js';
+import { parseWith } from './schemas.js';
 import { queryFlag } from '../lib/query-flag.js';
 
 export interface AlbumRoutesDeps {

@@ -1,13 +1,20 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
+
+/** Where docs/events.md is served. */
+export const EVENTS_DOC_PATH = '/docs/events.md';
 
 /**
  * swagger-ui-dist's directory. Found without importing the package: its main module
  * evaluates the whole browser bundle in Node, which costs ~40 MB of resident memory.
  */
 const SWAGGER_UI_DIR = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+
+/** docs/events.md of the repository (or package), from src/routes and from dist/src/routes; undefined when absent. */
+const EVENTS_DOC = ['../../docs/events.md', '../../../docs/events.md'].map((p) => fileURLToPath(new URL(p, import.meta.url))).find((p) => existsSync(p));
 
 /** Swagger UI's files we serve, from the local swagger-ui-dist package (no CDN: works offline). */
 const ASSETS: Record<string, string> = {
@@ -55,7 +62,7 @@ const INITIALIZER_JS = `window.onload = function () {
 export interface DocsDocuments {
   /** OpenAPI 3.1 document of the REST API, served at /openapi.json and shown by Swagger UI. */
   openApi: Record<string, unknown>;
-  /** AsyncAPI 3.0 document of the MQTT events, served at /asyncapi.json. */
+  /** AsyncAPI 3.1 document of the MQTT events, served at /asyncapi.json. */
   asyncApi: Record<string, unknown>;
 }
 
@@ -76,6 +83,11 @@ export function docsRoutes({ openApi, asyncApi }: DocsDocuments): Router {
   router.get('/asyncapi.json', (ctx) => {
     ctx.type = 'application/json';
     ctx.body = asyncApiJson;
+  });
+  router.get(EVENTS_DOC_PATH, (ctx, next) => {
+    if (!EVENTS_DOC) return next();
+    ctx.type = 'text/markdown; charset=utf-8';
+    ctx.body = createReadStream(EVENTS_DOC);
   });
   router.get('/swagger', (ctx) => {
     ctx.type = 'text/html; charset=utf-8';

@@ -10,14 +10,20 @@ export interface ReadinessChecks {
   pendingEvents(): number;
 }
 
-/** /livez (alias /healthz): the process answers. /readyz: the store is writable and the broker reachable. */
-export function healthRoutes(checks: ReadinessChecks): Router {
+/**
+ * /livez (alias /healthz): the process answers, with its version. /readyz: the store is writable and the
+ * broker reachable. /api/v1/version: which service and version answers.
+ */
+export function healthRoutes(checks: ReadinessChecks, version: string): Router {
   const router = new Router();
   const live = (ctx: Context) => {
-    ctx.body = { status: 'ok' };
+    ctx.body = { status: 'ok', version };
   };
   router.get('/livez', live);
   router.get('/healthz', live);
+  router.get('/api/v1/version', (ctx) => {
+    ctx.body = { name: 'imagestore', version };
+  });
   router.get('/readyz', async (ctx) => {
     // The check's own message names files: say only what kind of failure it is.
     const store = await checks.storeWritable().then(() => 'ok', (err: Error) => `not writable: ${storageError(err)?.message ?? 'write failed'}`);

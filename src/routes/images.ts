@@ -9,7 +9,8 @@ import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/imag
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
 import { jsonBody, multipartUpload, receivedFile, takeFile } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';
-import { ImageNameBody, ListQuery, parseWith } from './schemas.js';
+import { ImageNameBody, ListQuery } from '../contract/schemas.js';
+import { parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
 import { queryFlag } from '../lib/query-flag.js';
 

@@ -1,12 +1,9 @@
 import Router from '@koa/router';
-import { z } from 'zod';
 import { checkName } from '../albums/names.js';
 import type { ImportService } from '../imports/import-service.js';
 import { jsonBody } from '../middleware/body.js';
-import { ImportItemsQuery, parseWith } from './schemas.js';
-
-/** Body of POST /api/v1/albums/{albumName}/imports. */
-export const ImportBody = z.object({ urls: z.array(z.string().max(8192)).min(1).describe('Absolute http(s) URLs of images') });
+import { ImportBody, ImportItemsQuery } from '../contract/schemas.js';
+import { parseWith } from './schemas.js';
 
 /**
  * Body allowance per URL of an import request. MAX_JSON_BYTES (16 KiB by default) is sized for

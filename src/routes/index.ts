@@ -12,6 +12,7 @@ import { adminRoutes } from './admin.js';
 import { albumRoutes } from './albums.js';
 import { docsRoutes, type DocsDocuments } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
+import { HOME_PATH, homeRoutes } from './home.js';
 import { imageRoutes } from './images.js';
 import { ListingCache } from './listing-cache.js';
 
@@ -26,12 +27,14 @@ export interface RouterDeps {
   imports: ImportService;
   readiness: ReadinessChecks;
   metrics: Metrics;
+  /** The service's version, for /livez and /api/v1/version. */
+  version: string;
   /** The OpenAPI and AsyncAPI documents served at /openapi.json and /asyncapi.json (none with PRODMODE). */
   docs?: DocsDocuments;
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, docs: documents }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs: documents }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -53,11 +56,13 @@ export function buildRouter({ config, albums, delivery, engine, diffs, imports, 
   root.use(api.routes(), api.allowedMethods());
   const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
-  const health = healthRoutes(readiness);
+  const health = healthRoutes(readiness, version);
   root.use(health.routes(), health.allowedMethods());
   if (documents) {
     const docs = docsRoutes(documents);
     root.use(docs.routes(), docs.allowedMethods());
+    const home = homeRoutes(HOME_PATH);
+    root.use(home.routes(), home.allowedMethods());
   }
   return root;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import path from 'node:path';
+import { brokerUrlFromEnv } from '../../src/client/broker-url.js';
 import { EVENT_TYPES, NOTIFIER_TOPIC, type EventType } from '../../src/notifier/events.js';
 import { parseFlags } from './flags.js';
 
@@ -77,7 +78,7 @@ export function loadSubscriberConfig(argv: string[], env: NodeJS.ProcessEnv): Su
   const config: SubscriberConfig = {
     help: flags.help,
     mqtt: {
-      url: checkUrl(flags.url !== undefined ? '--url' : 'MQTT_URL', flags.url ?? env.MQTT_URL ?? DEFAULT_MQTT_URL, problems),
+      url: brokerUrl(flags.url, env, problems),
       topic: checkTopic(env.MQTT_TOPIC ?? NOTIFIER_TOPIC, problems),
       clientId: flags.clientId ?? optional(env.MQTT_CLIENT_ID) ?? (mirror ? mirrorClientId(mirror.dir) : undefined),
       username: optional(env.MQTT_USERNAME),
@@ -142,6 +143,19 @@ function checkUrl(name: string, value: string, problems: string[]): string {
     problems.push(`invalid ${name}: expected mqtt://, mqtts://, ws:// or wss:// URL, got "${value}"`);
   }
   return value;
+}
+
+/** --url, else the service's own variables (MQTT_URL, else MQTT_HOST/MQTT_PORT), else the default. */
+function brokerUrl(flag: string | undefined, env: NodeJS.ProcessEnv, problems: string[]): string {
+  if (flag !== undefined) return checkUrl('--url', flag, problems);
+  let fromEnv: string | undefined;
+  try {
+    fromEnv = brokerUrlFromEnv(env, '127.0.0.1');
+  } catch (err) {
+    problems.push((err as Error).message);
+    return DEFAULT_MQTT_URL;
+  }
+  return checkUrl(optional(env.MQTT_URL) ? 'MQTT_URL' : 'MQTT_HOST / MQTT_PORT', fromEnv ?? DEFAULT_MQTT_URL, problems);
 }
 
 /** Topic filter rules of MQTT 3.1.1 §4.7.1: '#' only alone and last, '+' only as a whole level. */

@@ -37,7 +37,9 @@ Options:
   --help           print this help and exit
 
 Environment:
-  MQTT_URL         broker URL (default mqtt://127.0.0.1:1883)
+  MQTT_URL         broker URL (default: mqtt://MQTT_HOST:MQTT_PORT, as the service's own variables)
+  MQTT_HOST, MQTT_PORT
+                   the service's embedded broker when MQTT_URL is not set (default 127.0.0.1, 1883)
   MQTT_TOPIC       topic filter to subscribe to (default imagestore/notifier)
   MQTT_CLIENT_ID   client id (default: one made up by mqtt.js, or derived from DIR with --mirror)
   MQTT_USERNAME    user name, optional

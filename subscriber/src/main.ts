@@ -29,7 +29,8 @@ async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number | un
     return 0;
   }
   // Synchronous stderr so that the last lines before exit are not lost.
-  const log = pino({ name: 'imagestore-subscriber' }, pino.destination({ dest: 2, sync: true }));
+  // ISO times, as the service logs them.
+  const log = pino({ name: 'imagestore-subscriber', timestamp: pino.stdTimeFunctions.isoTime }, pino.destination({ dest: 2, sync: true }));
   let mirror: Mirror | undefined;
   if (config.mirror) {
     try {

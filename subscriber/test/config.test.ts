@@ -30,6 +30,15 @@ describe('subscriber loadSubscriberConfig', () => {
     expect(config.format).to.equal('json');
   });
 
+  it('uses the service\'s broker variables when MQTT_URL is not set: MQTT_HOST and MQTT_PORT, each alone or both (issue 15)', () => {
+    expect(loadSubscriberConfig([], { MQTT_PORT: '1884' }).mqtt.url).to.equal('mqtt://127.0.0.1:1884');
+    expect(loadSubscriberConfig([], { MQTT_HOST: 'broker.lan' }).mqtt.url).to.equal('mqtt://broker.lan:1883');
+    expect(loadSubscriberConfig([], { MQTT_HOST: '0.0.0.0', MQTT_PORT: '2883' }).mqtt.url).to.equal('mqtt://127.0.0.1:2883');
+    expect(loadSubscriberConfig([], { MQTT_HOST: '::1', MQTT_PORT: '2883' }).mqtt.url).to.equal('mqtt://[::1]:2883');
+    expect(loadSubscriberConfig([], { MQTT_URL: 'mqtt://b:1', MQTT_PORT: '1884' }).mqtt.url).to.equal('mqtt://b:1');
+    expect(problemsOf([], { MQTT_PORT: '18x3' })).to.deep.equal(['invalid MQTT_PORT: expected an integer 1-65535, got "18x3"']);
+  });
+
   it('lets flags win over variables and collects repeated filters', () => {
     const argv = ['--url', 'mqtts://b:8883', '--json', '--album', 'holidays', '--album=work', '--type', 'image.created', '--type', 'imagestore.album.deleted'];
     const config = loadSubscriberConfig(argv, { MQTT_URL: 'mqtt://ignored', LOG_FORMAT: 'text' });

@@ -246,7 +246,7 @@ describe('client library against a running service', () => {
 
   describe('service operations', () => {
     it('answers health, readiness, metrics, fsck, signed URLs and the API documents', async () => {
-      expect(await client.livez()).to.deep.equal({ status: 'ok' });
+      expect(await client.livez()).to.deep.equal({ status: 'ok', version: 'test' });
       expect(await client.readyz()).to.include({ ready: true, status: 'ok' });
       expect(await client.metrics()).to.match(/^# HELP /m);
       const report = await client.fsck({ verify: true });

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import sharp from 'sharp';
 import type { Response } from 'supertest';
-import { DiffResponse } from '../../src/routes/schemas.js';
+import { DiffResponse } from '../../src/contract/schemas.js';
 import { createAlbum, rawBody, uploadImage } from '../helpers/api.js';
 import { recordEvents } from '../helpers/mqtt.js';
 import { startTestService, type TestService } from '../helpers/service.js';

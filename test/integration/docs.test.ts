@@ -40,10 +40,11 @@ const HTTP_METHODS = ['get', 'put', 'post', 'patch', 'delete', 'options', 'head'
 
 /**
  * Router routes that are deliberately not in the OpenAPI document: the static
- * files of Swagger UI itself (names fixed by swagger-ui-dist, not an API).
+ * files of Swagger UI itself (names fixed by swagger-ui-dist, not an API), and
+ * GET /, a redirect for browsers (routes/home.ts).
  * /swagger, /openapi.json and /asyncapi.json are documented under the `docs` tag.
  */
-const UNDOCUMENTED = ['get /swagger/initializer.js', 'get /swagger/{asset}'];
+const UNDOCUMENTED = ['get /swagger/initializer.js', 'get /swagger/{asset}', 'get /'];
 
 /** `/albums/:albumName` → `/albums/{albumName}` */
 const toOpenApiPath = (routerPath: string) => routerPath.replace(/:(\w+)/g, '{$1}');
@@ -53,7 +54,7 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, engine: {} as ImageEngine, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, metrics: {} as Metrics, docs: { openApi: {}, asyncApi: {} } });
+  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, engine: {} as ImageEngine, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, metrics: {} as Metrics, version: '0.0.0', docs: { openApi: {}, asyncApi: {} } });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());
@@ -178,8 +179,8 @@ describe('API documents (OpenAPI and AsyncAPI)', () => {
   });
 
   describe('GET /asyncapi.json', () => {
-    it('is an AsyncAPI 3.0 document: channel imagestore/notifier, embedded mqtt broker on 1883, QoS 1 publish operation', () => {
-      expect(asyncApi.asyncapi).to.equal('3.0.0');
+    it('is an AsyncAPI 3.1 document: channel imagestore/notifier, embedded mqtt broker on 1883, QoS 1 publish operation', () => {
+      expect(asyncApi.asyncapi).to.equal('3.1.0');
       expect(asyncApi.info).to.include({ title: 'imagestore events', version: 'test' });
       expect(asyncApi.channels.notifier.address).to.equal(NOTIFIER_TOPIC);
       const server = asyncApi.servers.embedded;

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { defaultConfig } from '../../src/config.js';
-import { ImportJobObject, ImportJobSummaryObject, ImportListResponse } from '../../src/routes/schemas.js';
+import { ImportJobObject, ImportJobSummaryObject, ImportListResponse } from '../../src/contract/schemas.js';
 import { albumPath, createAlbum, rawBody } from '../helpers/api.js';
 import { createImportJob, getImportJob, startImageServer, waitForImportJob, type ImageServer } from '../helpers/image-server.js';
 import { recordEvents } from '../helpers/mqtt.js';

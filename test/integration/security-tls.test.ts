@@ -78,7 +78,7 @@ describe('TLS: HTTPS, MQTTS and WSS with a certificate made at test time', funct
     expect(svc.service.httpUrl).to.equal(`https://127.0.0.1:${port}`);
     const live = await httpsGet(`${svc.service.httpUrl}/livez`, { ca: certs.ca });
     expect(live.status).to.equal(200);
-    expect(JSON.parse(live.body)).to.deep.equal({ status: 'ok' });
+    expect(JSON.parse(live.body)).to.deep.equal({ status: 'ok', version: 'test' });
     const albums = await httpsGet(`${svc.service.httpUrl}/api/v1/albums`, { ca: certs.ca, headers: { Authorization: `Bearer ${READ_KEY}` } });
     expect(albums.status).to.equal(200);
     // The certificate names localhost too (the client checks the name against `servername`), and no other name.

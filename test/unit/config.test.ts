@@ -19,12 +19,12 @@ describe('loadConfig', () => {
   it('uses the documented defaults when nothing is set', () => {
     const config = loadConfig({});
     expect(config.http).to.deep.equal({
-      host: '0.0.0.0', port: 3333, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000, minBodyBytesPerSecond: 1024, minBodyRateWindowMs: 10_000,
+      host: '127.0.0.1', port: 3333, headersTimeoutMs: 10_000, requestTimeoutMs: 300_000, keepAliveTimeoutMs: 5_000, minBodyBytesPerSecond: 1024, minBodyRateWindowMs: 10_000,
     });
     expect(config.security).to.include({ authFailureLimit: 20, authFailureWindowMs: 60_000 });
     expect(config.imageDbDir).to.equal(path.resolve('image-db'));
     expect(config.mqtt).to.deep.include({
-      url: undefined, port: 1883, host: '0.0.0.0', clientId: `imagestore-${hostname()}`, username: undefined, password: undefined,
+      url: undefined, port: 1883, host: '127.0.0.1', clientId: `imagestore-${hostname()}`, username: undefined, password: undefined,
       protocolVersion: 'auto', rejectUnauthorized: true, wsPath: '/mqtt',
     });
     expect(config.eventSource).to.equal(`/imagestore/${hostname()}`);

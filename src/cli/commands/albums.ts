@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { action } from '../action.js';
-import type { CliIo } from '../context.js';
+import { EXIT, ExitError, type CliIo } from '../context.js';
 
 /** `albums ls|create|rename|rm`. */
 export function albumsCommand(program: Command, io: CliIo): void {
@@ -26,8 +26,16 @@ export function albumsCommand(program: Command, io: CliIo): void {
       ctx.result(res, res.message);
     }));
 
-  albums.command('rm').description('delete an album and all its images (admin role)').argument('<name>')
-    .action(action(io, async (ctx, name: string) => {
+  albums.command('rm').description('delete an album and all its images (admin role); asks first on a terminal').argument('<name>')
+    .option('-y, --yes', 'do not ask')
+    .action(action(io, async (ctx, name: string, opts: { yes?: boolean }) => {
+      if (!opts.yes && io.stdin?.isTTY) {
+        const { imageList } = await ctx.client.listImages(name);
+        if (!(await ctx.confirm(`delete album ${JSON.stringify(name)} and its ${imageList.length} image${imageList.length === 1 ? '' : 's'}?`))) {
+          ctx.note('nothing deleted');
+          throw new ExitError(EXIT.failed);
+        }
+      }
       const res = await ctx.client.deleteAlbum(name);
       ctx.result(res, res.message);
     }));
