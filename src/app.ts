@@ -15,6 +15,7 @@ import { buildRouter } from './routes/index.js';
 import { readRoutes } from './routes/read-routes.js';
 import { AuthFailures } from './security/auth-failures.js';
 import type { ReadinessChecks } from './routes/health.js';
+import type { RouterDeps } from './routes/index.js';
 
 export interface AppDeps {
   config: Config;
@@ -26,6 +27,7 @@ export interface AppDeps {
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
+  events?: RouterDeps['events'];
 }
 
 /**
@@ -34,7 +36,7 @@ export interface AppDeps {
  * installed when not configured (without CORS every answer still carries the
  * `Vary: Origin` it always had), and the security headers are a ready list.
  */
-export async function buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics }: AppDeps): Promise<Koa> {
+export async function buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics, events }: AppDeps): Promise<Koa> {
   const app = new Koa({ proxy: false });
   // Errors are answered and logged by the front middleware; this only catches what escapes it (none expected).
   app.silent = true;
@@ -48,7 +50,7 @@ export async function buildApp({ config, log, albums, delivery, diffs, imports, 
   if (cors) app.use(corsAllowList(security.corsOrigins));
   if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
   if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
-  const router = buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics });
+  const router = buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics, events });
   app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }

@@ -32,6 +32,8 @@ import { inspectImage } from './images/inspect.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { ImportService } from './imports/import-service.js';
 import { JobStore } from './imports/job-store.js';
+import { EventFeed } from './events/event-feed.js';
+import { EventStreams } from './events/event-streams.js';
 
 /** A running service. */
 export interface RunningService {
@@ -46,6 +48,8 @@ export interface RunningService {
   /** Small files' bytes in memory (HOT_CACHE_BYTES). */
   hot: HotCache;
   imports: ImportService;
+  /** The live event streams (GET /api/v1/events/stream). */
+  eventStreams: EventStreams;
   /** Events not yet delivered. */
   pendingEvents(): number;
   /** Stops taking requests, finishes those in flight, delivers pending events, then closes everything. */
@@ -80,7 +84,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   let outbox: Outbox | undefined;
   let opened;
   try {
-    outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) });
+    outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }), retention: config.events.retention });
     // A checkpoint's fsyncs take at most half of libuv's pool: the rest serves the requests meanwhile.
     const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
     opened = config.storage === 's3' && config.s3
@@ -169,7 +173,9 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     cache: () => derivatives.stats(),
     hotCache: () => hot.stats(),
   });
-  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
+  const feed = new EventFeed(outbox);
+  const streams = new EventStreams(feed, { heartbeatMs: config.events.heartbeatMs, maxLag: config.events.streamMaxLag });
+  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics, events: { feed, streams } });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -200,6 +206,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     derivatives,
     hot,
     imports,
+    eventStreams: streams,
     pendingEvents: () => outbox.pendingCount,
     async close() {
       // One deadline for the whole shutdown, whatever clients do (SHUTDOWN_TIMEOUT_MS).
@@ -219,6 +226,8 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
         }, 50);
       });
       httpServer.closeIdleConnections();
+      // Live streams never end by themselves: their clients reconnect (to another node, or after the restart).
+      streams.close();
       const timer = setTimeout(() => httpServer.closeAllConnections(), left());
       await closed;
       clearTimeout(timer);

@@ -56,6 +56,8 @@ export const StoreEventSchema = z.object({
   subject: z.string().describe('Resource path below /api/v1, names URI-encoded: albums/<album>[/images/<image>]'),
   datacontenttype: z.literal('application/json'),
   reqid: z.string().optional().describe('X-Request-Id of the HTTP request that caused the event (CloudEvents extension)'),
+  sequence: z.string().regex(/^\d{16}$/).optional()
+    .describe('Position in the event journal (CloudEvents sequence extension), zero-padded to 16 digits: orders lexicographically; the cursor of GET /api/v1/events and the SSE id'),
   data: EventDataSchema,
 });
 

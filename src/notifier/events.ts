@@ -61,7 +61,27 @@ export interface StoreEvent {
   datacontenttype: 'application/json';
   /** Request id of the HTTP request that caused the event (CloudEvents extension attribute). */
   reqid?: string;
+  /**
+   * The event's position in the journal (CloudEvents `sequence` extension: a string that orders
+   * lexicographically, so zero-padded decimal); set when the event is journaled, the same on every transport.
+   */
+  sequence?: string;
   data: EventData;
+}
+
+/** Digits of a `sequence`: 16 orders lexicographically up to 10^16 events. */
+const SEQUENCE_DIGITS = 16;
+
+/** A journal position as the CloudEvents `sequence` string: `42` → `0000000000000042`. */
+export function formatSequence(seq: number): string {
+  return String(seq).padStart(SEQUENCE_DIGITS, '0');
+}
+
+/** A `sequence` (or any decimal form of it) as a number; undefined when it is not one. */
+export function parseSequence(text: string): number | undefined {
+  if (!/^\d{1,16}$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /** Describes a change; the service turns it into a StoreEvent with `buildEvent`. */

@@ -15,6 +15,9 @@ import { docsRoutes } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
 import { imageRoutes } from './images.js';
 import { ListingCache } from './listing-cache.js';
+import { eventRoutes } from './events.js';
+import type { EventFeed } from '../events/event-feed.js';
+import type { EventStreams } from '../events/event-streams.js';
 
 export interface RouterDeps {
   config: Config;
@@ -26,10 +29,12 @@ export interface RouterDeps {
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
+  /** Events over HTTP (replay, live stream); absent: no such routes. */
+  events?: { feed: EventFeed; streams: EventStreams };
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics, events }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -46,6 +51,10 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   api.use(diffRouter.routes(), diffRouter.allowedMethods());
   const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes, maxUrls: config.imports.maxUrls });
   api.use(importRouter.routes(), importRouter.allowedMethods());
+  if (events) {
+    const eventRouter = eventRoutes(events);
+    api.use(eventRouter.routes(), eventRouter.allowedMethods());
+  }
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());
