@@ -34,6 +34,9 @@ import { ImportService } from './imports/import-service.js';
 import { JobStore } from './imports/job-store.js';
 import { EventFeed } from './events/event-feed.js';
 import { EventStreams } from './events/event-streams.js';
+import { WebhookSender } from './events/webhooks/webhook-sender.js';
+import { WebhookService } from './events/webhooks/webhook-service.js';
+import { WebhookStore } from './events/webhooks/webhook-store.js';
 
 /** A running service. */
 export interface RunningService {
@@ -175,7 +178,13 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   });
   const feed = new EventFeed(outbox);
   const streams = new EventStreams(feed, { heartbeatMs: config.events.heartbeatMs, maxLag: config.events.streamMaxLag });
-  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics, events: { feed, streams } });
+  const hooks = config.events.webhooks;
+  const allowHosts = new Set(hooks.allowHosts);
+  const webhooks = new WebhookService(feed, await WebhookStore.open(layout.webhooksDir), new WebhookSender({ allowHosts, timeoutMs: hooks.timeoutMs }), {
+    ...hooks, allowHosts, source: config.eventSource, log: log.child({ component: 'webhooks' }),
+  });
+  webhooks.start();
+  const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics, events: { feed, streams, webhooks } });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;
   const serverOptions = {
     headersTimeout: headersTimeoutMs,
@@ -234,6 +243,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       clearInterval(sweep);
       await imports.close();
       await diffs.close();
+      await webhooks.close();
       await checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'));
       const drained = await dispatcher.drain(left());
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');

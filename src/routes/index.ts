@@ -18,6 +18,8 @@ import { ListingCache } from './listing-cache.js';
 import { eventRoutes } from './events.js';
 import type { EventFeed } from '../events/event-feed.js';
 import type { EventStreams } from '../events/event-streams.js';
+import type { WebhookService } from '../events/webhooks/webhook-service.js';
+import { webhookRoutes } from './webhooks.js';
 
 export interface RouterDeps {
   config: Config;
@@ -30,7 +32,7 @@ export interface RouterDeps {
   version: string;
   metrics: Metrics;
   /** Events over HTTP (replay, live stream); absent: no such routes. */
-  events?: { feed: EventFeed; streams: EventStreams };
+  events?: { feed: EventFeed; streams: EventStreams; webhooks: WebhookService };
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
@@ -54,6 +56,8 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   if (events) {
     const eventRouter = eventRoutes(events);
     api.use(eventRouter.routes(), eventRouter.allowedMethods());
+    const hooks = webhookRoutes({ webhooks: events.webhooks, maxJsonBytes: limits.maxJsonBytes });
+    api.use(hooks.routes(), hooks.allowedMethods());
   }
 
   const root = new Router();
