@@ -5,6 +5,7 @@ import { HttpClient, type HttpOptions } from './http.js';
 import * as images from './images.js';
 import * as imports from './imports.js';
 import * as service from './service.js';
+import { replayEvents, type EventPage, type ReplayOptions } from './replay.js';
 import type {
   AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ImportJobSummary, ListOptions, MessageResult, Readiness,
   SignedUrl, SignUrlOptions,
@@ -42,6 +43,11 @@ export class ImageStoreClient {
     const opts = typeof options === 'string' ? { baseUrl: options } : options;
     this.http = new HttpClient(opts);
     this.mqttUrl = opts.mqttUrl ?? defaultMqttUrl(opts.baseUrl);
+  }
+
+  /** One page of the event journal after a cursor (GET /events); 410 past the retention. */
+  replayEvents(options?: ReplayOptions): Promise<EventPage> {
+    return replayEvents(this.http, options);
   }
 
   /** One page of album names; `details` adds the album objects. */

@@ -1,4 +1,5 @@
 import Router from '@koa/router';
+import { z } from 'zod';
 import { eventFilter, selectionFromQuery } from '../events/event-filter.js';
 import type { EventFeed } from '../events/event-feed.js';
 import type { EventStreams } from '../events/event-streams.js';
@@ -7,6 +8,14 @@ import { formatSequence, parseSequence } from '../notifier/events.js';
 
 /** Largest page of GET /events. */
 export const MAX_EVENTS_PAGE = 1000;
+
+/** Query of GET /events and GET /events/stream (documentation; parsed below). */
+export const EventsQuery = z.object({
+  after: z.string().optional().describe('Cursor: events after this sequence (a `sequence`, or `next` of the last page). Default: from the oldest event held'),
+  limit: z.string().optional().describe(`Events per page, 1-${MAX_EVENTS_PAGE} (default 100; GET /events only)`),
+  type: z.string().optional().describe('Event types, comma-separated or repeated; `imagestore.image.*` for a family'),
+  album: z.string().optional().describe('Albums, comma-separated or repeated (a rename matches by its old name too)'),
+});
 
 /**
  * Events over HTTP: GET /events (replay by cursor, a page at a time) and GET /events/stream
@@ -37,7 +46,7 @@ export function eventRoutes({ feed, streams }: { feed: EventFeed; streams: Event
     const page = await journal.read(after, limit, eventFilter(selectionFromQuery(ctx.query)));
     if (page === undefined) throw gone(after, journal.oldestSeq);
     ctx.set('Cache-Control', 'no-store');
-    ctx.body = { events: page.records.map((r) => r.event), next: formatSequence(page.next) };
+    ctx.body = { events: page.records.map((r) => r.event), next: formatSequence(page.next), head: formatSequence(Math.max(page.next, journal.readableThrough())) };
   });
 
   router.get('/events/stream', async (ctx) => {

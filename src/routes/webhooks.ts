@@ -14,8 +14,32 @@ const Albums = z.array(z.string().min(1).max(255)).max(1000).describe('Albums wh
 export const WebhookCreateBody = z.object({ url: Url, types: Types.optional(), albums: Albums.optional(), enabled: z.boolean().optional() }).strict();
 /** Body of PATCH /api/v1/webhooks/{id}. */
 export const WebhookUpdateBody = WebhookCreateBody.partial().strict();
-/** Body of POST /api/v1/webhooks/{id}/redeliver. */
+/** Body of POST /api/v1/webhooks/{webhookId}/redeliver. */
 export const RedeliverBody = z.object({ sequence: z.string().max(16).describe('The event to send again') }).strict();
+
+/** A webhook endpoint as answered: never its secret. */
+export const WebhookObject = z.object({
+  id: z.string(), url: z.string(), types: z.array(z.enum(EVENT_TYPES)).optional(), albums: z.array(z.string()).optional(),
+  enabled: z.boolean(), disabledReason: z.string().optional().describe('Why the service disabled it (410 from the receiver, failing for WEBHOOK_DISABLE_AFTER)'),
+  createdAt: z.string(), failingSince: z.string().optional().describe('Start of the current run of failed deliveries'),
+  cursor: z.string().describe('Sequence of the last event handled for this endpoint'),
+});
+export const WebhookResponse = z.object({ webhook: WebhookObject });
+export const WebhookCreatedResponse = WebhookResponse.extend({ secret: z.string().describe('whsec_… signing secret: shown this once') });
+export const WebhookListResponse = z.object({ webhooks: z.array(WebhookObject) });
+export const RotatedSecretResponse = z.object({ secret: z.string(), previousValidUntil: z.string().describe('The previous secrets keep signing until then (WEBHOOK_SECRET_GRACE)') });
+export const SendResultObject = z.object({
+  status: z.number().int().optional().describe('The receiver\'s HTTP status; absent when it did not answer'), error: z.string().optional(), latencyMs: z.number(),
+  retryAfterMs: z.number().optional(),
+});
+export const SendResultResponse = z.object({ result: SendResultObject });
+export const DeliveryListResponse = z.object({
+  deliveries: z.array(z.object({
+    at: z.string(), eventId: z.string(), sequence: z.string().optional(), type: z.string(),
+    outcome: z.enum(['delivered', 'retrying', 'disabled', 'test', 'redelivery']), status: z.number().int().optional(), attempts: z.number().int(),
+    latencyMs: z.number(), error: z.string().optional(),
+  })).describe('Newest first; the last 100 attempts since the start'),
+});
 
 /**
  * Webhook management (admin role, see middleware/auth.ts): register, list, show, change and
@@ -35,30 +59,30 @@ export function webhookRoutes({ webhooks, maxJsonBytes }: { webhooks: WebhookSer
   router.get('/webhooks', (ctx) => {
     ctx.body = { webhooks: webhooks.list() };
   });
-  router.get('/webhooks/:id', (ctx) => {
-    ctx.body = { webhook: webhooks.get(ctx.params.id) };
+  router.get('/webhooks/:webhookId', (ctx) => {
+    ctx.body = { webhook: webhooks.get(ctx.params.webhookId) };
   });
-  router.patch('/webhooks/:id', body, async (ctx) => {
-    ctx.body = { webhook: await webhooks.update(ctx.params.id, parseWith(WebhookUpdateBody, ctx.request.body, 'body')) };
+  router.patch('/webhooks/:webhookId', body, async (ctx) => {
+    ctx.body = { webhook: await webhooks.update(ctx.params.webhookId, parseWith(WebhookUpdateBody, ctx.request.body, 'body')) };
   });
-  router.delete('/webhooks/:id', async (ctx) => {
-    await webhooks.delete(ctx.params.id);
-    ctx.body = { message: `webhook ${ctx.params.id} deleted` };
+  router.delete('/webhooks/:webhookId', async (ctx) => {
+    await webhooks.delete(ctx.params.webhookId);
+    ctx.body = { message: `webhook ${ctx.params.webhookId} deleted` };
   });
-  router.post('/webhooks/:id/rotate-secret', async (ctx) => {
-    ctx.body = await webhooks.rotateSecret(ctx.params.id);
+  router.post('/webhooks/:webhookId/rotate-secret', async (ctx) => {
+    ctx.body = await webhooks.rotateSecret(ctx.params.webhookId);
   });
-  router.get('/webhooks/:id/deliveries', (ctx) => {
-    ctx.body = { deliveries: webhooks.deliveries(ctx.params.id) };
+  router.get('/webhooks/:webhookId/deliveries', (ctx) => {
+    ctx.body = { deliveries: webhooks.deliveries(ctx.params.webhookId) };
   });
-  router.post('/webhooks/:id/ping', async (ctx) => {
-    ctx.body = { result: await webhooks.ping(ctx.params.id) };
+  router.post('/webhooks/:webhookId/ping', async (ctx) => {
+    ctx.body = { result: await webhooks.ping(ctx.params.webhookId) };
   });
-  router.post('/webhooks/:id/redeliver', body, async (ctx) => {
+  router.post('/webhooks/:webhookId/redeliver', body, async (ctx) => {
     const { sequence } = parseWith(RedeliverBody, ctx.request.body, 'body');
     const seq = parseSequence(sequence);
     if (seq === undefined || seq < 1) throw new ValidationError(`Expected a sequence number for sequence but received ${JSON.stringify(sequence)}`);
-    ctx.body = { result: await webhooks.redeliver(ctx.params.id, seq) };
+    ctx.body = { result: await webhooks.redeliver(ctx.params.webhookId, seq) };
   });
   return router;
 }
