@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { expect } from 'chai';
 import { EventSource } from 'eventsource';
+import { chromium } from 'playwright-core';
 import { defaultConfig, type Config } from '../../src/config.js';
 import { EVENT_TYPES, type StoreEvent } from '../../src/notifier/events.js';
 import { albumPath, createAlbum, downloadImage, uploadImage } from '../helpers/api.js';
@@ -157,6 +158,43 @@ describe('events over HTTP: sequence, replay and the live stream (issue 16)', fu
       expect(stream.events.map((e) => e.event.id)).to.deep.equal(events.map((e) => e.id));
     } finally {
       stream.source.close();
+      await svc.close();
+      await removeDir(dataDir);
+    }
+  });
+
+  it('resumes a browser\'s EventSource (headless Chromium) across a restart with Last-Event-ID, without gaps or reordering', async () => {
+    const port = await freePort();
+    const base = defaultConfig();
+    const config: Partial<Config> = { http: { ...base.http, port }, events: { ...base.events, heartbeatMs: 200 } };
+    let svc = await startTestService({ config });
+    const dataDir = svc.dataDir;
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium', headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${svc.service.httpUrl}/livez`);
+      // A script string: the browser's own EventSource (a function here would be compiled against the npm one).
+      await page.evaluate(`(() => {
+        const got = (globalThis.got = []);
+        const source = new EventSource('/api/v1/events/stream');
+        for (const type of ${JSON.stringify(EVENT_TYPES)}) source.addEventListener(type, (e) => got.push({ id: e.lastEventId, type }));
+      })()`);
+      const received = () => page.evaluate('globalThis.got') as Promise<Array<{ id: string; type: string }>>;
+      await createAlbum(svc.http, 'browser');
+      await uploadImage(svc.http, 'browser', 'a.png', await makePng());
+      await waitFor('2 events in the browser', async () => (await received()).length >= 2);
+      await svc.stop();
+      svc = await startTestService({ dataDir, config });
+      await uploadImage(svc.http, 'browser', 'b.png', await makePng());
+      await svc.http.delete(albumPath('browser', 'a.png')).expect(200);
+      await waitFor('4 events in the browser', async () => (await received()).length >= 4, 15_000);
+      const { events } = await replayAll(svc, '', 1000);
+      expect((await received()).map((e) => `${e.id} ${e.type}`)).to.deep.equal(events.map((e) => `${e.sequence} ${e.type}`));
+    } finally {
+      await browser.close();
       await svc.close();
       await removeDir(dataDir);
     }
