@@ -697,6 +697,7 @@ export class Outbox {
       { reserveBytes: this.options.reserveBytes },
       'disk full: the event journal writes into its reserve; changes are refused (507) and fetch events dropped until space is freed',
     );
+    this.prune();
   }
 
   /** Writes the reserve again if the disk has room (at most once per reserveRetryMs); changes are then admitted again. */
@@ -780,7 +781,7 @@ export class Outbox {
 
   /**
    * Deletes the oldest segments that are no longer needed and that the retention lets go: closed
-   * longer ago than `maxAgeMs`, or while the journal is larger than `maxBytes`.
+   * longer ago than `maxAgeMs`, or while the journal is larger than `maxBytes`, or any while the disk is full.
    */
   private async deleteDeliveredSegments(): Promise<void> {
     // A segment holds seqs up to the next segment's first seq; the open one is never deleted.
@@ -791,7 +792,8 @@ export class Outbox {
     const now = Date.now();
     while (this.segments.length > 1 && this.segments[1].firstSeq - 1 <= through) {
       const oldest = this.segments[0];
-      const expired = now - (oldest.closedAt ?? now) >= maxAgeMs;
+      // A full disk comes before history: delivered events are let go to make room for changes.
+      const expired = now - (oldest.closedAt ?? now) >= maxAgeMs || !this.reserveReady;
       if (!expired && total <= maxBytes) break;
       this.segments.splice(0, 1);
       total -= oldest.bytes ?? 0;
