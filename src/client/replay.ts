@@ -1,7 +1,7 @@
 import type { StoreEvent } from '../notifier/events.js';
 import type { HttpClient } from './http.js';
 
-/** Options of replayEvents. */
+/** Options of listEvents. */
 export interface ReplayOptions {
   /** The cursor: events after this sequence (a `sequence` or the `next` of the last page); none: from the oldest held. */
   after?: string | number;
@@ -27,7 +27,7 @@ export interface EventPage {
  * GET /events: the journaled events after a cursor, in order, one page.
  * @throws {ImageStoreError} status 410 when `after` is older than the service's EVENT_RETENTION
  */
-export async function replayEvents(http: HttpClient, { after, limit, types, albums, signal }: ReplayOptions = {}): Promise<EventPage> {
+export async function listEvents(http: HttpClient, { after, limit, types, albums, signal }: ReplayOptions = {}): Promise<EventPage> {
   return http.json<EventPage>({
     method: 'GET', path: '/api/v1/events', signal,
     query: { after: after === undefined ? undefined : String(after), limit, type: types?.join(','), album: albums?.join(',') },

@@ -90,7 +90,7 @@ export class Mirror {
   private readonly reconcileRetry: { firstDelayMs: number; maxDelayMs: number };
   private retryDelayMs: number;
   private lastSave = 0;
-  /** REST calls of the catch-up (the shared client, src/client). */
+  /** REST calls of the catch-up (the shared client, src/client: listEvents). */
   private readonly client: ImageStoreClient;
   /** The sequence processed last before the connection was lost: a catch-up replays from there. */
   private resumeAfter: number | undefined;
@@ -244,7 +244,7 @@ export class Mirror {
     let replayed = 0;
     try {
       for (let pages = 0; pages < REPLAY_MAX_PAGES; pages += 1) {
-        const page = await this.client.replayEvents({ after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
+        const page = await this.client.listEvents({ after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
         this.serviceAway = false;
         for (const event of page.events) await this.processEvent(event as unknown as ReceivedEvent);
         replayed += page.events.length;
@@ -290,7 +290,7 @@ export class Mirror {
     const { log } = this.deps;
     try {
       // Every event up to the journal's head is reflected in what the reconcile reads next: a later catch-up starts there.
-      const head = await this.client.replayEvents({ limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
+      const head = await this.client.listEvents({ limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
       const report = await reconcile({ ...this.deps, checkpoint: () => this.saveState(false) });
       if (Number.isSafeInteger(head)) this.deps.state.processedSequence(head);
       this.stats.reconciles++;
