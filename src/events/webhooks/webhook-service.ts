@@ -78,7 +78,8 @@ export class WebhookService {
   ) {
     feed.journal.addFloor(() => {
       let floor = Infinity;
-      for (const endpoint of store.list()) if (endpoint.enabled) floor = Math.min(floor, store.cursor(endpoint.id));
+      // The written cursor: a restart resumes there, so what follows it must still be held.
+      for (const endpoint of store.list()) if (endpoint.enabled) floor = Math.min(floor, store.writtenCursor(endpoint.id));
       return floor;
     });
   }

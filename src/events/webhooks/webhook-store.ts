@@ -39,7 +39,15 @@ export type PublicEndpoint = Omit<WebhookEndpoint, 'secrets' | 'failingSince'> &
  * for a registration survives a crash), and each endpoint's cursor in the journal in a
  * SeqFile of its own (written in place without fsync: losing a move only redelivers).
  */
+/** Cursor moves are written at most this often (in place, no fsync): a write per delivery would queue behind the file I/O of uploads. */
+const CURSOR_WRITE_MS = 100;
+
 export class WebhookStore {
+  /** Cursors moved in memory and not written yet. */
+  private readonly moved = new Map<string, number>();
+  private cursorTimer: NodeJS.Timeout | undefined;
+  private cursorWrite: Promise<void> = Promise.resolve();
+
   private constructor(
     private readonly dir: string,
     private readonly endpoints: Map<string, WebhookEndpoint>,
@@ -78,13 +86,42 @@ export class WebhookStore {
 
   /** The last sequence number handled for the endpoint (delivered or not selected). */
   cursor(id: string): number {
+    return this.moved.get(id) ?? this.cursors.get(id)?.current ?? 0;
+  }
+
+  /** The endpoint's cursor as written: what a restart resumes from (events after it must be kept). */
+  writtenCursor(id: string): number {
     return this.cursors.get(id)?.current ?? 0;
   }
 
-  /** Moves the endpoint's cursor (no fsync: after a crash it may be behind, which redelivers). */
+  /**
+   * Moves the endpoint's cursor. Written within CURSOR_WRITE_MS, without fsync (after a crash it may
+   * be behind, which only redelivers); with `sync`, written and fsynced before resolving.
+   */
   async setCursor(id: string, seq: number, sync = false): Promise<void> {
-    const file = this.cursors.get(id);
-    if (file && file.current !== seq) await file.write(seq, sync);
+    if (!this.cursors.has(id)) return;
+    this.moved.set(id, seq);
+    if (sync) {
+      await this.writeCursors(true);
+      return;
+    }
+    this.cursorTimer ??= setTimeout(() => {
+      this.cursorTimer = undefined;
+      void this.writeCursors(false);
+    }, CURSOR_WRITE_MS);
+  }
+
+  /** Writes the cursors moved since the last write (one write at a time). */
+  private writeCursors(sync: boolean): Promise<void> {
+    this.cursorWrite = this.cursorWrite.then(async () => {
+      const moved = [...this.moved];
+      this.moved.clear();
+      for (const [id, seq] of moved) {
+        const file = this.cursors.get(id);
+        if (file && (file.current !== seq || sync)) await file.write(seq, sync);
+      }
+    }).catch(() => undefined);
+    return this.cursorWrite;
   }
 
   /** Registers an endpoint whose deliveries start after `cursor`; durable when it resolves. */
@@ -108,6 +145,8 @@ export class WebhookStore {
   async delete(id: string): Promise<void> {
     this.get(id);
     this.endpoints.delete(id);
+    this.moved.delete(id);
+    await this.cursorWrite;
     await this.cursors.get(id)?.close();
     this.cursors.delete(id);
     await fs.rm(path.join(this.dir, `${id}.json`), { force: true });
@@ -116,6 +155,9 @@ export class WebhookStore {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.cursorTimer);
+    this.cursorTimer = undefined;
+    await this.writeCursors(true);
     for (const file of this.cursors.values()) await file.close();
   }
 
