@@ -104,7 +104,7 @@ async function consumerMain(spec: string): Promise<void> {
         else latencies.push(Math.max(0, at - ackAt));
       }
     }
-    return { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(Math.max(0, ...latencies)), lost, duplicates: duplicates[kind], receipts: latencies.length };
+    return { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(latencies.reduce((m, v) => Math.max(m, v), 0)), lost, duplicates: duplicates[kind], receipts: latencies.length };
   };
   process.send!({ results: { mqtt: summarise([first.mqtt], 'mqtt'), webhook: summarise([first.webhook], 'webhook'), sse: summarise(streams, 'sse') } } satisfies FromConsumer);
   await client.endAsync();
@@ -182,12 +182,22 @@ async function main(): Promise<void> {
     }
     await Promise.all(pending);
     const achieved = acks.length / ((now() - t0) / 1000);
-    await sleep(5000); // late deliveries (retries) arrive
+    // Every transport gets the time to finish (bounded): the webhook endpoint is done when its cursor reaches the head.
+    const head = Number(((await (await fetch(`${svc.api}/events?limit=1`)).json()) as { head: string }).head);
+    const drainStart = now();
+    while (now() - drainStart < 120_000) {
+      const { webhooks } = (await (await fetch(`${svc.api}/webhooks`)).json()) as { webhooks: Array<{ cursor: string }> };
+      if (Number(webhooks[0].cursor) >= head) break;
+      await sleep(250);
+    }
+    const drainMs = round(now() - drainStart, 0);
+    await sleep(2000);
     const peak = rss.stop();
     consumer.send({ acks } satisfies ToConsumer);
     const [answer] = (await once(consumer, 'message')) as [FromConsumer];
     if (!('results' in answer)) throw new Error('no results');
     console.log(`\nsource ${source}, target ${rate}/s for ${seconds} s, achieved ${round(achieved, 0)}/s (${acks.length} acknowledged, ${failed} failed, ${skipped} not sent: ${inflight} in flight), ${sseClients} SSE clients`);
+    console.log(`webhook endpoint caught up ${drainMs} ms after the last acknowledgement`);
     console.log(`service RSS: ${rssBefore} MiB before, peak ${peak.peakSampleMiB} MiB (growth ${round(peak.peakSampleMiB - rssBefore, 1)} MiB); load after: ${loadAverage()}\n`);
     console.log('| transport | receipts | p50 ms | p99 ms | max ms | lost | duplicates |');
     console.log('|---|---|---|---|---|---|---|');
