@@ -213,6 +213,8 @@ export class Outbox {
     private readonly deliveredFile: SeqFile,
     aborted: Set<number>,
     recent: JournalRecord[],
+    /** Events up to here were not loaded at open: readers get them from the files. */
+    notLoadedThrough: number,
   ) {
     this.maxAdmitted = Math.max(1, Math.floor(options.reserveBytes / 2 / ADMITTED_RECORD_BYTES));
     this.redo = redo;
@@ -221,6 +223,7 @@ export class Outbox {
     this.recent = new RecentRecords(options.recentRecords);
     for (const record of recent.slice(-this.recent.capacity)) this.recent.push(record);
     if (recent.length > this.recent.capacity) this.recent.startAfter(recent[recent.length - this.recent.capacity - 1].seq);
+    this.recent.startAfter(notLoadedThrough);
     this.uncheckpointed = redo.map((r) => r.seq);
     for (const { seq } of redo) this.unapplied.add(seq);
   }
@@ -243,7 +246,8 @@ export class Outbox {
     for (const name of await fs.readdir(dir)) {
       if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
     }
-    const scan = await scanJournal(dir, true);
+    // Segments kept only for replay (delivered and checkpointed) are not parsed: a start must not read the whole retention.
+    const scan = await scanJournal(dir, true, Math.min(watermark, (await SeqFile.read(path.join(dir, CHECKPOINT_FILE)))));
     for (const problem of scan.problems) {
       if (problem.kind === 'torn-record') log.warn(problem, 'event journal: dropped a record torn by a crash');
       else log.error(problem, 'event journal: damaged, events may be lost');
@@ -290,7 +294,7 @@ export class Outbox {
     );
     const outbox = new Outbox(
       dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems, checkpointFile, redo, deliveredFile,
-      aborted, live,
+      aborted, live, scan.skippedThrough,
     );
     await fsyncDir(dir);
     await outbox.deleteDeliveredSegments();
@@ -810,6 +814,8 @@ export interface JournalScan {
   problems: JournalProblem[];
   /** The last segment holds no record (nothing, or only reserve filler). */
   lastIsBlank: boolean;
+  /** Records up to this sequence number were not read (segments below `skipThrough`, but for their abort records). */
+  skippedThrough: number;
 }
 
 /**
@@ -817,7 +823,7 @@ export interface JournalScan {
  * last segment (a crash during an append) is expected: with `repair` it is cut off the file. A
  * record glued after a torn one (written by versions that ignored short writes) is recovered.
  */
-export async function scanJournal(dir: string, repair: boolean): Promise<JournalScan> {
+export async function scanJournal(dir: string, repair: boolean, skipThrough = -Infinity): Promise<JournalScan> {
   const names = await fs.readdir(dir).catch((err: unknown) => {
     if (isErrno(err, 'ENOENT')) return [] as string[];
     throw err;
@@ -829,12 +835,22 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
   const records: StoredRecord[] = [];
   const problems: JournalProblem[] = [];
   let lastIsBlank = false;
+  let skippedThrough = 0;
+  let previousSeq: number | undefined;
   for (const [i, { file }] of segments.entries()) {
     const isLast = i === segments.length - 1;
     const bytes = await fs.readFile(file);
+    if (!isLast && segments[i + 1].firstSeq - 1 <= skipThrough) {
+      // Kept for replay only (delivered and checkpointed): not parsed, but its abort records are needed by readers.
+      for (const match of bytes.toString('latin1').matchAll(ABORT_RECORD)) records.push({ seq: Number(match[1]), aborted: Number(match[2]) });
+      skippedThrough = segments[i + 1].firstSeq - 1;
+      previousSeq = undefined;
+      continue;
+    }
     const parsed = parseSegment(bytes);
     for (const { record, offset } of parsed.records) {
-      const previous = records.at(-1)?.seq;
+      const previous = previousSeq;
+      previousSeq = record.seq;
       if (previous !== undefined && record.seq > previous + 1) {
         const missing = record.seq - previous - 1;
         problems.push({
@@ -868,8 +884,11 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
     }
     if (isLast) lastIsBlank = parsed.records.length === 0 && parsed.damaged.length === 0;
   }
-  return { segments, records, problems, lastIsBlank };
+  return { segments, records, problems, lastIsBlank, skippedThrough };
 }
+
+/** An abort record as `recordLine` writes it. */
+const ABORT_RECORD = /\{"seq":(\d+),"aborted":(\d+)\}/g;
 
 /**
  * The commit records after the checkpoint, not aborted: what the next start redoes. Read

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { buildEvent, type StoreEvent } from '../../src/notifier/events.js';
-import { Outbox } from '../../src/notifier/outbox.js';
+import { Outbox, scanJournal } from '../../src/notifier/outbox.js';
 import { makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
 
 const event = (n: number, album = 'holidays'): StoreEvent =>
@@ -51,6 +51,26 @@ describe('Outbox: sequence, reading by cursor and retention (issue 16)', () => {
     await outbox.close();
     outbox = await Outbox.open(dir, { maxSegmentBytes: 2000, retention: { maxAgeMs: Infinity, maxBytes: Infinity }, recentRecords: 10 });
     expect((await readAll(outbox, 25, 4)).map((e) => e.sequence)).to.deep.equal(all.slice(25).map((e) => e.sequence));
+  });
+
+  it('does not parse the retained history at a start, yet readers get all of it, aborted changes left out', async () => {
+    const keep = { maxSegmentBytes: 1500, retention: { maxAgeMs: Infinity, maxBytes: Infinity }, recentRecords: 5 };
+    outbox = await Outbox.open(dir, keep);
+    const change = (album: string) => ({ kind: 'album-create', album }) as never;
+    for (let i = 1; i <= 30; i += 1) await outbox.append(event(i), true);
+    const undone = (await outbox.append(event(31), true, change('undone')))!;
+    await outbox.abort(undone);
+    for (let i = 32; i <= 50; i += 1) await outbox.append(event(i), true);
+    const last = (await outbox.append(event(51), true, change('kept')))!;
+    outbox.applied(last);
+    await outbox.checkpoint(last);
+    outbox.acknowledge(outbox.lastSeq);
+    const expected = (await readAll(outbox, 0)).map((e) => e.data.image);
+    expect(expected).to.have.length(50).and.not.include('img-31.png');
+    await outbox.close();
+    expect((await scanJournal(dir, false, last)).skippedThrough, 'segments left unparsed').to.be.greaterThan(40);
+    outbox = await Outbox.open(dir, keep);
+    expect((await readAll(outbox, 0, 8)).map((e) => e.data.image)).to.deep.equal(expected);
   });
 
   it('shows a fetch event only once it is fsynced, and never an event of a change not applied yet', async () => {
