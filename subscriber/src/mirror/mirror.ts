@@ -5,8 +5,9 @@ import { ApiClient, UnreachableError, type RetryPolicy } from './api-client.js';
 import { MirrorFs, STATE_FILE_NAME, UnsafeNameError } from './fs-ops.js';
 import { reconcile } from './reconcile.js';
 import { SerialQueue } from './serial-queue.js';
-import { ImageStoreClient } from '../../../src/client/client.js';
 import { ImageStoreError } from '../../../src/client/errors.js';
+import { HttpClient } from '../../../src/client/http.js';
+import { listEvents } from '../../../src/client/replay.js';
 import { MirrorState } from './state.js';
 
 /** The state file is written at most this often while events keep coming (and always when the queue empties). */
@@ -90,8 +91,8 @@ export class Mirror {
   private readonly reconcileRetry: { firstDelayMs: number; maxDelayMs: number };
   private retryDelayMs: number;
   private lastSave = 0;
-  /** REST calls of the catch-up (the shared client, src/client: listEvents). */
-  private readonly client: ImageStoreClient;
+  /** REST calls of the catch-up: the published client's HTTP layer and its listEvents (only these modules: the subscriber starts fast). */
+  private readonly http: HttpClient;
   /** The sequence processed last before the connection was lost: a catch-up replays from there. */
   private resumeAfter: number | undefined;
   private catchUpQueued = false;
@@ -113,7 +114,7 @@ export class Mirror {
       log: options.log,
       inScope: (album) => albums.length === 0 || albums.includes(album),
     };
-    this.client = new ImageStoreClient({ baseUrl: options.apiUrl, apiKey: options.apiKey });
+    this.http = new HttpClient({ baseUrl: options.apiUrl, apiKey: options.apiKey });
   }
 
   /**
@@ -244,7 +245,7 @@ export class Mirror {
     let replayed = 0;
     try {
       for (let pages = 0; pages < REPLAY_MAX_PAGES; pages += 1) {
-        const page = await this.client.listEvents({ after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
+        const page = await listEvents(this.http, { after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
         this.serviceAway = false;
         for (const event of page.events) await this.processEvent(event as unknown as ReceivedEvent);
         replayed += page.events.length;
@@ -290,7 +291,7 @@ export class Mirror {
     const { log } = this.deps;
     try {
       // Every event up to the journal's head is reflected in what the reconcile reads next: a later catch-up starts there.
-      const head = await this.client.listEvents({ limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
+      const head = await listEvents(this.http, { limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
       const report = await reconcile({ ...this.deps, checkpoint: () => this.saveState(false) });
       if (Number.isSafeInteger(head)) this.deps.state.processedSequence(head);
       this.stats.reconciles++;
