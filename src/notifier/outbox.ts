@@ -129,6 +129,8 @@ const DROP_LOG_INTERVAL_MS = 60_000;
  * one, the journal is fsynced this long after (one fsync for all the fetches of the interval).
  */
 const READER_SYNC_MS = 20;
+/** Closed segments kept parsed for readers behind the ring (about 1 MiB of records each). */
+const PARSED_SEGMENTS = 4;
 /** Records a `read` parses from disk at most before it answers (with a cursor to continue). */
 const READ_SCAN_RECORDS = 50_000;
 
@@ -196,6 +198,8 @@ export class Outbox {
   /** The latest events, so that readers following the head never read a file. */
   private readonly recent: RecentRecords;
   private readonly floors: Array<() => number> = [];
+  /** The last closed segments parsed for readers (they never change): readers behind the ring share them. */
+  private readonly parsedSegments = new Map<string, StoredRecord[]>();
 
   private constructor(
     private readonly dir: string,
@@ -398,14 +402,9 @@ export class Outbox {
     while (i > 0 && segments[i].firstSeq > after + 1) i -= 1;
     let scanned = 0;
     for (; i < segments.length; i += 1) {
-      let bytes: Buffer;
-      try {
-        bytes = await fs.readFile(segments[i].file);
-      } catch (err) {
-        if (isErrno(err, 'ENOENT')) return 'pruned';
-        throw err;
-      }
-      for (const { record } of parseSegment(bytes).records) {
+      const records = await this.segmentRecords(segments[i].file, i < segments.length - 1);
+      if (records === undefined) return 'pruned';
+      for (const record of records) {
         if (record.seq <= after || record.event === undefined) continue;
         record.event.sequence = formatSequence(record.seq);
         if (!take(record as JournalRecord)) return 'stopped';
@@ -415,6 +414,25 @@ export class Outbox {
       if (i + 1 < segments.length && this.recent.covers(segments[i + 1].firstSeq - 1)) return 'handoff';
     }
     return 'end';
+  }
+
+  /** The records of a segment file; a closed one is parsed once for all readers (a few kept). undefined: pruned. */
+  private async segmentRecords(file: string, closed: boolean): Promise<StoredRecord[] | undefined> {
+    const cached = this.parsedSegments.get(file);
+    if (cached) return cached;
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(file);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    const records = parseSegment(bytes).records.map((r) => r.record);
+    if (closed && this.segments.some((s) => s.file === file)) {
+      this.parsedSegments.set(file, records);
+      if (this.parsedSegments.size > PARSED_SEGMENTS) this.parsedSegments.delete(this.parsedSegments.keys().next().value!);
+    }
+    return records;
   }
 
   /** The highest sequence number up to which every change is applied (or aborted). */
@@ -800,6 +818,7 @@ export class Outbox {
       const expired = now - (oldest.closedAt ?? now) >= maxAgeMs || !this.reserveReady;
       if (!expired && total <= maxBytes) break;
       this.segments.splice(0, 1);
+      this.parsedSegments.delete(oldest.file);
       total -= oldest.bytes ?? 0;
       await fs.rm(oldest.file, { force: true });
     }
