@@ -18,6 +18,7 @@ import { buildRouter } from './routes/index.js';
 import { readRoutes } from './routes/read-routes.js';
 import { AuthFailures } from './security/auth-failures.js';
 import type { ReadinessChecks } from './routes/health.js';
+import type { RouterDeps } from './routes/index.js';
 
 export interface AppDeps {
   config: Config;
@@ -30,6 +31,7 @@ export interface AppDeps {
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
+  events?: RouterDeps['events'];
 }
 
 /**
@@ -38,7 +40,7 @@ export interface AppDeps {
  * installed when not configured (without CORS every answer still carries the
  * `Vary: Origin` it always had), and the security headers are a ready list.
  */
-export async function buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics }: AppDeps): Promise<Koa> {
+export async function buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics, events }: AppDeps): Promise<Koa> {
   const app = new Koa({ proxy: false });
   // Errors are answered and logged by the front middleware; this only catches what escapes it (none expected).
   app.silent = true;
@@ -57,7 +59,7 @@ export async function buildApp({ config, log, albums, delivery, engine, diffs, i
     // MQTT over WebSocket is served by the embedded broker only.
     asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
   };
-  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs });
+  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs, events });
   app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }

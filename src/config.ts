@@ -46,6 +46,8 @@ export interface Config {
   broker: BrokerLimits;
   /** CloudEvents `source` of every event this node publishes. */
   eventSource: string;
+  /** Events over HTTP: replay, the live stream and webhooks (issue 16). */
+  events: EventsConfig;
   prodMode: boolean;
   logLevel: string;
   limits: {
@@ -128,6 +130,31 @@ export interface Config {
     mqttsPort: number;
     mqttCertFile?: string;
     mqttKeyFile?: string;
+  };
+}
+
+/** Replay, live stream and webhooks. */
+export interface EventsConfig {
+  /** How long delivered events stay in the journal for replay (EVENT_RETENTION: age and/or bytes; Infinity for no bound). */
+  retention: { maxAgeMs: number; maxBytes: number };
+  /** A comment line on every live stream this often, so proxies keep it open (EVENT_STREAM_HEARTBEAT_MS). */
+  heartbeatMs: number;
+  /** Events a live-stream client may fall behind the journal's head before it is told to reconnect (EVENT_STREAM_MAX_LAG). */
+  streamMaxLag: number;
+  webhooks: {
+    /** Hosts (names or IPs) exempt from the SSRF guard (WEBHOOK_ALLOW_HOSTS). */
+    allowHosts: string[];
+    /** Longest wait for a receiver's answer (WEBHOOK_TIMEOUT_MS). */
+    timeoutMs: number;
+    /** Deliveries in flight at once over all endpoints (WEBHOOK_CONCURRENCY). */
+    concurrency: number;
+    /** First retry delay; it doubles (with jitter) up to `retryMaxDelayMs` (WEBHOOK_RETRY_BASE_DELAY_MS). */
+    retryBaseDelayMs: number;
+    retryMaxDelayMs: number;
+    /** An endpoint failing for this long is disabled (WEBHOOK_DISABLE_AFTER). */
+    disableAfterMs: number;
+    /** A rotated secret keeps signing for this long (WEBHOOK_SECRET_GRACE). */
+    secretGraceMs: number;
   };
 }
 
@@ -223,6 +250,33 @@ class EnvReader {
     return value;
   }
 
+  /**
+   * A retention: comma-separated bounds, each a duration (`7d`, `12h`) or a size (`1GiB`, `500MB`);
+   * a bound not given is unlimited; `0` keeps nothing once delivered.
+   */
+  retention(name: string, fallback: { maxAgeMs: number; maxBytes: number }): { maxAgeMs: number; maxBytes: number } {
+    const value = this.raw(name);
+    if (value === undefined) return fallback;
+    if (value === '0') return { maxAgeMs: 0, maxBytes: 0 };
+    const result = { maxAgeMs: Infinity, maxBytes: Infinity };
+    for (const part of value.split(',').map((p) => p.trim())) {
+      const age = /^(\d+)(ms|s|m|h|d)$/.exec(part);
+      const size = /^(\d+)(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/.exec(part);
+      if (age) result.maxAgeMs = Number(age[1]) * DURATION_UNITS_MS[age[2]];
+      else if (size) result.maxBytes = Number(size[1]) * SIZE_UNITS[size[2]];
+      else {
+        this.fail(name, 'an age like 7d or 12h and/or a size like 1GiB or 500MB, comma-separated (or 0)', value);
+        return fallback;
+      }
+    }
+    return result;
+  }
+
+  /** A list of host names or IPs, lower case, IPv6 brackets removed. */
+  hosts(name: string): string[] {
+    return this.string(name, '').split(',').map((h) => h.trim().toLowerCase().replace(/^\[|\]$/g, '')).filter(Boolean);
+  }
+
   /** A duration: an integer with a unit (`ms`, `s`, `m`, `h`, `d`), or seconds without one; returned in ms. */
   duration(name: string, fallbackMs: number, minMs: number, maxMs: number): number {
     const value = this.raw(name);
@@ -260,6 +314,7 @@ class EnvReader {
 const MiB = 1024 * 1024;
 const DAY_MS = 86_400_000;
 const DURATION_UNITS_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY_MS };
+const SIZE_UNITS: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KiB: 1024, MiB: MiB, GiB: 1024 * MiB, TiB: 1024 * 1024 * MiB };
 
 /**
  * libuv pool threads kept from transforms for everything else (file I/O,
@@ -336,6 +391,20 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       authBlockMs: r.int('MQTT_AUTH_BLOCK_MS', 60_000, 100, 86_400_000),
     },
     eventSource: r.string('EVENT_SOURCE', `/imagestore/${node}`),
+    events: {
+      retention: r.retention('EVENT_RETENTION', { maxAgeMs: 7 * DAY_MS, maxBytes: 1024 * MiB }),
+      heartbeatMs: r.int('EVENT_STREAM_HEARTBEAT_MS', 15_000, 100, 600_000),
+      streamMaxLag: r.int('EVENT_STREAM_MAX_LAG', 10_000, 1, 100_000_000),
+      webhooks: {
+        allowHosts: r.hosts('WEBHOOK_ALLOW_HOSTS'),
+        timeoutMs: r.int('WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
+        concurrency: r.int('WEBHOOK_CONCURRENCY', 16, 1, 1024),
+        retryBaseDelayMs: r.int('WEBHOOK_RETRY_BASE_DELAY_MS', 1000, 1, 3_600_000),
+        retryMaxDelayMs: r.duration('WEBHOOK_RETRY_MAX_DELAY', 3_600_000, 1, DAY_MS),
+        disableAfterMs: r.duration('WEBHOOK_DISABLE_AFTER', 5 * DAY_MS, 1000, 365 * DAY_MS),
+        secretGraceMs: r.duration('WEBHOOK_SECRET_GRACE', DAY_MS, 0, 30 * DAY_MS),
+      },
+    },
     prodMode: r.bool('PRODMODE', false),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     limits: {
@@ -374,7 +443,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       retries: r.int('IMPORT_RETRIES', 3, 0, 20),
       retryBaseDelayMs: r.int('IMPORT_RETRY_BASE_DELAY_MS', 500, 0, 600_000),
       maxUrls: r.int('IMPORT_MAX_URLS', 1000, 1, 100_000),
-      allowHosts: r.string('IMPORT_ALLOW_HOSTS', '').split(',').map((h) => h.trim().toLowerCase().replace(/^\[|\]$/g, '')).filter(Boolean),
+      allowHosts: r.hosts('IMPORT_ALLOW_HOSTS'),
     },
     security: {
       apiKeys,

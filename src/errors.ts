@@ -50,6 +50,15 @@ export class UnsupportedMediaTypeError extends AppError {
   readonly code = 'unsupported_media_type';
 }
 
+/**
+ * 410: what was asked for is gone for good, e.g. a replay cursor older than the event retention;
+ * `details` (such as the oldest sequence still held) go into the answer's body.
+ */
+export class GoneError extends AppError {
+  readonly status = 410;
+  readonly code = 'gone';
+}
+
 /** 408: the client was too slow sending its request. */
 export class RequestTimeoutError extends AppError {
   readonly status = 408;

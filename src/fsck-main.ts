@@ -7,7 +7,7 @@ import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
 import { loadToolConfig } from './config.js';
 import { silentLogger } from './logger.js';
-import { changesToRedo, journalProblem, Outbox, scanJournal } from './notifier/outbox.js';
+import { changesToRedo, journalProblem, KEEP_ALL, Outbox, scanJournal } from './notifier/outbox.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
 
@@ -57,7 +57,8 @@ async function main(): Promise<number> {
 
 /** --repair: the changes committed after the last checkpoint are made first, as the service's start makes them. */
 async function redoJournal(layout: Layout): Promise<FsckProblem[]> {
-  const outbox = await Outbox.open(layout.outboxDir);
+  // The service's retention decides what to prune, not fsck.
+  const outbox = await Outbox.open(layout.outboxDir, { retention: KEEP_ALL });
   try {
     return await redoChanges(layout, outbox, silentLogger());
   } finally {

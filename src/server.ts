@@ -33,6 +33,11 @@ import { ImageEngine } from './images/image-engine.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { ImportService } from './imports/import-service.js';
 import { JobStore } from './imports/job-store.js';
+import { EventFeed } from './events/event-feed.js';
+import { EventStreams } from './events/event-streams.js';
+import { WebhookSender } from './events/webhooks/webhook-sender.js';
+import { WebhookService } from './events/webhooks/webhook-service.js';
+import { WebhookStore } from './events/webhooks/webhook-store.js';
 
 /** A running service. */
 export interface RunningService {
@@ -47,6 +52,8 @@ export interface RunningService {
   /** Small files' bytes in memory (HOT_CACHE_BYTES). */
   hot: HotCache;
   imports: ImportService;
+  /** The live event streams (GET /api/v1/events/stream). */
+  eventStreams: EventStreams;
   /** Events not yet delivered. */
   pendingEvents(): number;
   /** Stops taking requests, finishes those in flight, delivers pending events, then closes everything. */
@@ -86,6 +93,8 @@ interface Parts {
   broker: EmbeddedBroker;
   transport: EventTransport;
   dispatcher: Dispatcher;
+  streams: EventStreams;
+  webhooks: WebhookService;
   httpServer: http.Server | https.Server;
 }
 
@@ -118,7 +127,7 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
     // The journal is read before the store: recovery redoes its committed changes. So the data dir is claimed first.
     await fs.mkdir(layout.internalDir, { recursive: true });
     owner = await lockDataDir(layout.ownerFile);
-    const outbox = (parts.outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }) }));
+    const outbox = (parts.outbox = await Outbox.open(layout.outboxDir, { log: log.child({ component: 'outbox' }), retention: config.events.retention }));
     // A checkpoint's fsyncs take at most half of libuv's pool: the rest serves the requests meanwhile.
     const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
     const storeLog = log.child({ component: 'store' });
@@ -179,7 +188,14 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
       cache: () => derivatives.stats(),
       hotCache: () => hot.stats(),
     });
-    const app = await buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics });
+    const feed = new EventFeed(outbox);
+    const streams = (parts.streams = new EventStreams(feed, { heartbeatMs: config.events.heartbeatMs, maxLag: config.events.streamMaxLag }));
+    const hooks = config.events.webhooks;
+    const allowHosts = new Set(hooks.allowHosts);
+    const webhooks = (parts.webhooks = new WebhookService(feed, await WebhookStore.open(layout.webhooksDir), new WebhookSender({ allowHosts, timeoutMs: hooks.timeoutMs }), {
+      ...hooks, allowHosts, source: config.eventSource, log: log.child({ component: 'webhooks' }),
+    }));
+    const app = await buildApp({ config, log, albums, delivery, engine, diffs, imports, readiness, version, metrics, events: { feed, streams, webhooks } });
     const httpServer = (parts.httpServer = createHttpServer(config, app.callback()));
 
     const listen = async (): Promise<RunningService> => {
@@ -188,12 +204,13 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
         const dispatcher = (parts.dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' })));
         dispatcher.start();
         await imports.start();
+        webhooks.start();
         if (broker && config.mqtt.wsPath) broker.attachWebSocket(httpServer, config.mqtt.wsPath, config.security.corsOrigins);
         const port = await listenOn(httpServer, config.http.port, config.http.host, 'PORT');
         const host = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
         return {
           httpUrl: `${config.tls.certFile ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${port}`,
-          metrics, mqttUrl, httpServer, broker, recovery, derivatives, hot, imports,
+          metrics, mqttUrl, httpServer, broker, recovery, derivatives, hot, imports, eventStreams: streams,
           pendingEvents: () => outbox.pendingCount,
           // One deadline for the whole shutdown, whatever clients do (SHUTDOWN_TIMEOUT_MS).
           close: () => close(Date.now() + config.shutdownTimeoutMs),
@@ -274,7 +291,7 @@ export function portProblem(err: unknown, host: string, ports: Array<[variable: 
 
 /**
  * Closes what exists of a service, in order: HTTP (requests in flight finish, within the
- * deadline), import jobs, diff workers, the last checkpoint, event delivery (pending events
+ * deadline), import jobs, diff workers, webhook deliveries, the last checkpoint, event delivery (pending events
  * delivered within the deadline), the broker connection and broker, the journal, then the
  * store and the data dir lock, last, so no other process takes the dir while this one writes.
  * Every part is closed even when one before it fails.
@@ -291,10 +308,13 @@ async function closeParts(parts: Partial<Parts>, owner: DataDirLock | undefined,
       errors.push(Object.assign(err instanceof Error ? err : new Error(String(err)), { step: what }));
     }
   };
-  const { httpServer, imports, diffs, checkpointer, dispatcher, transport, broker, outbox, store } = parts;
+  const { httpServer, imports, diffs, webhooks, streams, checkpointer, dispatcher, transport, broker, outbox, store } = parts;
+  // Live streams never end by themselves: their clients reconnect (to another node, or after the restart).
+  streams?.close();
   await step('HTTP server', httpServer?.listening ? () => closeHttp(httpServer, broker, left()) : undefined);
   await step('import jobs', imports && (() => imports.close()));
   await step('diff workers', diffs && (() => diffs.close()));
+  await step('webhooks', webhooks && (() => webhooks.close()));
   await step('checkpointer', checkpointer && (() => checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'))));
   await step('event delivery', dispatcher && (async () => {
     const drained = await dispatcher.drain(left());

@@ -30,6 +30,8 @@ export class Layout {
   readonly brokerDir: string;
   readonly cacheDir: string;
   readonly importsDir: string;
+  /** Webhook endpoints and their cursors in the event journal. */
+  readonly webhooksDir: string;
   readonly goIndexFile: string;
   readonly formatFile: string;
   readonly ownerFile: string;
@@ -44,6 +46,7 @@ export class Layout {
     this.brokerDir = path.join(this.internalDir, 'broker');
     this.cacheDir = path.join(this.internalDir, 'cache');
     this.importsDir = path.join(this.internalDir, 'imports');
+    this.webhooksDir = path.join(this.internalDir, 'webhooks');
     this.goIndexFile = path.join(root, 'image-info.json');
     this.formatFile = path.join(this.internalDir, 'format.json');
     this.ownerFile = path.join(this.internalDir, 'owner.pid');

@@ -5,6 +5,9 @@ import { HttpClient, type HttpOptions } from './http.js';
 import * as images from './images.js';
 import * as imports from './imports.js';
 import * as service from './service.js';
+import { listEvents, type EventPage, type ReplayOptions } from './replay.js';
+import * as webhooks from './webhooks.js';
+import type { SendResult, Webhook, WebhookDelivery, WebhookInput } from './webhooks.js';
 import type {
   AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ImportJobSummary, ListOptions, MessageResult, Readiness,
   ServiceVersion, SignedUrl, SignUrlOptions,
@@ -42,6 +45,48 @@ export class ImageStoreClient {
     const opts = typeof options === 'string' ? { baseUrl: options } : options;
     this.http = new HttpClient(opts);
     this.mqttUrl = opts.mqttUrl ?? defaultMqttUrl(opts.baseUrl);
+  }
+
+  /** One page of the event journal after a cursor (GET /events); 410 past the retention. */
+  listEvents(options?: ReplayOptions): Promise<EventPage> {
+    return listEvents(this.http, options);
+  }
+
+  /** Registers a webhook endpoint (admin); the secret is in this answer only. */
+  createWebhook(input: WebhookInput & { url: string }, signal?: AbortSignal): Promise<{ webhook: Webhook; secret: string }> {
+    return webhooks.createWebhook(this.http, input, signal);
+  }
+
+  listWebhooks(signal?: AbortSignal): Promise<Webhook[]> {
+    return webhooks.listWebhooks(this.http, signal);
+  }
+
+  getWebhook(id: string, signal?: AbortSignal): Promise<Webhook> {
+    return webhooks.getWebhook(this.http, id, signal);
+  }
+
+  updateWebhook(id: string, input: WebhookInput, signal?: AbortSignal): Promise<Webhook> {
+    return webhooks.updateWebhook(this.http, id, input, signal);
+  }
+
+  deleteWebhook(id: string, signal?: AbortSignal): Promise<{ message: string }> {
+    return webhooks.deleteWebhook(this.http, id, signal);
+  }
+
+  rotateWebhookSecret(id: string, signal?: AbortSignal): Promise<{ secret: string; previousValidUntil: string }> {
+    return webhooks.rotateWebhookSecret(this.http, id, signal);
+  }
+
+  listWebhookDeliveries(id: string, signal?: AbortSignal): Promise<WebhookDelivery[]> {
+    return webhooks.listWebhookDeliveries(this.http, id, signal);
+  }
+
+  pingWebhook(id: string, signal?: AbortSignal): Promise<SendResult> {
+    return webhooks.pingWebhook(this.http, id, signal);
+  }
+
+  redeliverWebhookEvent(id: string, sequence: string, signal?: AbortSignal): Promise<SendResult> {
+    return webhooks.redeliverWebhookEvent(this.http, id, sequence, signal);
   }
 
   /** One page of album names; `details` adds the album objects. */

@@ -61,5 +61,10 @@ export interface StoreEvent {
   datacontenttype: 'application/json';
   /** Request id of the HTTP request that caused the event (CloudEvents extension attribute). */
   reqid?: string;
+  /**
+   * The event's position in the journal (CloudEvents `sequence` extension: a string that orders
+   * lexicographically, so zero-padded decimal); set when the event is journaled, the same on every transport.
+   */
+  sequence?: string;
   data: EventData;
 }

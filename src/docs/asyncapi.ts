@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { buildEvent, EVENT_TYPES, NOTIFIER_TOPIC, type EventData, type EventInput, type EventType, type StoreEvent } from '../notifier/events.js';
+import { buildEvent, EVENT_TYPES, formatSequence, NOTIFIER_TOPIC, type EventData, type EventInput, type EventType, type StoreEvent } from '../notifier/events.js';
 
 const ImageId = z.string().describe('Stable image id (kept across renames)');
 
@@ -56,6 +56,8 @@ export const StoreEventSchema = z.object({
   subject: z.string().describe('Resource path below /api/v1, names URI-encoded: albums/<album>[/images/<image>]'),
   datacontenttype: z.literal('application/json'),
   reqid: z.string().optional().describe('X-Request-Id of the HTTP request that caused the event (CloudEvents extension)'),
+  sequence: z.string().regex(/^\d{16}$/).optional()
+    .describe('Position in the event journal (CloudEvents sequence extension), zero-padded to 16 digits: orders lexicographically; the cursor of GET /api/v1/events and the SSE id'),
   data: EventDataSchema,
 });
 
@@ -127,7 +129,7 @@ const SAMPLES: { [T in EventType]: EventInput & { type: T } } = {
 export function exampleEvent(type: EventType): StoreEvent {
   const index = EVENT_TYPES.indexOf(type);
   const event = buildEvent(SAMPLES[type], '/imagestore/host-1', 'b5e1c0de-4a7f-4c1e-9a53-2f0d7c1e8a01', new Date(Date.UTC(2025, 0, 15, 9, 30, index)));
-  return { ...event, id: `5f0c6d2e-7b1a-4c3e-8d9f-0a1b2c3d4e${String(index).padStart(2, '0')}` };
+  return { ...event, id: `5f0c6d2e-7b1a-4c3e-8d9f-0a1b2c3d4e${String(index).padStart(2, '0')}`, sequence: formatSequence(1000 + index) };
 }
 
 /** `imagestore.album.created` → `albumCreated`: the message's key in the document. */
@@ -162,6 +164,57 @@ function message(type: EventType) {
     examples: [{ name: messageKey(type), summary: `Example ${type} event`, payload: exampleEvent(type) }],
     bindings: { mqtt: { bindingVersion: MQTT_BINDING_VERSION } },
   };
+}
+
+const SSE_DESCRIPTION = `GET /api/v1/events/stream (text/event-stream), read role. Every event of the journal in order,
+as \`id: <sequence>\` \`event: <type>\` \`data: <the CloudEvent on one line>\`, then a blank line. Resume with the
+Last-Event-ID header (EventSource sends it on its own when it reconnects) or \`?after=<sequence>\`; filter with
+\`?type=\` and \`?album=\` (comma-separated). Comment lines (\`: heartbeat\`) come every EVENT_STREAM_HEARTBEAT_MS.
+A client that falls more than EVENT_STREAM_MAX_LAG events behind gets \`event: reconnect\` (data: {"after": cursor})
+and the stream ends; a cursor older than EVENT_RETENTION is answered 410 before the stream starts. Replay pages:
+GET /api/v1/events (OpenAPI).`;
+
+const HTTP_SERVER = {
+  host: '{host}:{port}',
+  protocol: 'http',
+  title: 'The service\'s HTTP port',
+  description: 'Server-Sent Events on the REST API\'s port (https with TLS_CERT_FILE).',
+  variables: { host: { default: 'localhost', description: 'HOST' }, port: { default: '3333', description: 'PORT' } },
+};
+
+/** The structured topic families (topics.ts): which event types each carries. */
+const STRUCTURED: Array<{ key: string; address: string; title: string; family: string; parameters: Record<string, { description: string }> }> = [
+  { key: 'albumEvents', address: 'imagestore/v1/albums/{album}/{action}', title: 'Album events by album', family: 'imagestore.album.',
+    parameters: { album: { description: 'Album name, percent-encoded (encodeURIComponent); the new name after a rename' }, action: { description: 'created, renamed or deleted' } } },
+  { key: 'imageEvents', address: 'imagestore/v1/albums/{album}/images/{image}/{action}', title: 'Image events by album and image', family: 'imagestore.image.',
+    parameters: {
+      album: { description: 'Album name, percent-encoded' }, image: { description: 'Image name, percent-encoded; the new name after a rename' },
+      action: { description: 'created, renamed, deleted or fetched' },
+    } },
+  { key: 'importEvents', address: 'imagestore/v1/albums/{album}/imports/{jobId}/{action}', title: 'Import job events by album and job', family: 'imagestore.import.',
+    parameters: { album: { description: 'Album name, percent-encoded' }, jobId: { description: 'The import job id' }, action: { description: 'created, progress, completed, failed or cancelled' } } },
+];
+
+/** One channel per structured topic family, on the MQTT servers. */
+function structuredChannels(serverNames: string[]): Record<string, unknown> {
+  return Object.fromEntries(STRUCTURED.map(({ key, address, title, family, parameters }) => [key, {
+    address, title,
+    description: 'The same payload and id as on imagestore/notifier, on a topic a subscriber can filter with wildcards (e.g. imagestore/v1/albums/holidays/#).',
+    parameters,
+    servers: serverNames.map((name) => ({ $ref: `#/servers/${name}` })),
+    messages: Object.fromEntries(EVENT_TYPES.filter((t) => t.startsWith(family)).map((t) => [messageKey(t), { $ref: `#/components/messages/${messageKey(t)}` }])),
+    bindings: { mqtt: { bindingVersion: MQTT_BINDING_VERSION } },
+  }]));
+}
+
+function structuredOperations(): Record<string, unknown> {
+  return Object.fromEntries(STRUCTURED.map(({ key, family }) => [`publish${key[0].toUpperCase()}${key.slice(1)}`, {
+    action: 'send',
+    channel: { $ref: `#/channels/${key}` },
+    summary: 'Each event also published here, QoS 1, not retained.',
+    messages: EVENT_TYPES.filter((t) => t.startsWith(family)).map((t) => ({ $ref: `#/channels/${key}/messages/${messageKey(t)}` })),
+    bindings: { mqtt: { qos: 1, retain: false, bindingVersion: MQTT_BINDING_VERSION } },
+  }]));
 }
 
 /** Options of buildAsyncApi. */
@@ -208,7 +261,7 @@ export function buildAsyncApi(version: string, { webSocketPath }: AsyncApiOption
     asyncapi: '3.1.0',
     info: { title: 'imagestore events', version, description: DESCRIPTION },
     defaultContentType: CONTENT_TYPE,
-    servers: serverEntries,
+    servers: { ...serverEntries, http: HTTP_SERVER },
     channels: {
       notifier: {
         address: NOTIFIER_TOPIC,
@@ -218,8 +271,24 @@ export function buildAsyncApi(version: string, { webSocketPath }: AsyncApiOption
         messages: Object.fromEntries(keys.map((key) => [key, { $ref: `#/components/messages/${key}` }])),
         bindings: { mqtt: { bindingVersion: MQTT_BINDING_VERSION } },
       },
+      ...structuredChannels(Object.keys(serverEntries)),
+      eventStream: {
+        address: '/api/v1/events/stream',
+        title: 'Live event stream (Server-Sent Events)',
+        description: SSE_DESCRIPTION,
+        servers: [{ $ref: '#/servers/http' }],
+        messages: Object.fromEntries(keys.map((key) => [key, { $ref: `#/components/messages/${key}` }])),
+      },
     },
     operations: {
+      ...structuredOperations(),
+      streamEvents: {
+        action: 'send',
+        channel: { $ref: '#/channels/eventStream' },
+        title: 'Stream events over HTTP (Server-Sent Events)',
+        summary: 'Each event as `id: <sequence>`, `event: <type>`, `data: <the CloudEvent, one line>`; resumable with Last-Event-ID.',
+        messages: keys.map((key) => ({ $ref: `#/channels/eventStream/messages/${key}` })),
+      },
       publishStoreEvent: {
         action: 'send',
         channel: { $ref: '#/channels/notifier' },

@@ -6,6 +6,13 @@ import {
   TransformQuery,
 } from '../contract/schemas.js';
 
+import { EventsQuery } from '../routes/events.js';
+import {
+  DeliveryListResponse, RedeliverBody, RotatedSecretResponse, SendResultResponse, WebhookCreateBody, WebhookCreatedResponse, WebhookListResponse,
+  WebhookResponse, WebhookUpdateBody,
+} from '../routes/webhooks.js';
+import { StoreEventSchema } from './asyncapi.js';
+
 /** Where docs/events.md is served (linked from the document's description). */
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
@@ -38,6 +45,11 @@ const ERROR_TEXT: Record<number, string> = {
 };
 
 const MALFORMED = 'The HTTP request itself is malformed (a bad request line or header), answered before routing';
+const GONE = 'The cursor is older than the events still held (EVENT_RETENTION): resume from oldestSequence - 1, or reconcile';
+const GoneResponse = ErrorResponse.extend({ oldestSequence: z.string().describe('The oldest sequence still held') });
+const EventPageResponse = z.object({ events: z.array(StoreEventSchema), next: z.string().describe('Cursor of the next page (the same as after when nothing newer is held yet)'),
+  head: z.string().describe('The latest sequence readable when the page was read'),
+});
 
 const LISTING_UNAVAILABLE = 'With details: the server is out of file descriptors; retry after Retry-After (never a partial list)';
 
@@ -79,6 +91,28 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Cancelled (with the first page of its items)', ImportJobResponse], ...errors(404, 503, 507) } },
   { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
     responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 404, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
+  { method: 'get', path: '/api/v1/events', operationId: 'listEvents', summary: 'Replay the event journal in order from a cursor (read role); 410 with oldestSequence when the cursor is older than EVENT_RETENTION', tags: ['events'], query: EventsQuery,
+    responses: { 200: ['Events after the cursor, oldest first, and the cursor of the next page', EventPageResponse], ...errors(400), 410: [GONE, GoneResponse] } },
+  { method: 'get', path: '/api/v1/events/stream', operationId: 'streamEvents', summary: 'Live events as Server-Sent Events (id = sequence, event = type, data = the CloudEvent); resumes with Last-Event-ID or after; heartbeats', tags: ['events'], query: EventsQuery,
+    responses: { 200: ['An endless text/event-stream; `event: reconnect` asks a client that fell too far behind (EVENT_STREAM_MAX_LAG) to reconnect', 'text/event-stream'], ...errors(400), 410: [GONE, GoneResponse] } },
+  { method: 'post', path: '/api/v1/webhooks', operationId: 'createWebhook', summary: 'Register a webhook endpoint (admin role); it gets the events from now on. The secret is in this answer only', tags: ['webhooks'], jsonBody: WebhookCreateBody,
+    responses: { 201: ['Registered; Location names it', WebhookCreatedResponse], ...errors(400, 413, 415) } },
+  { method: 'get', path: '/api/v1/webhooks', operationId: 'listWebhooks', summary: 'List webhook endpoints (admin role), without secrets', tags: ['webhooks'],
+    responses: { 200: ['Endpoints', WebhookListResponse] } },
+  { method: 'get', path: '/api/v1/webhooks/{webhookId}', operationId: 'getWebhook', summary: 'One webhook endpoint (admin role), without its secret', tags: ['webhooks'],
+    responses: { 200: ['The endpoint', WebhookResponse], ...errors(404) } },
+  { method: 'patch', path: '/api/v1/webhooks/{webhookId}', operationId: 'updateWebhook', summary: 'Change url, types, albums or enabled (admin role); enabling resumes from the endpoint\'s cursor', tags: ['webhooks'], jsonBody: WebhookUpdateBody,
+    responses: { 200: ['Changed', WebhookResponse], ...errors(400, 404, 413, 415) } },
+  { method: 'delete', path: '/api/v1/webhooks/{webhookId}', operationId: 'deleteWebhook', summary: 'Delete a webhook endpoint (admin role)', tags: ['webhooks'],
+    responses: { 200: ['Deleted', MessageResponse], ...errors(404) } },
+  { method: 'post', path: '/api/v1/webhooks/{webhookId}/rotate-secret', operationId: 'rotateWebhookSecret', summary: 'New signing secret (shown once); the previous one keeps signing for WEBHOOK_SECRET_GRACE', tags: ['webhooks'],
+    responses: { 200: ['The new secret', RotatedSecretResponse], ...errors(404) } },
+  { method: 'get', path: '/api/v1/webhooks/{webhookId}/deliveries', operationId: 'listWebhookDeliveries', summary: 'Delivery log: status, attempts, latency and last error of the latest attempts (admin role)', tags: ['webhooks'],
+    responses: { 200: ['Attempts, newest first', DeliveryListResponse], ...errors(404) } },
+  { method: 'post', path: '/api/v1/webhooks/{webhookId}/ping', operationId: 'pingWebhook', summary: 'Send a signed test event (imagestore.webhook.test, not journaled) now', tags: ['webhooks'],
+    responses: { 200: ['How the receiver answered', SendResultResponse], ...errors(404) } },
+  { method: 'post', path: '/api/v1/webhooks/{webhookId}/redeliver', operationId: 'redeliverWebhookEvent', summary: 'Send one journaled event to the endpoint again now', tags: ['webhooks'], jsonBody: RedeliverBody,
+    responses: { 200: ['How the receiver answered', SendResultResponse], ...errors(400, 404, 413, 415) } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
@@ -112,6 +146,8 @@ function operationObject(op: OperationDoc) {
   if (op.path.includes('{albumName}')) parameters.push(albumParam);
   if (op.path.includes('{imageName}')) parameters.push(imageParam);
   if (op.path.includes('{jobId}')) parameters.push({ name: 'jobId', in: 'path', required: true, schema: { type: 'string' } });
+  if (op.path.includes('{webhookId}')) parameters.push({ name: 'webhookId', in: 'path', required: true, schema: { type: 'string' } });
+  if (op.operationId === 'streamEvents') parameters.push({ name: 'Last-Event-ID', in: 'header', required: false, description: 'Sent by EventSource on a reconnect: resumes after it (wins over after)', schema: { type: 'string' } });
   if (op.path.includes('{idWithExtension}')) parameters.push({ name: 'idWithExtension', in: 'path', required: true, description: 'Image id, optionally followed by .jpg, .png, .webp, .avif, .gif or .tiff', schema: { type: 'string' } });
   for (const [name, field] of Object.entries(op.query?.shape ?? {})) {
     parameters.push({ name, in: 'query', required: false, description: (field as z.ZodType).description, schema: schema(field as z.ZodType) });
@@ -179,6 +215,8 @@ export function buildOpenApi(version: string, { keys }: OpenApiOptions = { keys:
       { name: 'albums', description: 'Create, list, rename and delete albums' },
       { name: 'images', description: 'Upload, download (as stored or transformed), rename and delete images; by name or by stable id' },
       { name: 'imports', description: 'Background jobs that download images from URLs into an album' },
+      { name: 'events', description: 'The event journal over HTTP: replay and a live stream (docs/events.md)' },
+      { name: 'webhooks', description: 'Endpoints the service POSTs every event to (admin role); see the webhooks section' },
       { name: 'diff', description: 'Pixel comparison of two images' },
       { name: 'security', description: 'Signed URLs that work without a key' },
       { name: 'admin', description: 'Operator tools: data dir check and metrics' },
@@ -186,5 +224,26 @@ export function buildOpenApi(version: string, { keys }: OpenApiOptions = { keys:
       { name: 'docs', description: 'Machine-readable documents and this UI; the UI\'s static files under /swagger/ are not listed' },
     ],
     paths,
+    webhooks: {
+      storeEvent: {
+        post: {
+          summary: 'Every event selected by a registered endpoint, in journal order, at least once',
+          description: 'Standard Webhooks: verify webhook-signature (v1, base64 HMAC-SHA256 of `webhook-id.webhook-timestamp.body` with the whsec_ secret; several space-separated during a rotation) '
+            + 'and dedupe by webhook-id. Any 2xx acknowledges; anything else (or no answer within WEBHOOK_TIMEOUT_MS) is retried with exponential backoff and jitter, honouring Retry-After; '
+            + '410 disables the endpoint; failing for WEBHOOK_DISABLE_AFTER disables it too. Redirects are not followed.',
+          parameters: [
+            { name: 'webhook-id', in: 'header', required: true, description: 'The CloudEvent id: the same on every retry', schema: { type: 'string' } },
+            { name: 'webhook-timestamp', in: 'header', required: true, description: 'Seconds since the epoch when this attempt was signed', schema: { type: 'string' } },
+            { name: 'webhook-signature', in: 'header', required: true, description: 'v1,<base64> (space-separated list)', schema: { type: 'string' } },
+          ],
+          requestBody: { required: true, content: { 'application/cloudevents+json': { schema: schema(StoreEventSchema) } } },
+          responses: {
+            '2XX': { description: 'Acknowledged: the next event follows' },
+            410: { description: 'The endpoint is disabled (PATCH enabled=true resumes from its cursor)' },
+            default: { description: 'Retried later' },
+          },
+        },
+      },
+    },
   };
 }

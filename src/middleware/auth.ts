@@ -10,7 +10,7 @@ const OPEN = [/^\/$/, /^\/(livez|healthz|readyz)$/, /^\/api\/v1\/version$/, /^\/
 
 /**
  * The role an operation needs: reads need `read`, changes `write`; deleting an
- * album, the admin API and /metrics need `admin`. Undefined: open to all.
+ * album, the admin API, webhooks and /metrics need `admin`. Undefined: open to all.
  */
 export function requiredRole(method: string, rawPath: string): Role | undefined {
   // The router matches paths case-insensitively and with trailing slashes, so the rules must too:
@@ -18,6 +18,8 @@ export function requiredRole(method: string, rawPath: string): Role | undefined 
   const path = rawPath.toLowerCase().replace(/(.)\/+$/, '$1');
   if (method === 'OPTIONS' || OPEN.some((re) => re.test(path))) return undefined;
   if (path === '/metrics' || path.startsWith('/api/v1/admin/')) return 'admin';
+  // Webhooks send every event to a URL of the caller's choosing, signed with a secret: admins only, reads too.
+  if (path === '/api/v1/webhooks' || path.startsWith('/api/v1/webhooks/')) return 'admin';
   if (method === 'DELETE' && /^\/api\/v1\/albums\/[^/]+\/?$/.test(path)) return 'admin';
   if (method === 'GET' || method === 'HEAD') return 'read';
   // Signing a URL and comparing two uploaded files store nothing: reading is enough.

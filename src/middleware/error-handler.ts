@@ -58,7 +58,9 @@ export function answerError(ctx: Context, caught: unknown): void {
   ctx.set(err.headers ?? {});
   if (err instanceof AppError && err.retryAfterSeconds !== undefined) ctx.set('Retry-After', String(err.retryAfterSeconds));
   ctx.status = status;
-  ctx.body = toErrorBody(status >= 500 && !(err instanceof AppError) ? 'Internal Server Error' : err.message);
+  const body = toErrorBody(status >= 500 && !(err instanceof AppError) ? 'Internal Server Error' : err.message);
+  // What a client needs to recover (a 410's oldest sequence): only errors that carry details say so.
+  ctx.body = err instanceof AppError && err.details ? { ...body, ...err.details } : body;
 }
 
 function statusOf(err: HttpLikeError): number {

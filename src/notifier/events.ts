@@ -4,6 +4,21 @@ import { EVENT_TYPES, NOTIFIER_TOPIC, type EventData, type EventType, type Impor
 
 export { EVENT_TYPES, NOTIFIER_TOPIC, type EventData, type EventType, type ImportCounts, type StoreEvent };
 
+/** Digits of a `sequence`: 16 orders lexicographically up to 10^16 events. */
+const SEQUENCE_DIGITS = 16;
+
+/** A journal position as the CloudEvents `sequence` string: `42` → `0000000000000042`. */
+export function formatSequence(seq: number): string {
+  return String(seq).padStart(SEQUENCE_DIGITS, '0');
+}
+
+/** A `sequence` (or any decimal form of it) as a number; undefined when it is not one. */
+export function parseSequence(text: string): number | undefined {
+  if (!/^\d{1,16}$/.test(text)) return undefined;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
 /** Describes a change; the service turns it into a StoreEvent with `buildEvent`. */
 export type EventInput =
   | { type: 'imagestore.album.created' | 'imagestore.album.deleted'; album: string }

@@ -8,6 +8,8 @@ import { InsufficientStorageError, isOutOfSpace, ServiceUnavailableError } from 
 import { silentLogger, type Logger } from '../logger.js';
 import { SeqFile } from './seq-file.js';
 import type { FsckProblem } from '../albums/fsck.js';
+import { formatSequence } from './events.js';
+import { RecentRecords } from './recent-records.js';
 
 /**
  * One journaled event and its position in the journal. A change's commit record
@@ -54,7 +56,41 @@ export interface OutboxOptions {
   reserveBytes?: number;
   /** Least time between two attempts to re-create a used reserve (default 1 s). */
   reserveRetryMs?: number;
+  /**
+   * How long delivered events are kept for replay (EVENT_RETENTION): a segment whose events are all
+   * delivered is deleted once it is older than `maxAgeMs` or the journal is larger than `maxBytes`.
+   * Default: deleted as soon as delivered (no replay).
+   */
+  retention?: Retention;
+  /** Delivered segments are pruned this often by age (default 60 s); by size, at every rotation. */
+  pruneIntervalMs?: number;
+  /** Events kept in memory for the readers that follow the head of the journal (default 8192). */
+  recentRecords?: number;
   log?: Logger;
+}
+
+/** How long delivered events are kept (both bounds apply; Infinity for none). */
+export interface Retention {
+  maxAgeMs: number;
+  maxBytes: number;
+}
+
+/** Keeps every delivered event (fsck: it must not prune what the service keeps for replay). */
+export const KEEP_ALL: Retention = { maxAgeMs: Infinity, maxBytes: Infinity };
+
+/** One segment file: its first sequence number, and once closed its size and when it was closed. */
+interface Segment {
+  firstSeq: number;
+  file: string;
+  bytes?: number;
+  closedAt?: number;
+}
+
+/** What `read` found: the events (in order) and the cursor to continue after. */
+export interface JournalPage {
+  records: JournalRecord[];
+  /** Pass as `after` to continue: the last sequence number looked at (not only returned). */
+  next: number;
 }
 
 interface QueuedWrite {
@@ -88,6 +124,16 @@ const ADMITTED_RECORD_BYTES = 8 * 1024;
 const WATERMARK_WRITE_MS = 100;
 /** Dropped fetch events are logged at most once per this interval. */
 const DROP_LOG_INTERVAL_MS = 60_000;
+/**
+ * Fetch events are written without fsync; readers see an event only once it is durable (a crash could
+ * otherwise hand its sequence number to another event after a reader saw it). When a reader waits for
+ * one, the journal is fsynced this long after (one fsync for all the fetches of the interval).
+ */
+const READER_SYNC_MS = 20;
+/** Closed segments kept parsed for readers behind the ring (about 1 MiB of records each). */
+const PARSED_SEGMENTS = 4;
+/** Records a `read` parses from disk at most before it answers (with a cursor to continue). */
+const READ_SCAN_RECORDS = 50_000;
 
 /**
  * The durable event journal. Events are appended to segment files (JSON lines)
@@ -143,13 +189,25 @@ export class Outbox {
   private readonly settleWaiters: Array<{ seq: number; resolve: () => void }> = [];
   /** Commit records the last start found after the checkpoint: recovery redoes them, then calls `applied` (or `abort`). */
   readonly redo: RedoRecord[];
+  /** Every record up to this one is on disk for good (fsynced): readers are shown no later one. */
+  private syncedSeq: number;
+  private syncWanted = false;
+  private syncTimer: NodeJS.Timeout | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
+  /** Commit records that were aborted (rare): readers skip them. */
+  private readonly abortedSeqs: Set<number>;
+  /** The latest events, so that readers following the head never read a file. */
+  private readonly recent: RecentRecords;
+  private readonly floors: Array<() => number> = [];
+  /** The last closed segments parsed for readers (they never change): readers behind the ring share them. */
+  private readonly parsedSegments = new Map<string, StoredRecord[]>();
 
   private constructor(
     private readonly dir: string,
     private readonly pendingRecords: JournalRecord[],
     private nextSeq: number,
     private watermark: number,
-    private readonly segments: Array<{ firstSeq: number; file: string }>,
+    private readonly segments: Segment[],
     private current: FileHandle,
     private reserveReady: boolean,
     private readonly options: Required<OutboxOptions>,
@@ -158,9 +216,19 @@ export class Outbox {
     private readonly checkpointFile: SeqFile,
     redo: RedoRecord[],
     private readonly deliveredFile: SeqFile,
+    aborted: Set<number>,
+    recent: JournalRecord[],
+    /** Events up to here were not loaded at open: readers get them from the files. */
+    notLoadedThrough: number,
   ) {
     this.maxAdmitted = Math.max(1, Math.floor(options.reserveBytes / 2 / ADMITTED_RECORD_BYTES));
     this.redo = redo;
+    this.syncedSeq = nextSeq - 1;
+    this.abortedSeqs = aborted;
+    this.recent = new RecentRecords(options.recentRecords);
+    for (const record of recent.slice(-this.recent.capacity)) this.recent.push(record);
+    if (recent.length > this.recent.capacity) this.recent.startAfter(recent[recent.length - this.recent.capacity - 1].seq);
+    this.recent.startAfter(notLoadedThrough);
     this.uncheckpointed = redo.map((r) => r.seq);
     for (const { seq } of redo) this.unapplied.add(seq);
   }
@@ -172,7 +240,8 @@ export class Outbox {
    */
   static async open(dir: string, options: OutboxOptions = {}): Promise<Outbox> {
     const settings: Required<OutboxOptions> = {
-      maxSegmentBytes: DEFAULT_SEGMENT_BYTES, reserveBytes: DEFAULT_RESERVE_BYTES, reserveRetryMs: 1000, log: silentLogger(), ...options,
+      maxSegmentBytes: DEFAULT_SEGMENT_BYTES, reserveBytes: DEFAULT_RESERVE_BYTES, reserveRetryMs: 1000,
+      retention: { maxAgeMs: 0, maxBytes: 0 }, pruneIntervalMs: 60_000, recentRecords: 8192, log: silentLogger(), ...options,
     };
     const { log } = settings;
     await fs.mkdir(dir, { recursive: true });
@@ -182,7 +251,8 @@ export class Outbox {
     for (const name of await fs.readdir(dir)) {
       if (name.startsWith(TEMP_PREFIX)) await fs.rm(path.join(dir, name), { force: true });
     }
-    const scan = await scanJournal(dir, true);
+    // Segments kept only for replay (delivered and checkpointed) are not parsed: a start must not read the whole retention.
+    const scan = await scanJournal(dir, true, Math.min(watermark, (await SeqFile.read(path.join(dir, CHECKPOINT_FILE)))));
     for (const problem of scan.problems) {
       if (problem.kind === 'torn-record') log.warn(problem, 'event journal: dropped a record torn by a crash');
       else log.error(problem, 'event journal: damaged, events may be lost');
@@ -191,10 +261,17 @@ export class Outbox {
     const checkpoint = checkpointFile.current;
     const aborted = new Set(scan.records.flatMap((r) => (r.aborted === undefined ? [] : [r.aborted])));
     const live = scan.records.filter((r): r is JournalRecord => r.event !== undefined && !aborted.has(r.seq));
+    // Journals written before events carried their sequence number.
+    for (const r of live) r.event.sequence = formatSequence(r.seq);
     const pending = live.filter((r) => r.seq > watermark);
     const redo = live.filter((r) => r.change !== undefined && r.seq > checkpoint).map((r) => ({ seq: r.seq, change: r.change! }));
     const lastSeq = scan.records.reduce((max, r) => Math.max(max, r.seq), Math.max(watermark, checkpoint));
-    const { segments } = scan;
+    const segments: Segment[] = scan.segments;
+    await Promise.all(segments.map(async (segment) => {
+      const stat = await fs.stat(segment.file);
+      segment.bytes = stat.size;
+      segment.closedAt = stat.mtimeMs;
+    }));
     // Never append after a possibly torn last line: every start opens a fresh segment, or reuses the
     // last one if it holds nothing. A fresh one needs a name not taken yet: the last rotation (or start) may
     // have named a file lastSeq + 1 already, and two entries for one file made it look delivered.
@@ -204,6 +281,8 @@ export class Outbox {
     if (last && scan.lastIsBlank) {
       firstSeq = Math.max(lastSeq + 1, last.firstSeq);
       file = last.file;
+      last.bytes = undefined;
+      last.closedAt = undefined;
     } else {
       firstSeq = Math.max(lastSeq, last?.firstSeq ?? 0) + 1;
       file = segmentPath(dir, firstSeq);
@@ -218,9 +297,16 @@ export class Outbox {
         return false;
       },
     );
-    const outbox = new Outbox(dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems, checkpointFile, redo, deliveredFile);
+    const outbox = new Outbox(
+      dir, pending, firstSeq, watermark, segments, current, reserveReady, settings, scan.problems, checkpointFile, redo, deliveredFile,
+      aborted, live, scan.skippedThrough,
+    );
     await fsyncDir(dir);
     await outbox.deleteDeliveredSegments();
+    if (Number.isFinite(settings.retention.maxAgeMs) && settings.retention.maxAgeMs > 0) {
+      outbox.pruneTimer = setInterval(() => outbox.prune(), settings.pruneIntervalMs);
+      outbox.pruneTimer.unref();
+    }
     return outbox;
   }
 
@@ -248,6 +334,106 @@ export class Outbox {
   /** Sequence number of the last record written (0 for none). */
   get lastSeq(): number {
     return this.nextSeq - 1;
+  }
+
+  /**
+   * The last sequence number readers may see: every event up to it is durable and announces a
+   * change already visible. Asks for an fsync when fetch events wait for one (readers are told
+   * through `onAppend` when it moves).
+   */
+  readableThrough(): number {
+    if (this.syncedSeq < this.nextSeq - 1) this.requestSync();
+    return Math.min(this.syncedSeq, this.settledSeq);
+  }
+
+  /** The oldest sequence number still held: a reader may resume from `oldestSeq - 1` or later. */
+  get oldestSeq(): number {
+    return this.segments[0].firstSeq;
+  }
+
+  /**
+   * Adds a reader whose progress holds events back from pruning (a webhook endpoint's cursor):
+   * no event after `floor()` is deleted, even past the retention.
+   */
+  addFloor(floor: () => number): void {
+    this.floors.push(floor);
+  }
+
+  /**
+   * Events after `after`, oldest first, at most `limit` of those `filter` accepts, up to
+   * `readableThrough()`. Recent events come from memory, older ones from the segment files (at
+   * most READ_SCAN_RECORDS parsed per call: `next` then says where to continue).
+   * @returns undefined when `after` is older than the journal holds (pruned): see `oldestSeq`
+   */
+  async read(after: number, limit: number, filter: (event: StoreEvent) => boolean = () => true): Promise<JournalPage | undefined> {
+    const through = this.readableThrough();
+    if (after < this.oldestSeq - 1) return undefined;
+    const records: JournalRecord[] = [];
+    let next = Math.max(after, 0);
+    let full = false;
+    const take = (record: JournalRecord): boolean => {
+      if (record.seq > through) return false;
+      if (records.length >= limit) {
+        full = true;
+        return false;
+      }
+      next = record.seq;
+      if (!this.abortedSeqs.has(record.seq) && filter(record.event)) records.push(record);
+      return true;
+    };
+    if (!this.recent.covers(next)) {
+      const outcome = await this.readSegments(next, take);
+      if (outcome === 'pruned') return after < this.oldestSeq - 1 ? undefined : { records, next };
+      if (outcome === 'budget' || full) return { records, next };
+      if (outcome === 'end' || !this.recent.covers(next)) return { records, next: Math.max(next, through) };
+    }
+    for (const record of this.recent.after(next)) if (!take(record)) break;
+    // Every record up to the horizon was looked at: what is left below it (abort records) is passed.
+    return { records, next: full ? next : Math.max(next, through) };
+  }
+
+  /**
+   * Feeds the records of the segment files after `after` to `take` until it says stop.
+   * @returns `stopped` by `take`; `end` of the journal; `handoff`: the rest is in memory (`recent`);
+   *          `budget`: READ_SCAN_RECORDS parsed; `pruned`: a segment was deleted meanwhile
+   */
+  private async readSegments(after: number, take: (record: JournalRecord) => boolean): Promise<'stopped' | 'end' | 'handoff' | 'budget' | 'pruned'> {
+    const segments = this.segments.slice();
+    let i = segments.length - 1;
+    while (i > 0 && segments[i].firstSeq > after + 1) i -= 1;
+    let scanned = 0;
+    for (; i < segments.length; i += 1) {
+      const records = await this.segmentRecords(segments[i].file, i < segments.length - 1);
+      if (records === undefined) return 'pruned';
+      for (const record of records) {
+        if (record.seq <= after || record.event === undefined) continue;
+        record.event.sequence = formatSequence(record.seq);
+        if (!take(record as JournalRecord)) return 'stopped';
+        scanned += 1;
+      }
+      if (scanned >= READ_SCAN_RECORDS) return 'budget';
+      if (i + 1 < segments.length && this.recent.covers(segments[i + 1].firstSeq - 1)) return 'handoff';
+    }
+    return 'end';
+  }
+
+  /** The records of a segment file; a closed one is parsed once for all readers (a few kept). undefined: pruned. */
+  private async segmentRecords(file: string, closed: boolean): Promise<StoredRecord[] | undefined> {
+    const cached = this.parsedSegments.get(file);
+    if (cached) return cached;
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(file);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    }
+    const records = parseSegment(bytes).records.map((r) => r.record);
+    if (closed && this.segments.some((s) => s.file === file)) {
+      this.parsedSegments.set(file, records);
+      if (this.parsedSegments.size > PARSED_SEGMENTS) this.parsedSegments.delete(this.parsedSegments.keys().next().value!);
+    }
+    return records;
   }
 
   /** The highest sequence number up to which every change is applied (or aborted). */
@@ -296,6 +482,7 @@ export class Outbox {
       this.flushing ??= this.flush();
     });
     this.unapplied.delete(seq);
+    this.abortedSeqs.add(seq);
     const i = this.pendingRecords.findIndex((r) => r.seq === seq);
     if (i !== -1) this.pendingRecords.splice(i, 1);
     const j = this.uncheckpointed.indexOf(seq);
@@ -379,6 +566,9 @@ export class Outbox {
 
   /** Waits for queued writes, then closes the journal file. */
   async close(): Promise<void> {
+    clearInterval(this.pruneTimer);
+    clearTimeout(this.syncTimer);
+    this.syncWanted = false;
     while (this.flushing) await this.flushing;
     clearTimeout(this.watermarkTimer);
     this.watermarkTimer = undefined;
@@ -402,7 +592,11 @@ export class Outbox {
     try {
       // Appends made in this turn of the event loop (requests answered together) join the first batch.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 || this.syncWanted) {
+        if (this.queue.length === 0) {
+          await this.syncForReaders();
+          continue;
+        }
         await this.writeBatch(this.queue.splice(0, this.queue.length));
         // A failed rotation is retried after the next batch; appends keep going to the current segment.
         // Degraded, the current segment is the reserve: fill its preallocated space first.
@@ -420,7 +614,7 @@ export class Outbox {
       // Each event is serialised once: the journal line is built around its JSON, which the broker gets too.
       const records: Array<StoredRecord & { payload?: string }> = writes.map((w, i) =>
         w.aborted === undefined
-          ? { seq: this.nextSeq + i, event: w.event, change: w.change, payload: JSON.stringify(w.event) }
+          ? { seq: this.nextSeq + i, event: w.event, change: w.change, payload: JSON.stringify(withSequence(w.event!, this.nextSeq + i)) }
           : { seq: this.nextSeq + i, aborted: w.aborted });
       const data = Buffer.from(records.map(recordLine).join(''));
       try {
@@ -449,10 +643,12 @@ export class Outbox {
       }
       this.nextSeq += records.length;
       this.end += data.length;
+      if (writes.some((w) => w.durable)) this.syncedSeq = this.nextSeq - 1;
       // One writer, FIFO queue: pushing keeps the lists sorted by sequence number.
       for (const record of records) {
         if (record.event === undefined) continue;
         this.pendingRecords.push(record as JournalRecord);
+        this.recent.push(record as JournalRecord);
         if (record.change === undefined) continue;
         this.unapplied.add(record.seq);
         this.uncheckpointed.push(record.seq);
@@ -462,6 +658,38 @@ export class Outbox {
       this.notify();
       return;
     }
+  }
+
+  /** Fetch events wait for an fsync before readers see them: one, shortly, for all that come meanwhile. */
+  private requestSync(): void {
+    if (this.syncTimer || this.syncWanted) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.syncWanted = true;
+      this.flushing ??= this.flush();
+    }, READER_SYNC_MS);
+    this.syncTimer.unref();
+  }
+
+  private async syncForReaders(): Promise<void> {
+    this.syncWanted = false;
+    const through = this.nextSeq - 1;
+    if (through <= this.syncedSeq) return;
+    try {
+      await this.current.datasync();
+    } catch (err) {
+      this.options.log.error({ err }, 'event journal: fsync for readers failed; retried when a reader asks');
+      return;
+    }
+    this.syncedSeq = Math.max(this.syncedSeq, through);
+    this.notify();
+  }
+
+  /** Deletes the segments the retention no longer keeps (off the request path: a timer, or after a rotation). */
+  prune(): void {
+    this.watermarkWrite = this.watermarkWrite.then(() => this.deleteDeliveredSegments()).catch((err: unknown) => {
+      this.options.log.error({ err }, 'event journal: pruning failed; retried at the next prune');
+    });
   }
 
   /** Cuts a failed write off the current segment, so the next record never follows half of one. */
@@ -492,6 +720,7 @@ export class Outbox {
       { reserveBytes: this.options.reserveBytes },
       'disk full: the event journal writes into its reserve; changes are refused (507) and fetch events dropped until space is freed',
     );
+    this.prune();
   }
 
   /** Writes the reserve again if the disk has room (at most once per reserveRetryMs); changes are then admitted again. */
@@ -531,22 +760,30 @@ export class Outbox {
     // rotation filled it): a new segment would reuse its file name. Rotate after the next append.
     if (this.segments[this.segments.length - 1].firstSeq === this.nextSeq) return;
     await this.current.datasync();
+    this.syncedSeq = this.nextSeq - 1;
     const file = segmentPath(this.dir, this.nextSeq);
     const next = await fs.open(file, 'w');
     const previous = this.current;
     this.current = next;
+    const closing = this.segments[this.segments.length - 1];
+    closing.bytes = this.end;
+    closing.closedAt = Date.now();
     this.segments.push({ firstSeq: this.nextSeq, file });
     this.end = 0;
     await previous.close();
     await fsyncDir(this.dir);
+    if (Number.isFinite(this.options.retention.maxBytes)) this.prune();
   }
 
   /**
-   * Records up to this sequence number are needed no more: their events are delivered and their
-   * changes checkpointed (issue 16's retention belongs here too).
+   * Records up to this sequence number are needed no more: their events are delivered, their
+   * changes checkpointed, and every reader with a floor (webhook endpoints) is past them. Whether
+   * they are deleted then is the retention's call (`deleteDeliveredSegments`).
    */
   private deletableThrough(): number {
-    return Math.min(this.watermark, (this.uncheckpointed[0] ?? Infinity) - 1);
+    let through = Math.min(this.watermark, (this.uncheckpointed[0] ?? Infinity) - 1);
+    for (const floor of this.floors) through = Math.min(through, floor());
+    return through;
   }
 
   private notify(): void {
@@ -565,24 +802,40 @@ export class Outbox {
     }
   }
 
+  /**
+   * Deletes the oldest segments that are no longer needed and that the retention lets go: closed
+   * longer ago than `maxAgeMs`, or while the journal is larger than `maxBytes`, or any while the disk is full.
+   */
   private async deleteDeliveredSegments(): Promise<void> {
     // A segment holds seqs up to the next segment's first seq; the open one is never deleted.
     const through = this.deletableThrough();
+    const { maxAgeMs, maxBytes } = this.options.retention;
+    let total = this.end;
+    for (const segment of this.segments) total += segment.bytes ?? 0;
+    const now = Date.now();
     while (this.segments.length > 1 && this.segments[1].firstSeq - 1 <= through) {
-      const [done] = this.segments.splice(0, 1);
-      await fs.rm(done.file, { force: true });
+      const oldest = this.segments[0];
+      // A full disk comes before history: delivered events are let go to make room for changes.
+      const expired = now - (oldest.closedAt ?? now) >= maxAgeMs || !this.reserveReady;
+      if (!expired && total <= maxBytes) break;
+      this.segments.splice(0, 1);
+      this.parsedSegments.delete(oldest.file);
+      total -= oldest.bytes ?? 0;
+      await fs.rm(oldest.file, { force: true });
     }
   }
 }
 
 /** What `scanJournal` read. */
 export interface JournalScan {
-  segments: Array<{ firstSeq: number; file: string }>;
+  segments: Segment[];
   /** Every whole record (events, commit records and abort records), in journal order. */
   records: StoredRecord[];
   problems: JournalProblem[];
   /** The last segment holds no record (nothing, or only reserve filler). */
   lastIsBlank: boolean;
+  /** Records up to this sequence number were not read (segments below `skipThrough`, but for their abort records). */
+  skippedThrough: number;
 }
 
 /**
@@ -590,7 +843,7 @@ export interface JournalScan {
  * last segment (a crash during an append) is expected: with `repair` it is cut off the file. A
  * record glued after a torn one (written by versions that ignored short writes) is recovered.
  */
-export async function scanJournal(dir: string, repair: boolean): Promise<JournalScan> {
+export async function scanJournal(dir: string, repair: boolean, skipThrough = -Infinity): Promise<JournalScan> {
   const names = await fs.readdir(dir).catch((err: unknown) => {
     if (isErrno(err, 'ENOENT')) return [] as string[];
     throw err;
@@ -602,12 +855,22 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
   const records: StoredRecord[] = [];
   const problems: JournalProblem[] = [];
   let lastIsBlank = false;
+  let skippedThrough = 0;
+  let previousSeq: number | undefined;
   for (const [i, { file }] of segments.entries()) {
     const isLast = i === segments.length - 1;
     const bytes = await fs.readFile(file);
+    if (!isLast && segments[i + 1].firstSeq - 1 <= skipThrough) {
+      // Kept for replay only (delivered and checkpointed): not parsed, but its abort records are needed by readers.
+      for (const match of bytes.toString('latin1').matchAll(ABORT_RECORD)) records.push({ seq: Number(match[1]), aborted: Number(match[2]) });
+      skippedThrough = segments[i + 1].firstSeq - 1;
+      previousSeq = undefined;
+      continue;
+    }
     const parsed = parseSegment(bytes);
     for (const { record, offset } of parsed.records) {
-      const previous = records.at(-1)?.seq;
+      const previous = previousSeq;
+      previousSeq = record.seq;
       if (previous !== undefined && record.seq > previous + 1) {
         const missing = record.seq - previous - 1;
         problems.push({
@@ -641,8 +904,11 @@ export async function scanJournal(dir: string, repair: boolean): Promise<Journal
     }
     if (isLast) lastIsBlank = parsed.records.length === 0 && parsed.damaged.length === 0;
   }
-  return { segments, records, problems, lastIsBlank };
+  return { segments, records, problems, lastIsBlank, skippedThrough };
 }
+
+/** An abort record as `recordLine` writes it. */
+const ABORT_RECORD = /\{"seq":(\d+),"aborted":(\d+)\}/g;
 
 /**
  * The commit records after the checkpoint, not aborted: what the next start redoes. Read
@@ -752,6 +1018,12 @@ async function createReserve(dir: string, bytes: number): Promise<void> {
   if (free < bytes) throw Object.assign(new Error('ENOSPC: no room for the event journal reserve'), { code: 'ENOSPC' });
   await writeFileAtomic(file, Buffer.alloc(bytes, FILLER), dir);
   await fsyncDir(dir);
+}
+
+/** The event with its journal position as the CloudEvents `sequence` attribute (set on the object itself). */
+function withSequence(event: StoreEvent, seq: number): StoreEvent {
+  event.sequence = formatSequence(seq);
+  return event;
 }
 
 function segmentPath(dir: string, firstSeq: number): string {

@@ -15,6 +15,11 @@ import { healthRoutes, type ReadinessChecks } from './health.js';
 import { HOME_PATH, homeRoutes } from './home.js';
 import { imageRoutes } from './images.js';
 import { ListingCache } from './listing-cache.js';
+import { eventRoutes } from './events.js';
+import type { EventFeed } from '../events/event-feed.js';
+import type { EventStreams } from '../events/event-streams.js';
+import type { WebhookService } from '../events/webhooks/webhook-service.js';
+import { webhookRoutes } from './webhooks.js';
 
 export interface RouterDeps {
   config: Config;
@@ -27,6 +32,8 @@ export interface RouterDeps {
   imports: ImportService;
   readiness: ReadinessChecks;
   metrics: Metrics;
+  /** Events over HTTP (replay, live stream); absent: no such routes. */
+  events?: { feed: EventFeed; streams: EventStreams; webhooks: WebhookService };
   /** The service's version, for /livez and /api/v1/version. */
   version: string;
   /** The OpenAPI and AsyncAPI documents served at /openapi.json and /asyncapi.json (none with PRODMODE). */
@@ -34,7 +41,7 @@ export interface RouterDeps {
 }
 
 /** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs: documents }: RouterDeps): Router {
+export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs: documents, events }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -51,6 +58,12 @@ export function buildRouter({ config, albums, delivery, engine, diffs, imports, 
   api.use(diffRouter.routes(), diffRouter.allowedMethods());
   const importRouter = importRoutes({ imports, maxJsonBytes: limits.maxJsonBytes, maxUrls: config.imports.maxUrls });
   api.use(importRouter.routes(), importRouter.allowedMethods());
+  if (events) {
+    const eventRouter = eventRoutes(events);
+    api.use(eventRouter.routes(), eventRouter.allowedMethods());
+    const hooks = webhookRoutes({ webhooks: events.webhooks, maxJsonBytes: limits.maxJsonBytes });
+    api.use(hooks.routes(), hooks.allowedMethods());
+  }
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());

@@ -13,6 +13,8 @@ export interface ReceivedEvent {
   time: string;
   subject?: string;
   reqid?: string;
+  /** Position in the service's journal (CloudEvents sequence extension). */
+  sequence?: string;
   data: EventData;
   [attribute: string]: unknown;
 }

@@ -16,6 +16,8 @@ export interface EventSink {
    * change from then on comes as an event, so a listing read now misses nothing.
    */
   onSubscribed(): void;
+  /** Called when the connection is lost: events may be missed until `onSubscribed`. */
+  onDisconnected?(): void;
   /** Called with every event that passed the filters, in arrival order. */
   push(event: ReceivedEvent): void;
   close(): Promise<void>;
@@ -72,6 +74,7 @@ export function startSubscriber({ config, log, write, sink, connect = mqtt.conne
   });
   client.on('reconnect', () => log.info(where, 'reconnecting'));
   client.on('offline', () => log.warn(where, 'offline'));
+  client.on('close', () => sink?.onDisconnected?.());
   client.on('error', (err) => {
     if (err.message === lastError) return;
     lastError = err.message;

@@ -1,7 +1,9 @@
 import { expect } from 'chai';
 import path from 'node:path';
 import { buildEvent, NOTIFIER_TOPIC } from '../../src/notifier/events.js';
+import { defaultConfig } from '../../src/config.js';
 import { startTestService, type TestService } from '../../test/helpers/service.js';
+import { waitFor } from '../../test/helpers/wait-for.js';
 import { makeTmpDir, removeDir } from '../../test/helpers/tmp-dir.js';
 import { publish, startTestBroker, type TestBroker } from './helpers.js';
 import {
@@ -71,7 +73,64 @@ describe('subscriber mirror mode through outages (service restarts, broker and A
     await converged(svc);
     await m.idle();
     expect(await mirrorSnapshot(dir)).to.deep.equal(await downloadedSnapshot(svc.service.httpUrl));
-    expect((await m.waitForLog('reconciled', 3)).length).to.be.at.least(3);
+    // Once at start-up; after each outage it caught up by replay (or reconciled).
+    expect((await m.waitForLog('reconciled')).length + m.logs.filter((l) => l.msg === 'caught up by replay').length).to.be.at.least(3);
+  });
+
+  it('catches up by replay after an outage (GET /events?after=), without a reconcile, while the journal covers its cursor', async () => {
+    const fixed = await fixedPorts();
+    svc = await startTestService({ config: fixed });
+    const dataDir = svc.dataDir;
+    const api = () => storeApi(svc!.http);
+    const m = await mirrorOf(svc);
+    await api().createAlbum('replayed');
+    await api().upload('replayed', 'a.png', await png(40));
+    await converged(svc);
+    await m.idle();
+    const reconciles = m.mirror.stats.reconciles;
+
+    await svc.stop();
+    await m.waitForLog('offline');
+    const elsewhere = await startTestService({ dataDir });
+    await storeApi(elsewhere.http).upload('replayed', 'b.png', await png(41));
+    await storeApi(elsewhere.http).deleteImage('replayed', 'a.png');
+    await elsewhere.stop();
+
+    svc = await startTestService({ dataDir, config: fixed });
+    await converged(svc);
+    const [caughtUp] = await m.waitForLog('caught up by replay');
+    expect(caughtUp.replayed).to.be.at.least(2);
+    await m.idle();
+    expect(m.mirror.stats.reconciles, 'no reconcile after the outage').to.equal(reconciles);
+    expect(await mirrorSnapshot(dir)).to.deep.equal(await downloadedSnapshot(svc.service.httpUrl));
+  });
+
+  it('reconciles when the journal no longer covers its cursor (410 past EVENT_RETENTION)', async () => {
+    const base = await fixedPorts();
+    const noRetention = { ...base, events: { ...defaultConfig().events, retention: { maxAgeMs: 0, maxBytes: 0 } } };
+    svc = await startTestService({ config: noRetention });
+    const dataDir = svc.dataDir;
+    const m = await mirrorOf(svc);
+    await storeApi(svc.http).createAlbum('pruned');
+    await storeApi(svc.http).upload('pruned', 'a.png', await png(42));
+    await converged(svc);
+    await m.idle();
+
+    await svc.stop();
+    await m.waitForLog('offline');
+    // Delivered to a broker nobody listens on, and kept for no time: pruned at the next start.
+    const elsewhere = await startTestService({ dataDir, config: { events: noRetention.events } });
+    await storeApi(elsewhere.http).upload('pruned', 'b.png', await png(43));
+    await storeApi(elsewhere.http).deleteImage('pruned', 'a.png');
+    await waitFor('delivered', () => elsewhere.service.pendingEvents() === 0);
+    await elsewhere.stop();
+
+    svc = await startTestService({ dataDir, config: noRetention });
+    await m.waitForLog('catch-up by replay not possible; reconciling instead');
+    await converged(svc);
+    await m.idle();
+    expect(m.mirror.stats.reconciles).to.be.at.least(2);
+    expect(await mirrorSnapshot(dir)).to.deep.equal(await downloadedSnapshot(svc.service.httpUrl));
   });
 
   it('keeps retrying while the service is unreachable at start, then converges', async () => {

@@ -16,12 +16,15 @@ import { makePng } from '../helpers/images.js';
 import { waitFor } from '../helpers/wait-for.js';
 import { recordEvents } from '../helpers/mqtt.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+import type { EventFeed } from '../../src/events/event-feed.js';
+import type { EventStreams } from '../../src/events/event-streams.js';
+import type { WebhookService } from '../../src/events/webhooks/webhook-service.js';
 
 interface Operation {
   operationId: string;
   parameters?: Array<{ name: string; in: string }>;
   requestBody?: { content: Record<string, unknown> };
-  responses: Record<string, { description?: string }>;
+  responses: Record<string, { description?: string; content?: Record<string, unknown> }>;
 }
 interface OpenApiDoc {
   openapi: string;
@@ -54,7 +57,11 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, engine: {} as ImageEngine, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, metrics: {} as Metrics, version: '0.0.0', docs: { openApi: {}, asyncApi: {} } });
+  const router = buildRouter({
+    config, albums: {} as AlbumService, delivery: {} as ImageDelivery, engine: {} as ImageEngine, diffs: {} as DiffPool, imports: {} as ImportService,
+    readiness: {} as ReadinessChecks, metrics: {} as Metrics, version: '0.0.0', docs: { openApi: {}, asyncApi: {} },
+    events: { feed: {} as EventFeed, streams: {} as EventStreams, webhooks: {} as WebhookService },
+  });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());
@@ -163,6 +170,12 @@ describe('API documents (OpenAPI and AsyncAPI)', () => {
     it('answers each documented operation over HTTP with one of its documented statuses, never a router miss', async () => {
       for (const [name, op] of documentedOperations(openApi)) {
         const [method, path] = name.split(' ');
+        // An endless stream: probed with a malformed cursor, which is refused before the stream starts.
+        if (op.responses['200']?.content?.['text/event-stream']) {
+          const res = await svc.http.get(`${path}?after=notanumber`);
+          expect(Object.keys(op.responses), `${name}: answered ${res.status}`).to.include(String(res.status));
+          continue;
+        }
         // Names that do not exist: no operation changes anything, yet each reaches its handler.
         const url = toRouterPath(path).replace(/:(\w+)/g, 'docs-probe-missing');
         let req = svc.http[method as 'get'](url);

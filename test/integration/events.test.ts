@@ -54,7 +54,7 @@ describe('events: one CloudEvent on imagestore/notifier per successful change (r
   function expectEnvelope(event: Received, res: Response, type: string, subject: string, startedAt: number): Received {
     expect(event.topic).to.equal('imagestore/notifier');
     expect(Object.keys(event).sort()).to.deep.equal(
-      ['data', 'datacontenttype', 'id', 'reqid', 'source', 'specversion', 'subject', 'time', 'topic', 'type'],
+      ['data', 'datacontenttype', 'id', 'reqid', 'sequence', 'source', 'specversion', 'subject', 'time', 'topic', 'type'],
     );
     expect(event.specversion).to.equal('1.0');
     expect(event.id).to.match(UUID);

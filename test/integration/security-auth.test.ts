@@ -48,7 +48,8 @@ async function startWithEnv(env: Record<string, string>): Promise<TestService> {
 /**
  * The role each operation needs, written out here independently of
  * middleware/auth.ts: health and docs are open; deleting an album, fsck and
- * /metrics need admin; making a signed URL and comparing two uploads (nothing
+ * /metrics and every webhook operation (they send events to a URL of the caller's
+ * choosing) need admin; making a signed URL and comparing two uploads (nothing
  * stored) need read; any other GET needs
  * read and any other change needs write. A new operation in OPERATIONS is
  * checked by the general rule without editing this file.
@@ -56,6 +57,7 @@ async function startWithEnv(env: Record<string, string>): Promise<TestService> {
 function neededRole(op: OperationDoc): Role | 'open' {
   if (op.tags.includes('health') || op.tags.includes('docs')) return 'open';
   const exceptions: Record<string, Role> = { deleteAlbum: 'admin', fsck: 'admin', metrics: 'admin', signUrl: 'read', diffUploaded: 'read' };
+  if (op.tags.includes('webhooks')) return 'admin';
   return exceptions[op.operationId] ?? (op.method === 'get' ? 'read' : 'write');
 }
 
@@ -109,6 +111,8 @@ describe('API keys and roles on every route', function () {
     const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params[name] ?? 'no-such-thing'));
     let req = service.http[op.method](path).set(authorization(principal));
     if (op.operationId === 'diffStored') req = req.query({ a: `${fx.album}/${fx.image}`, b: fx.id });
+    // The live stream never ends: a malformed cursor makes the route answer (400) once the key is checked.
+    if (op.operationId === 'streamEvents') req = req.query({ after: 'not-a-sequence' });
     if (op.jsonBody === AlbumNameBody) req = req.send({ albumName: `${tag}-new` });
     else if (op.jsonBody === ImageNameBody) req = req.send({ imageName: `${tag}-new.png` });
     else if (op.jsonBody === SignUrlBody) req = req.send({ path: albumPath(fx.album, fx.image) });

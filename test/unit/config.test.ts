@@ -332,3 +332,30 @@ describe('loadS3Settings and loadToolConfig (issue 14)', () => {
     ]);
   });
 });
+
+describe('loadConfig: events over HTTP (issue 16)', () => {
+  it('keeps delivered events 7 days or 1 GiB by default, and reads EVENT_RETENTION as an age and/or a size', () => {
+    expect(loadConfig({}).events.retention).to.deep.equal({ maxAgeMs: 7 * 86_400_000, maxBytes: 1024 ** 3 });
+    expect(loadConfig({ EVENT_RETENTION: '12h' }).events.retention).to.deep.equal({ maxAgeMs: 12 * 3_600_000, maxBytes: Infinity });
+    expect(loadConfig({ EVENT_RETENTION: '500MB' }).events.retention).to.deep.equal({ maxAgeMs: Infinity, maxBytes: 500e6 });
+    expect(loadConfig({ EVENT_RETENTION: '2d, 2GiB' }).events.retention).to.deep.equal({ maxAgeMs: 2 * 86_400_000, maxBytes: 2 * 1024 ** 3 });
+    expect(loadConfig({ EVENT_RETENTION: '0' }).events.retention).to.deep.equal({ maxAgeMs: 0, maxBytes: 0 });
+  });
+
+  it('reads the webhook settings, host list lower-cased', () => {
+    const { webhooks } = loadConfig({
+      WEBHOOK_ALLOW_HOSTS: 'Hooks.Internal, [::1]', WEBHOOK_TIMEOUT_MS: '2500', WEBHOOK_CONCURRENCY: '4', WEBHOOK_RETRY_BASE_DELAY_MS: '50',
+      WEBHOOK_RETRY_MAX_DELAY: '10m', WEBHOOK_DISABLE_AFTER: '36h', WEBHOOK_SECRET_GRACE: '0',
+    }).events;
+    expect(webhooks).to.deep.equal({
+      allowHosts: ['hooks.internal', '::1'], timeoutMs: 2500, concurrency: 4, retryBaseDelayMs: 50, retryMaxDelayMs: 600_000, disableAfterMs: 36 * 3_600_000, secretGraceMs: 0,
+    });
+  });
+
+  it('reports bad event settings together', () => {
+    const problems = problemsOf({ EVENT_RETENTION: '7 days', EVENT_STREAM_MAX_LAG: '0', WEBHOOK_CONCURRENCY: 'x', WEBHOOK_DISABLE_AFTER: 'soon' });
+    expect(problems).to.have.length(4);
+    expect(problems[0]).to.match(/^invalid EVENT_RETENTION: expected an age like 7d .* got "7 days"$/);
+    expect(problems.join('\n')).to.match(/EVENT_STREAM_MAX_LAG/).and.match(/WEBHOOK_CONCURRENCY/).and.match(/WEBHOOK_DISABLE_AFTER/);
+  });
+});

@@ -5,6 +5,9 @@ import { ApiClient, UnreachableError, type RetryPolicy } from './api-client.js';
 import { MirrorFs, STATE_FILE_NAME, UnsafeNameError } from './fs-ops.js';
 import { reconcile } from './reconcile.js';
 import { SerialQueue } from './serial-queue.js';
+import { ImageStoreError } from '../../../src/client/errors.js';
+import { HttpClient } from '../../../src/client/http.js';
+import { listEvents } from '../../../src/client/replay.js';
 import { MirrorState } from './state.js';
 
 /** The state file is written at most this often while events keep coming (and always when the queue empties). */
@@ -38,7 +41,14 @@ export interface MirrorStats {
   downloads: number;
   reconciles: number;
   reconcileFailures: number;
+  /** Catch-ups by replay (GET /events?after=) done instead of a reconcile, and events they replayed. */
+  catchUps: number;
+  replayed: number;
 }
+
+/** Events per replay page, and pages per catch-up at most (then a reconcile is cheaper). */
+const REPLAY_PAGE = 1000;
+const REPLAY_MAX_PAGES = 100;
 
 /** Thrown by `Mirror.open` when the directory cannot be used as a mirror. */
 export class MirrorSetupError extends Error {
@@ -48,7 +58,7 @@ export class MirrorSetupError extends Error {
   }
 }
 
-type Task = { kind: 'event'; event: ReceivedEvent } | { kind: 'reconcile'; reason: string };
+type Task = { kind: 'event'; event: ReceivedEvent } | { kind: 'reconcile'; reason: string } | { kind: 'catch-up'; reason: string };
 
 /**
  * Keeps a copy of the store in a directory. Events and reconciles go through one queue and run
@@ -62,6 +72,8 @@ export class Mirror {
     downloads: 0,
     reconciles: 0,
     reconcileFailures: 0,
+    catchUps: 0,
+    replayed: 0,
   };
   private readonly queue = new SerialQueue<Task>(
     (task) => this.runTask(task),
@@ -79,6 +91,13 @@ export class Mirror {
   private readonly reconcileRetry: { firstDelayMs: number; maxDelayMs: number };
   private retryDelayMs: number;
   private lastSave = 0;
+  /** REST calls of the catch-up: the published client's HTTP layer and its listEvents (only these modules: the subscriber starts fast). */
+  private readonly http: HttpClient;
+  /** The sequence processed last before the connection was lost: a catch-up replays from there. */
+  private resumeAfter: number | undefined;
+  private catchUpQueued = false;
+  /** The first subscription reconciles (local files may have changed while the mirror was stopped); later ones catch up. */
+  private subscribedBefore = false;
 
   private constructor(
     files: MirrorFs,
@@ -95,6 +114,7 @@ export class Mirror {
       log: options.log,
       inScope: (album) => albums.length === 0 || albums.includes(album),
     };
+    this.http = new HttpClient({ baseUrl: options.apiUrl, apiKey: options.apiKey });
   }
 
   /**
@@ -120,7 +140,14 @@ export class Mirror {
 
   /** To be called once subscribed, after every (re)connection: events may have been missed before. */
   onSubscribed(): void {
-    this.requestReconcile('subscribed to the broker');
+    if (this.subscribedBefore) this.requestResync('subscribed to the broker again');
+    else this.requestReconcile('subscribed to the broker');
+    this.subscribedBefore = true;
+  }
+
+  /** The broker connection was lost: a catch-up will start from what was processed by now. */
+  onDisconnected(): void {
+    this.resumeAfter ??= this.state.lastSequence;
   }
 
   /** Queues an event; it is applied after everything queued before it. */
@@ -143,6 +170,21 @@ export class Mirror {
     await this.saveState(true);
   }
 
+  /**
+   * Events may have been missed: replays them from the journal (GET /events?after=) when the
+   * mirror knows where it stopped, and reconciles when it does not or the journal no longer
+   * holds that point (410).
+   */
+  private requestResync(reason: string): void {
+    if (this.resumeAfter === undefined && this.state.lastSequence === undefined) {
+      this.requestReconcile(reason);
+      return;
+    }
+    if (this.closed || this.catchUpQueued || this.reconcileQueued) return;
+    this.catchUpQueued = true;
+    this.queue.push({ kind: 'catch-up', reason });
+  }
+
   private requestReconcile(reason: string): void {
     if (this.closed || this.reconcileQueued) return;
     this.reconcileQueued = true;
@@ -159,6 +201,7 @@ export class Mirror {
 
   private async runTask(task: Task): Promise<void> {
     if (task.kind === 'event') await this.processEvent(task.event);
+    else if (task.kind === 'catch-up') await this.runCatchUp(task.reason);
     else await this.runReconcile(task.reason);
     await this.saveState(this.queue.length === 0);
   }
@@ -188,6 +231,42 @@ export class Mirror {
     if (outcome === 'applied' || outcome === 'downloaded') log.info({ ...where, outcome }, 'event applied');
     else log.debug({ ...where, outcome }, 'event not applied');
     state.remember(event.id);
+    const seq = event.sequence === undefined ? NaN : Number(event.sequence);
+    if (Number.isSafeInteger(seq)) state.processedSequence(seq);
+  }
+
+  /** Replays the events after the cursor through the usual path (duplicates dropped by id). */
+  private async runCatchUp(reason: string): Promise<void> {
+    this.catchUpQueued = false;
+    const from = this.resumeAfter ?? this.state.lastSequence;
+    if (from === undefined) return this.runReconcile(reason);
+    const { log } = this.deps;
+    let cursor = from;
+    let replayed = 0;
+    try {
+      for (let pages = 0; pages < REPLAY_MAX_PAGES; pages += 1) {
+        const page = await listEvents(this.http, { after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
+        this.serviceAway = false;
+        for (const event of page.events) await this.processEvent(event as unknown as ReceivedEvent);
+        replayed += page.events.length;
+        const next = Number(page.next);
+        if (next === cursor) break;
+        cursor = next;
+        if (pages === REPLAY_MAX_PAGES - 1) throw new Error(`more than ${REPLAY_MAX_PAGES * REPLAY_PAGE} events to replay`);
+      }
+    } catch (err) {
+      if (this.closed) return;
+      const status = err instanceof ImageStoreError ? err.status : undefined;
+      // 410: the journal no longer reaches back there; 404: a service without replay. Either way, a reconcile.
+      log.warn({ reason, from, err: (err as Error).message, status }, 'catch-up by replay not possible; reconciling instead');
+      this.resumeAfter = undefined;
+      await this.runReconcile(`${reason} (replay not possible)`);
+      return;
+    }
+    this.resumeAfter = undefined;
+    this.stats.catchUps++;
+    this.stats.replayed += replayed;
+    log.info({ reason, from, replayed }, 'caught up by replay');
   }
 
   private onActionError(err: unknown, where: Record<string, unknown>): 'ignored' | 'deferred' | 'failed' {
@@ -211,10 +290,14 @@ export class Mirror {
     this.reconcileQueued = false;
     const { log } = this.deps;
     try {
+      // Every event up to the journal's head is reflected in what the reconcile reads next: a later catch-up starts there.
+      const head = await listEvents(this.http, { limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
       const report = await reconcile({ ...this.deps, checkpoint: () => this.saveState(false) });
+      if (Number.isSafeInteger(head)) this.deps.state.processedSequence(head);
       this.stats.reconciles++;
       this.stats.downloads += report.downloaded;
       this.serviceAway = false;
+      this.resumeAfter = undefined;
       this.retryDelayMs = this.reconcileRetry.firstDelayMs;
       clearTimeout(this.retryTimer);
       this.retryTimer = undefined;

@@ -17,6 +17,8 @@ interface StateFile {
   version: number;
   albums: Record<string, Record<string, ImageEntry>>;
   recentEventIds: string[];
+  /** The highest event sequence processed: where a catch-up by replay starts. */
+  lastSequence?: number;
 }
 
 /**
@@ -31,6 +33,8 @@ export class MirrorState {
   private readonly recentSet = new Set<string>();
   /** True when something changed since the last save. */
   dirty = false;
+  /** The highest `sequence` of the events processed (undefined: none seen, or a service without sequences). */
+  lastSequence: number | undefined;
 
   private constructor(private readonly files: MirrorFs) {}
 
@@ -74,6 +78,7 @@ export class MirrorState {
       this.albums.set(album, map);
     }
     for (const id of file.recentEventIds) if (typeof id === 'string') this.remember(id);
+    if (Number.isSafeInteger(file.lastSequence)) this.lastSequence = file.lastSequence;
     this.dirty = false;
   }
 
@@ -119,6 +124,13 @@ export class MirrorState {
     return this.recentSet.has(id);
   }
 
+  /** Records the sequence of a processed event (the highest is kept). */
+  processedSequence(seq: number): void {
+    if (this.lastSequence !== undefined && seq <= this.lastSequence) return;
+    this.lastSequence = seq;
+    this.dirty = true;
+  }
+
   /** Records a processed event id, forgetting the oldest beyond RECENT_EVENT_IDS. */
   remember(id: string): void {
     if (this.recentSet.has(id)) return;
@@ -134,6 +146,7 @@ export class MirrorState {
       version: STATE_VERSION,
       albums: Object.fromEntries([...this.albums].map(([album, images]) => [album, Object.fromEntries(images)])),
       recentEventIds: this.recent,
+      lastSequence: this.lastSequence,
     };
     this.dirty = false;
     try {
