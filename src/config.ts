@@ -49,6 +49,8 @@ export interface Config {
   /** CloudEvents `source` of every event this node publishes. */
   eventSource: string;
   prodMode: boolean;
+  /** Serve the web gallery at `/` (UI_ENABLED). */
+  uiEnabled: boolean;
   logLevel: string;
   limits: {
     maxUploadBytes: number;
@@ -323,6 +325,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     },
     eventSource: r.string('EVENT_SOURCE', `/imagestore/${node}`),
     prodMode: r.bool('PRODMODE', false),
+    uiEnabled: r.bool('UI_ENABLED', true),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     limits: {
       maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 100 * MiB, 1, Number.MAX_SAFE_INTEGER),

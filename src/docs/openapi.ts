@@ -76,6 +76,10 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Cancelled (with the first page of its items)', ImportJobResponse], ...errors(404, 503, 507) } },
   { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
     responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 404, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
+  { method: 'post', path: '/api/v1/session', operationId: 'startSession', summary: 'Trade the key for a read-only, SameSite=Strict HttpOnly session cookie (for <img> tags and EventSource in the gallery). API keys on only', tags: ['security'],
+    responses: { 200: ['The key\'s role and the cookie\'s expiry', z.object({ role: z.enum(['read', 'write', 'admin']), expires: z.string() })], ...errors(401, 429) } },
+  { method: 'delete', path: '/api/v1/session', operationId: 'endSession', summary: 'Clear the session cookie. API keys on only', tags: ['security'],
+    responses: { 204: ['Cleared', undefined] } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
@@ -90,6 +94,8 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['The document', z.looseObject({ asyncapi: z.string(), channels: z.record(z.string(), z.unknown()) })] } },
   { method: 'get', path: '/swagger', operationId: 'swaggerUi', summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['HTML page', 'text/html'] } },
+  { method: 'get', path: '/', operationId: 'gallery', summary: 'The web gallery (its scripts and styles are under /ui/; not served with UI_ENABLED=false)', tags: ['docs'],
+    responses: { 200: ['HTML page', 'text/html'], 501: ['The gallery was not built (npm run build)', ErrorResponse] } },
 ];
 
 const schema = (s: z.ZodType) => {

@@ -14,7 +14,9 @@ import { albumRoutes } from './albums.js';
 import { docsRoutes } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
 import { imageRoutes } from './images.js';
+import { galleryRoutes } from './gallery.js';
 import { ListingCache } from './listing-cache.js';
+import { sessionRoutes } from './session.js';
 
 export interface RouterDeps {
   config: Config;
@@ -26,10 +28,12 @@ export interface RouterDeps {
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
+  /** Secret of the gallery's session cookies; set when API keys are on (POST /api/v1/session is mounted then). */
+  sessionSecret?: string;
 }
 
-/** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics }: RouterDeps): Router {
+/** Every route: the API under /api/v1, health at the root, the docs unless PRODMODE, the gallery at / unless UI_ENABLED=false. */
+export function buildRouter({ config, albums, delivery, diffs, imports, readiness, version, metrics, sessionSecret }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -51,6 +55,14 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   root.use(api.routes(), api.allowedMethods());
   const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
+  if (sessionSecret !== undefined) {
+    const session = sessionRoutes({ secret: sessionSecret, secure: config.tls.certFile !== undefined });
+    root.use(session.routes(), session.allowedMethods());
+  }
+  if (config.uiEnabled) {
+    const gallery = galleryRoutes();
+    root.use(gallery.routes(), gallery.allowedMethods());
+  }
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods());
   if (!config.prodMode) {

@@ -39,10 +39,10 @@ const HTTP_METHODS = ['get', 'put', 'post', 'patch', 'delete', 'options', 'head'
 
 /**
  * Router routes that are deliberately not in the OpenAPI document: the static
- * files of Swagger UI itself (names fixed by swagger-ui-dist, not an API).
+ * files of Swagger UI itself (names fixed by swagger-ui-dist, not an API) and the gallery's assets.
  * /swagger, /openapi.json and /asyncapi.json are documented under the `docs` tag.
  */
-const UNDOCUMENTED = ['get /swagger/initializer.js', 'get /swagger/{asset}'];
+const UNDOCUMENTED = ['get /swagger/initializer.js', 'get /swagger/{asset}', 'get /ui/{file}'];
 
 /** `/albums/:albumName` → `/albums/{albumName}` */
 const toOpenApiPath = (routerPath: string) => routerPath.replace(/:(\w+)/g, '{$1}');
@@ -52,7 +52,7 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
+  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics, sessionSecret: 'docs-walk' });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());
