@@ -23,7 +23,6 @@ type Sort = 'name' | 'newest' | 'oldest';
 export function AlbumView({ session, album, image }: { session: Session; album: string; image?: string }) {
   const { api, bus, role } = session;
   const [names, setNames] = useState<string[]>([]);
-  const [cursor, setCursor] = useState<string | undefined>();
   const [complete, setComplete] = useState(false);
   const [error, setError] = useState('');
   const [sort, setSort] = useState<Sort>('name');
@@ -35,29 +34,37 @@ export function AlbumView({ session, album, image }: { session: Session; album: 
   const queue = useMemo(() => new UploadQueue(api, album, setUploads), [album]);
 
   // Name order pages in as the grid scrolls; date order needs every date first (the API lists by name).
-  const loadMore = async (from = cursor, reset = false) => {
-    if (loading.current || (!reset && complete)) return;
+  // The cursor and a generation live in refs: a load started for another album or order is dropped.
+  const next = useRef<{ cursor?: string; generation: number; done: boolean }>({ generation: 0, done: false });
+  const loadMore = async () => {
+    const state = next.current;
+    if (loading.current || state.done) return;
     loading.current = true;
+    const { generation } = state;
     try {
       const details = sort !== 'name';
-      const page = await api.images(album, { limit: details ? 5000 : PAGE, cursor: from, details });
+      const page = await api.images(album, { limit: details ? 5000 : PAGE, cursor: state.cursor, details });
+      if (generation !== next.current.generation) return;
       for (const info of page.images ?? []) dates.current.set(info.name, info.createdAt);
-      setNames((old) => (reset ? page.imageList : [...old, ...page.imageList]));
-      setCursor(page.nextCursor);
-      setComplete(page.nextCursor === undefined);
+      state.cursor = page.nextCursor;
+      state.done = page.nextCursor === undefined;
+      setNames((old) => [...old, ...page.imageList]);
+      setComplete(state.done);
       loading.current = false;
-      if (details && page.nextCursor) await loadMore(page.nextCursor);
+      if (details && !state.done) await loadMore();
     } catch (e) {
-      loading.current = false;
-      setError((e as Error).message);
+      if (generation === next.current.generation) setError((e as Error).message);
+    } finally {
+      if (generation === next.current.generation) loading.current = false;
     }
   };
   useEffect(() => {
+    next.current = { generation: next.current.generation + 1, done: false };
+    loading.current = false;
     setNames([]);
-    setCursor(undefined);
     setComplete(false);
     setError('');
-    void loadMore(undefined, true);
+    void loadMore();
   }, [album, sort]);
 
   useEffect(() => bus.on((event) => {
@@ -160,12 +167,23 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
     observer.observe(el);
     return () => observer.disconnect();
   }, []);
+  // While the view jumps more than a screen per frame (a fling, a drag of the scrollbar), tiles are drawn
+  // without their image: thumbnails are asked for only where the view comes to rest, not for every row passed.
+  const [fast, setFast] = useState(false);
   useEffect(() => {
     const el = scroller.current!;
     let frame = 0;
+    let settle = 0;
+    let last = el.scrollTop;
     const onScroll = () => {
       if (!frame) frame = requestAnimationFrame(() => {
         frame = 0;
+        if (Math.abs(el.scrollTop - last) > el.clientHeight) {
+          setFast(true);
+          clearTimeout(settle);
+          settle = window.setTimeout(() => setFast(false), 150);
+        }
+        last = el.scrollTop;
         setScrollTop(el.scrollTop);
       });
     };
@@ -173,6 +191,7 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
     return () => {
       el.removeEventListener('scroll', onScroll);
       cancelAnimationFrame(frame);
+      clearTimeout(settle);
     };
   }, []);
 
@@ -182,6 +201,8 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
   const rows = Math.ceil(names.length / columns);
   const first = Math.max(0, Math.floor(scrollTop / rowHeight) - OVERSCAN);
   const last = Math.min(rows, Math.ceil((scrollTop + box.height) / rowHeight) + OVERSCAN);
+  // No loading="lazy": only the rows near the view are drawn, and Chromium's lazy loading did not start
+  // for tiles drawn after a long jump in this scroll container.
   // Thumbnails come in a few sizes only, so the service's derivative cache is shared by every layout.
   const side = tile <= 160 ? 160 : tile <= 240 ? 240 : 320;
   useEffect(() => {
@@ -199,8 +220,8 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
         style=${`width:${tile}px;height:${tile}px;transform:translate(${x}px,${y}px)`}
         aria-label=${name} title=${name}
         onClick=${(e: Event) => { if (onPick(name)) e.preventDefault(); }}>
-        <img src=${thumbUrl(album, name, side)} srcset=${`${thumbUrl(album, name, side)} 1x, ${thumbUrl(album, name, side * 2)} 2x`}
-          alt=${name} loading="lazy" decoding="async" width=${side} height=${side} />
+        ${!fast && html`<img src=${thumbUrl(album, name, side)} srcset=${`${thumbUrl(album, name, side)} 1x, ${thumbUrl(album, name, side * 2)} 2x`}
+          alt=${name} decoding="async" width=${side} height=${side} />`}
       </a>`);
   }
   return html`

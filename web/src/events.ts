@@ -86,6 +86,8 @@ async function connectMqtt({ onEvent, onState, key }: EventSourceOptions): Promi
     clientId: `gallery-${crypto.randomUUID().slice(0, 8)}`,
     clean: true,
     reconnectPeriod: 2000,
+    // mqtt.js would run its keepalive timer in a Worker made from a blob: URL, which the CSP forbids.
+    timerVariant: 'native',
     username: key ? 'gallery' : undefined,
     password: key,
   });
