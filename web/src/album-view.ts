@@ -12,6 +12,8 @@ const MIN_TILE = 150;
 const GAP = 6;
 /** Rows drawn beyond the visible ones, above and below. */
 const OVERSCAN = 3;
+/** How long the grid must stay still before its new tiles ask for their thumbnails. */
+const REST_MS = 120;
 
 type Sort = 'name' | 'newest' | 'oldest';
 
@@ -154,6 +156,24 @@ interface GridProps {
   onNearEnd(): void;
 }
 
+/**
+ * A tile's thumbnail. When the tile scrolls out of the grid its load is cancelled (Chromium drops
+ * an image's request when its src is cleared, not when the element leaves the DOM): otherwise every
+ * row passed on the way down queues its thumbnails before the ones in view.
+ */
+function Thumb({ album, name, side, onShown }: { album: string; name: string; side: number; onShown(): void }) {
+  const img = useRef<HTMLImageElement>(null);
+  useEffect(() => () => {
+    const el = img.current;
+    if (el && !el.complete) {
+      el.srcset = '';
+      el.src = '';
+    }
+  }, []);
+  return html`<img ref=${img} src=${thumbUrl(album, name, side)} srcset=${`${thumbUrl(album, name, side)} 1x, ${thumbUrl(album, name, side * 2)} 2x`}
+    alt=${name} decoding="async" width=${side} height=${side} onLoad=${onShown} />`;
+}
+
 /** The virtualised grid: a spacer as tall as every row, with only the rows near the view drawn in it. */
 function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
   const scroller = useRef<HTMLDivElement>(null);
@@ -167,23 +187,20 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
     observer.observe(el);
     return () => observer.disconnect();
   }, []);
-  // While the view jumps more than a screen per frame (a fling, a drag of the scrollbar), tiles are drawn
-  // without their image: thumbnails are asked for only where the view comes to rest, not for every row passed.
-  const [fast, setFast] = useState(false);
+  // Tiles get their thumbnail once the view has rested for a moment: a fling or a dragged scrollbar
+  // passes thousands of rows, and each thumbnail asked for on the way costs the service a transform
+  // (cancelled in the browser or not) before the ones where the view stops.
+  const [moving, setMoving] = useState(false);
   useEffect(() => {
     const el = scroller.current!;
     let frame = 0;
-    let settle = 0;
-    let last = el.scrollTop;
+    let rest = 0;
     const onScroll = () => {
+      setMoving(true);
+      clearTimeout(rest);
+      rest = window.setTimeout(() => setMoving(false), REST_MS);
       if (!frame) frame = requestAnimationFrame(() => {
         frame = 0;
-        if (Math.abs(el.scrollTop - last) > el.clientHeight) {
-          setFast(true);
-          clearTimeout(settle);
-          settle = window.setTimeout(() => setFast(false), 150);
-        }
-        last = el.scrollTop;
         setScrollTop(el.scrollTop);
       });
     };
@@ -191,9 +208,11 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
     return () => {
       el.removeEventListener('scroll', onScroll);
       cancelAnimationFrame(frame);
-      clearTimeout(settle);
+      clearTimeout(rest);
     };
   }, []);
+  // Thumbnails already shown stay while moving (the browser has them); the others wait for the rest.
+  const shown = useRef(new Set<string>());
 
   const columns = Math.max(2, Math.floor((box.width + GAP) / (MIN_TILE + GAP)));
   const tile = box.width ? (box.width - GAP * (columns - 1)) / columns : MIN_TILE;
@@ -220,8 +239,7 @@ function Grid({ album, names, picking, onPick, onNearEnd }: GridProps) {
         style=${`width:${tile}px;height:${tile}px;transform:translate(${x}px,${y}px)`}
         aria-label=${name} title=${name}
         onClick=${(e: Event) => { if (onPick(name)) e.preventDefault(); }}>
-        ${!fast && html`<img src=${thumbUrl(album, name, side)} srcset=${`${thumbUrl(album, name, side)} 1x, ${thumbUrl(album, name, side * 2)} 2x`}
-          alt=${name} decoding="async" width=${side} height=${side} />`}
+        ${(!moving || shown.current.has(name)) && html`<${Thumb} album=${album} name=${name} side=${side} onShown=${() => shown.current.add(name)} />`}
       </a>`);
   }
   return html`

@@ -115,7 +115,8 @@ export class Api {
         } catch { /* not JSON: the status says enough */ }
         if (xhr.status === 201 && body.image) return resolve(body.image);
         const words = UPLOAD_WORDS[xhr.status];
-        reject(new ApiError(xhr.status, [words, body.error].filter(Boolean).join(': ') || `HTTP ${xhr.status}`));
+        // The words for the statuses a person can act on; the service's own message otherwise.
+        reject(new ApiError(xhr.status, words ?? body.error ?? `HTTP ${xhr.status}`));
       };
       const form = new FormData();
       form.append('file', file, file.name);
