@@ -181,6 +181,8 @@ export interface ServiceOptions {
    * user (a write per line) and not our own CPU too.
    */
   logFile?: string;
+  /** Longest wait for the service to listen and answer /livez (default 15 s); a large data dir takes longer to open. */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -208,8 +210,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const child = own(proc);
   const alive = () => proc.exitCode === null && proc.signalCode === null;
   try {
-    await waitForPort(port, alive);
-    const deadline = Date.now() + 15_000;
+    await waitForPort(port, alive, options.startTimeoutMs);
+    const deadline = Date.now() + (options.startTimeoutMs ?? 15_000);
     while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.ok, () => false))) await sleep(25);
   } catch (err) {
     await child.stop('SIGKILL');

@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { expect } from 'chai';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
+import WebSocket from 'ws';
 import { buildGallery } from '../../scripts/build-gallery.mjs';
 import { newImageId } from '../../src/albums/image-meta.js';
 import { Layout } from '../../src/albums/layout.js';
@@ -321,6 +322,39 @@ describe('web gallery in headless Chromium (issue 17)', function () {
       await svc.http.post('/api/v1/session').expect(401);
       const end = await svc.http.delete('/api/v1/session').expect(204);
       expect(String(end.headers['set-cookie'])).to.match(/Max-Age=0/);
+    });
+  });
+
+  describe('around the page', () => {
+    it('is not served with UI_ENABLED=false', async () => {
+      const svc = await startServiceWithEnv({ UI_ENABLED: 'false' });
+      try {
+        await svc.http.get('/').expect(404);
+        const index = await readFile(path.join(REPO_ROOT, 'dist', 'gallery', 'index.html'), 'utf8');
+        await svc.http.get(/src="(\/ui\/[^"]+)"/.exec(index)![1]).expect(404);
+      } finally {
+        await svc.close();
+      }
+    });
+
+    it('lets the service\'s own pages open MQTT over WebSocket when CORS_ORIGINS lists only others', async () => {
+      const svc = await startServiceWithEnv({ CORS_ORIGINS: 'https://app.example.com' });
+      const upgrade = (origin: string) => new Promise<number>((resolve) => {
+        const ws = new WebSocket(`${svc.service.httpUrl.replace('http', 'ws')}/mqtt`, 'mqtt', { origin });
+        ws.on('open', () => {
+          ws.close();
+          resolve(101);
+        });
+        ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+        ws.on('error', () => resolve(0));
+      });
+      try {
+        expect(await upgrade(svc.service.httpUrl)).to.equal(101);
+        expect(await upgrade('https://app.example.com')).to.equal(101);
+        expect(await upgrade('https://evil.example.com')).to.equal(403);
+      } finally {
+        await svc.close();
+      }
     });
   });
 });
