@@ -28,7 +28,7 @@ export interface RouterDeps {
   readiness: ReadinessChecks;
   version: string;
   metrics: Metrics;
-  /** Secret of the gallery's session cookies; set when API keys are on (POST /api/v1/session is mounted then). */
+  /** Secret of the gallery's session cookies; set when API keys are on (POST /api/v1/session answers 501 without). */
   sessionSecret?: string;
 }
 
@@ -55,10 +55,8 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
   root.use(api.routes(), api.allowedMethods());
   const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
-  if (sessionSecret !== undefined) {
-    const session = sessionRoutes({ secret: sessionSecret, secure: config.tls.certFile !== undefined });
-    root.use(session.routes(), session.allowedMethods());
-  }
+  const session = sessionRoutes({ secret: sessionSecret, secure: config.tls.certFile !== undefined });
+  root.use(session.routes(), session.allowedMethods());
   if (config.uiEnabled) {
     const gallery = galleryRoutes();
     root.use(gallery.routes(), gallery.allowedMethods());

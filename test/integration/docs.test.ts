@@ -52,7 +52,7 @@ const toRouterPath = (openApiPath: string) => openApiPath.replace(/\{(\w+)\}/g, 
 /** Every `method path` the router serves, in OpenAPI form; HEAD is left out where koa-router added it for a GET. */
 function routerOperations(config: TestService['config']): string[] {
   // The walk only reads the route table: no handler runs, so the services are never called.
-  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics, sessionSecret: 'docs-walk' });
+  const router = buildRouter({ config, albums: {} as AlbumService, delivery: {} as ImageDelivery, diffs: {} as DiffPool, imports: {} as ImportService, readiness: {} as ReadinessChecks, version: 'test', metrics: {} as Metrics });
   const ops = new Set<string>();
   for (const layer of router.stack) {
     const methods = layer.methods.map((m) => m.toLowerCase());
