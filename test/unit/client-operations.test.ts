@@ -7,9 +7,11 @@ import { EVENTS_TOPIC, ImageStoreClient, codeForStatus, defaultMqttUrl, matchesF
 /**
  * Operations the client deliberately has no method for:
  * - swaggerUi: an HTML page for people, not an API;
- * - healthz: an alias of /livez, which the client has (livez()).
+ * - healthz: an alias of /livez, which the client has (livez());
+ * - gallery: the web gallery's page, for people;
+ * - startSession, endSession: the gallery's cookie, for <img> tags that cannot send a key; a client sends its key.
  */
-const NOT_IN_CLIENT = new Set(['swaggerUi', 'healthz']);
+const NOT_IN_CLIENT = new Set(['swaggerUi', 'healthz', 'gallery', 'startSession', 'endSession']);
 
 describe('client library: coverage of the OpenAPI operations', () => {
   const client = new ImageStoreClient('http://127.0.0.1:1');
