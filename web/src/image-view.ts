@@ -43,18 +43,22 @@ export function ImageView({ session, album, name, names }: Props) {
     dialog.current?.focus();
     return () => previous?.focus?.();
   }, []);
+  // One listener for the view's life, calling the handler of the latest render: a listener re-added
+  // by an effect would, between a render and its effect, still move from the image shown before.
+  const onKey = useRef<(e: KeyboardEvent) => void>(() => undefined);
+  onKey.current = (e) => {
+    if ((e.target as HTMLElement).closest('input, textarea, select')) return;
+    if (e.key === 'ArrowRight') step(1);
+    else if (e.key === 'ArrowLeft') step(-1);
+    else if (e.key === 'Escape') go();
+    else return;
+    e.preventDefault();
+  };
   useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      if ((e.target as HTMLElement).closest('input, textarea, select')) return;
-      if (e.key === 'ArrowRight') step(1);
-      else if (e.key === 'ArrowLeft') step(-1);
-      else if (e.key === 'Escape') go();
-      else return;
-      e.preventDefault();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  });
+    const listener = (e: KeyboardEvent) => onKey.current(e);
+    window.addEventListener('keydown', listener);
+    return () => window.removeEventListener('keydown', listener);
+  }, []);
   useEffect(() => bus.on((event) => {
     if (event.data.album !== album) return;
     if (event.type === 'imagestore.image.renamed' && event.data.previousName === name && event.data.image) go(event.data.image);
