@@ -14,6 +14,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund && npm rebuild --no-audit --no-
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY subscriber ./subscriber
+COPY web ./web
+COPY scripts/build-gallery.mjs ./scripts/
 RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 
 # --- runtime: no compiler, no dev deps; runs as the image's unprivileged `node` user

@@ -181,6 +181,8 @@ export interface ServiceOptions {
    * user (a write per line) and not our own CPU too.
    */
   logFile?: string;
+  /** Longest wait for the service to listen and answer /livez (default 15 s); a large data dir takes longer to open. */
+  startTimeoutMs?: number;
 }
 
 /**
@@ -209,8 +211,8 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const alive = () => proc.exitCode === null && proc.signalCode === null;
   try {
     // A shared machine at a load of 20+ has taken more than 15 s to start a service.
-    await waitForPort(port, alive, 60_000);
-    const deadline = Date.now() + 60_000;
+    await waitForPort(port, alive, options.startTimeoutMs ?? 60_000);
+    const deadline = Date.now() + (options.startTimeoutMs ?? 60_000);
     while (Date.now() < deadline && !(await fetch(`http://127.0.0.1:${port}/livez`).then((r) => r.ok, () => false))) await sleep(25);
   } catch (err) {
     await child.stop('SIGKILL');

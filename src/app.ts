@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import Koa from 'koa';
 import type { AlbumService } from './services/album-service.js';
 import type { Config } from './config.js';
@@ -52,14 +53,16 @@ export async function buildApp({ config, log, albums, delivery, engine, diffs, i
     .use(front({ log, metrics, staticHeaders }))
     .use(minBodyRate({ bytesPerSecond: config.http.minBodyBytesPerSecond, windowMs: config.http.minBodyRateWindowMs }));
   if (cors) app.use(corsAllowList(security.corsOrigins));
-  if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security) }));
+  // Session cookies (the gallery's) outlive a restart only when signed with the configured secret.
+  const sessionSecret = security.apiKeys.enabled ? security.signingSecret ?? randomBytes(32).toString('base64url') : undefined;
+  if (security.apiKeys.enabled) app.use(auth({ keys: security.apiKeys, signingSecret: security.signingSecret, failures: authFailures(security), sessionSecret }));
   if (security.rateLimit > 0) app.use(rateLimit({ limit: security.rateLimit, windowMs: security.rateLimitWindowMs, exempt: /^\/(livez|healthz|readyz)$/ }));
   const docs = config.prodMode ? undefined : {
     openApi: buildOpenApi(version, { keys: security.apiKeys.enabled }),
     // MQTT over WebSocket is served by the embedded broker only.
     asyncApi: buildAsyncApi(version, { webSocketPath: config.mqtt.url ? undefined : config.mqtt.wsPath || undefined }),
   };
-  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs, events });
+  const router = buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs, events, sessionSecret });
   app.use(readRoutes(router)).use(router.routes()).use(router.allowedMethods());
   return app;
 }

@@ -49,6 +49,8 @@ export interface Config {
   /** Events over HTTP: replay, the live stream and webhooks (issue 16). */
   events: EventsConfig;
   prodMode: boolean;
+  /** Serve the web gallery at `/` (UI_ENABLED). */
+  uiEnabled: boolean;
   logLevel: string;
   limits: {
     maxUploadBytes: number;
@@ -406,6 +408,7 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       },
     },
     prodMode: r.bool('PRODMODE', false),
+    uiEnabled: r.bool('UI_ENABLED', true),
     logLevel: r.oneOf('LOG_LEVEL', 'info', LOG_LEVELS),
     limits: {
       maxUploadBytes: r.int('MAX_UPLOAD_BYTES', 100 * MiB, 1, Number.MAX_SAFE_INTEGER),

@@ -201,8 +201,9 @@ export async function startBroker({ host, port, log, persistenceDir, keys, limit
           return;
         }
         // Browsers send Origin: with an allow-list (CORS_ORIGINS), other sites' pages cannot subscribe through a visitor.
+        // The service's own pages (the gallery) are same-origin and always allowed.
         const origin = req.headers.origin;
-        if (origin && allowedOrigins.length > 0 && !allowedOrigins.includes('*') && !allowedOrigins.includes(origin)) {
+        if (origin && allowedOrigins.length > 0 && !allowedOrigins.includes('*') && !allowedOrigins.includes(origin) && !sameOrigin(origin, req.headers.host)) {
           socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
           return;
         }
@@ -234,4 +235,13 @@ export async function startBroker({ host, port, log, persistenceDir, keys, limit
       await closed;
     },
   };
+}
+
+/** True when a WebSocket's Origin is the HTTP server's own (same host and port as the request's Host). */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return host !== undefined && new URL(origin).host === host;
+  } catch {
+    return false;
+  }
 }

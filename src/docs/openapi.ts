@@ -113,6 +113,10 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['How the receiver answered', SendResultResponse], ...errors(404) } },
   { method: 'post', path: '/api/v1/webhooks/{webhookId}/redeliver', operationId: 'redeliverWebhookEvent', summary: 'Send one journaled event to the endpoint again now', tags: ['webhooks'], jsonBody: RedeliverBody,
     responses: { 200: ['How the receiver answered', SendResultResponse], ...errors(400, 404, 413, 415) } },
+  { method: 'post', path: '/api/v1/session', operationId: 'startSession', summary: 'Trade the key for a read-only, SameSite=Strict HttpOnly session cookie (for <img> tags and EventSource in the gallery). API keys on only (501 without)', tags: ['security'],
+    responses: { 200: ['The key\'s role and the cookie\'s expiry', z.object({ role: z.enum(['read', 'write', 'admin']), expires: z.string() })], ...errors(401, 429), 501: ['API keys are off: the service is open', ErrorResponse] } },
+  { method: 'delete', path: '/api/v1/session', operationId: 'endSession', summary: 'Clear the session cookie', tags: ['security'],
+    responses: { 204: ['Cleared', undefined] } },
   { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
   { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
@@ -130,6 +134,8 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['The Markdown text', 'text/markdown'] } },
   { method: 'get', path: '/swagger', operationId: 'swaggerUi', summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['HTML page', 'text/html'] } },
+  { method: 'get', path: '/', operationId: 'gallery', summary: 'The web gallery (its scripts and styles are under /ui/; not served with UI_ENABLED=false)', tags: ['docs'],
+    responses: { 200: ['HTML page', 'text/html'], 501: ['The gallery was not built (npm run build)', ErrorResponse] } },
 ];
 
 const schema = (s: z.ZodType) => {

@@ -3,10 +3,11 @@ import type { Middleware } from 'koa';
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from '../errors.js';
 import { roleAllows, type ApiKeys, type Role } from '../security/api-keys.js';
 import type { AuthFailures } from '../security/auth-failures.js';
+import { checkSessionToken, cookieValue, SESSION_COOKIE } from '../security/session-cookie.js';
 import { checkSignature, SIGNED_IMAGE_ID } from '../security/signed-url.js';
 
-/** Paths anyone may call: health, and the API documents (off anyway in PRODMODE). */
-const OPEN = [/^\/$/, /^\/(livez|healthz|readyz)$/, /^\/api\/v1\/version$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/, /^\/docs\/events\.md$/];
+/** Paths anyone may call: health, version, the API documents (off anyway in PRODMODE), and the gallery's page and assets (the data they show needs a key). */
+const OPEN = [/^\/$/, /^\/(livez|healthz|readyz)$/, /^\/api\/v1\/version$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/, /^\/docs\/events\.md$/, /^\/ui\/[^/]+$/];
 
 /**
  * The role an operation needs: reads need `read`, changes `write`; deleting an
@@ -17,6 +18,8 @@ export function requiredRole(method: string, rawPath: string): Role | undefined 
   // otherwise `DELETE /API/v1/albums/x` would need only write and `GET /Metrics/` only read.
   const path = rawPath.toLowerCase().replace(/(.)\/+$/, '$1');
   if (method === 'OPTIONS' || OPEN.some((re) => re.test(path))) return undefined;
+  // Leaving a session (clearing its cookie) needs nothing; starting one needs a key of any role.
+  if (path === '/api/v1/session') return method === 'DELETE' ? undefined : 'read';
   if (path === '/metrics' || path.startsWith('/api/v1/admin/')) return 'admin';
   // Webhooks send every event to a URL of the caller's choosing, signed with a secret: admins only, reads too.
   if (path === '/api/v1/webhooks' || path.startsWith('/api/v1/webhooks/')) return 'admin';
@@ -33,6 +36,8 @@ export interface AuthOptions {
   signingSecret?: string;
   /** Counts wrong keys and signatures per client address; none: not limited. */
   failures?: AuthFailures;
+  /** Secret of the gallery's session cookies (routes/session.ts); none: cookies are ignored. */
+  sessionSecret?: string;
 }
 
 /**
@@ -42,13 +47,14 @@ export interface AuthOptions {
  * passes everything. Sets `ctx.state.principal` (for rate limits and logs:
  * a key's digest prefix or the client address, never the key), and for a
  * signed URL `ctx.state.signedImageId` (its signed image id, or '' without one).
+ * A valid session cookie (with `sessionSecret`) stands for a read key on GET/HEAD.
  *
  * With `failures`, a wrong key or a forged signature counts against the
  * client's address; past the limit the address gets 429 with Retry-After,
  * without its credentials being looked at, until its window ends. A missing
  * key, another scheme and an expired (but genuine) signed URL are not guesses and do not count.
  */
-export function auth({ keys, signingSecret, failures }: AuthOptions): Middleware {
+export function auth({ keys, signingSecret, failures, sessionSecret }: AuthOptions): Middleware {
   return async function authMiddleware(ctx, next) {
     const need = requiredRole(ctx.method, ctx.path);
     if (!keys.enabled || need === undefined) {
@@ -72,6 +78,16 @@ export function auth({ keys, signingSecret, failures }: AuthOptions): Middleware
       }
       if (check === 'expired') throw unauthorized('the signed URL has expired');
       if (check === 'invalid') throw rejected('the signed URL signature is invalid');
+    }
+    // The session cookie reads and nothing more: a change always needs the key itself, so a
+    // cross-site request (which carries cookies but cannot set Authorization) can change nothing.
+    if (!header && need === 'read' && sessionSecret && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      const token = cookieValue(ctx.get('Cookie'), SESSION_COOKIE);
+      if (token !== undefined && checkSessionToken(sessionSecret, token, Math.floor(Date.now() / 1000))) {
+        ctx.state.role = 'read';
+        ctx.state.principal = 'session';
+        return next();
+      }
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match) throw unauthorized(header ? 'expected Authorization: Bearer <key>' : 'an API key is required (Authorization: Bearer <key>)');

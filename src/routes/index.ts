@@ -14,12 +14,14 @@ import { docsRoutes, type DocsDocuments } from './docs.js';
 import { healthRoutes, type ReadinessChecks } from './health.js';
 import { HOME_PATH, homeRoutes } from './home.js';
 import { imageRoutes } from './images.js';
+import { galleryRoutes } from './gallery.js';
 import { ListingCache } from './listing-cache.js';
 import { eventRoutes } from './events.js';
 import type { EventFeed } from '../events/event-feed.js';
 import type { EventStreams } from '../events/event-streams.js';
 import type { WebhookService } from '../events/webhooks/webhook-service.js';
 import { webhookRoutes } from './webhooks.js';
+import { sessionRoutes } from './session.js';
 
 export interface RouterDeps {
   config: Config;
@@ -38,10 +40,12 @@ export interface RouterDeps {
   version: string;
   /** The OpenAPI and AsyncAPI documents served at /openapi.json and /asyncapi.json (none with PRODMODE). */
   docs?: DocsDocuments;
+  /** Secret of the gallery's session cookies; set when API keys are on (POST /api/v1/session answers 501 without). */
+  sessionSecret?: string;
 }
 
-/** Every route: the API under /api/v1, health at the root, and the docs unless PRODMODE. */
-export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs: documents, events }: RouterDeps): Router {
+/** Every route: the API under /api/v1, health at the root, the docs unless PRODMODE, the gallery at / unless UI_ENABLED=false. */
+export function buildRouter({ config, albums, delivery, engine, diffs, imports, readiness, metrics, version, docs: documents, events, sessionSecret }: RouterDeps): Router {
   const { limits } = config;
   const api = new Router({ prefix: '/api/v1' });
   const listings = new ListingCache((album) => albums.version(album));
@@ -69,13 +73,22 @@ export function buildRouter({ config, albums, delivery, engine, diffs, imports, 
   root.use(api.routes(), api.allowedMethods());
   const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
+  const session = sessionRoutes({ secret: sessionSecret, secure: config.tls.certFile !== undefined });
+  root.use(session.routes(), session.allowedMethods());
+  if (config.uiEnabled) {
+    const gallery = galleryRoutes();
+    root.use(gallery.routes(), gallery.allowedMethods());
+  }
   const health = healthRoutes(readiness, version);
   root.use(health.routes(), health.allowedMethods());
   if (documents) {
     const docs = docsRoutes(documents);
     root.use(docs.routes(), docs.allowedMethods());
-    const home = homeRoutes(HOME_PATH);
-    root.use(home.routes(), home.allowedMethods());
+    // `/` is the gallery's; without it, a browser opening the bare address lands on the API docs.
+    if (!config.uiEnabled) {
+      const home = homeRoutes(HOME_PATH);
+      root.use(home.routes(), home.allowedMethods());
+    }
   }
   return root;
 }

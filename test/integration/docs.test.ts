@@ -43,11 +43,11 @@ const HTTP_METHODS = ['get', 'put', 'post', 'patch', 'delete', 'options', 'head'
 
 /**
  * Router routes that are deliberately not in the OpenAPI document: the static
- * files of Swagger UI itself (names fixed by swagger-ui-dist, not an API), and
- * GET /, a redirect for browsers (routes/home.ts).
+ * files of Swagger UI itself (names fixed by swagger-ui-dist, not an API), the gallery's assets, and
+ * GET / when it is a redirect for browsers (routes/home.ts, UI_ENABLED=false; otherwise it is the gallery, documented).
  * /swagger, /openapi.json and /asyncapi.json are documented under the `docs` tag.
  */
-const UNDOCUMENTED = ['get /swagger/initializer.js', 'get /swagger/{asset}', 'get /'];
+const UNDOCUMENTED = ['get /swagger/initializer.js', 'get /swagger/{asset}', 'get /ui/{file}'];
 
 /** `/albums/:albumName` → `/albums/{albumName}` */
 const toOpenApiPath = (routerPath: string) => routerPath.replace(/:(\w+)/g, '{$1}');

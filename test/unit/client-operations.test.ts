@@ -10,8 +10,11 @@ import { EVENTS_TOPIC, ImageStoreClient, codeForStatus, defaultMqttUrl, matchesF
  * - healthz: an alias of /livez, which the client has (livez());
  * - streamEvents: Server-Sent Events are read with an EventSource (a browser's, or the eventsource package); the
  *   client's events() follows MQTT, and listEvents() pages the same journal.
+ * - getEventsDoc: a Markdown page for people;
+ * - gallery: the web gallery's page, for people;
+ * - startSession, endSession: the gallery's cookie, for <img> tags that cannot send a key; a client sends its key.
  */
-const NOT_IN_CLIENT = new Set(['swaggerUi', 'healthz', 'getEventsDoc', 'streamEvents']);
+const NOT_IN_CLIENT = new Set(['swaggerUi', 'healthz', 'getEventsDoc', 'streamEvents', 'gallery', 'startSession', 'endSession']);
 
 describe('client library: coverage of the OpenAPI operations', () => {
   const client = new ImageStoreClient('http://127.0.0.1:1');

@@ -151,6 +151,12 @@ describe('loadConfig', () => {
     for (const value of ['0', 'false', 'No', 'OFF']) expect(loadConfig({ PRODMODE: value }).prodMode, value).to.equal(false);
   });
 
+  it('serves the gallery unless UI_ENABLED is false (issue 17), and reports a bad value', () => {
+    expect(loadConfig({}).uiEnabled).to.equal(true);
+    expect(loadConfig({ UI_ENABLED: 'false' }).uiEnabled).to.equal(false);
+    expect(() => loadConfig({ UI_ENABLED: 'maybe' })).to.throw(/UI_ENABLED/);
+  });
+
   it('reports every problem at once, in one ConfigError whose message lists them', () => {
     let error: ConfigError | undefined;
     try {
