@@ -165,6 +165,8 @@ describe('web gallery in headless Chromium (issue 17)', function () {
       await page.goto(`${svc.service.httpUrl}/#/a/trip`);
       await page.locator('.tile[aria-label="a-red.png"]').waitFor();
       await within(10_000, 'the live connection', async () => (await page.locator('.console .dot.on').count()) === 1);
+      // The service has the SSE stream: the page uses it, not the MQTT fallback.
+      expect(await page.locator('.console').textContent()).to.contain('(SSE)');
       await uploadImage(svc.http, 'trip', 'from-elsewhere.png', await makePng(32, 32, { r: 20, g: 160, b: 60 }));
       const shown = await within(1_000, 'the other client\'s upload', async () => (await page.locator('.tile[aria-label="from-elsewhere.png"]').count()) === 1);
       await svc.http.delete(albumPath('trip', 'from-elsewhere.png')).expect(200);
@@ -328,10 +330,10 @@ describe('web gallery in headless Chromium (issue 17)', function () {
   });
 
   describe('around the page', () => {
-    it('is not served with UI_ENABLED=false', async () => {
+    it('is not served with UI_ENABLED=false: / sends a browser to the API docs instead', async () => {
       const svc = await startServiceWithEnv({ UI_ENABLED: 'false' });
       try {
-        await svc.http.get('/').expect(404);
+        await svc.http.get('/').expect(302).expect('Location', '/swagger');
         const index = await readFile(path.join(REPO_ROOT, 'dist', 'gallery', 'index.html'), 'utf8');
         await svc.http.get(/src="(\/ui\/[^"]+)"/.exec(index)![1]).expect(404);
       } finally {

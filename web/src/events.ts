@@ -32,6 +32,8 @@ export interface LiveEvents {
 const TOPIC = 'imagestore/notifier';
 // Fetch events would flood the console while the grid loads thumbnails; the views ignore them anyway.
 const IGNORED = 'imagestore.image.fetched';
+/** The events the views follow (and the SSE stream is asked for). */
+const LIVE_TYPES = ['album.created', 'album.renamed', 'album.deleted', 'image.created', 'image.renamed', 'image.deleted'].map((t) => `imagestore.${t}`);
 
 /** Subscribes to the service's events: SSE first, MQTT over WebSocket when SSE does not open. */
 export function connectEvents(options: EventSourceOptions): LiveEvents {
@@ -55,7 +57,8 @@ export function connectEvents(options: EventSourceOptions): LiveEvents {
 }
 
 function connectSse({ onEvent, onState }: EventSourceOptions, fallback: () => void): LiveEvents {
-  const source = new EventSource('/api/v1/events/stream', { withCredentials: true });
+  // Filtered by the service: the page's own thumbnail fetches would otherwise come back as a flood of fetch events.
+  const source = new EventSource(`/api/v1/events/stream?type=${encodeURIComponent(LIVE_TYPES.join(','))}`, { withCredentials: true });
   let opened = false;
   const deliver = (message: MessageEvent) => {
     const event = parse(message.data);
@@ -66,9 +69,7 @@ function connectSse({ onEvent, onState }: EventSourceOptions, fallback: () => vo
     onState({ transport: 'sse', connected: true });
   };
   source.onmessage = deliver;
-  for (const type of ['album.created', 'album.renamed', 'album.deleted', 'image.created', 'image.renamed', 'image.deleted']) {
-    source.addEventListener(`imagestore.${type}`, deliver as EventListener);
-  }
+  for (const type of LIVE_TYPES) source.addEventListener(type, deliver as EventListener);
   source.onerror = () => {
     if (!opened) {
       // No stream on this service: MQTT over WebSocket instead.
