@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { CaptureMeta } from '../images/capture.js';
 import type { ChangeJournal, Checkpointable } from './changes.js';
 
 /** An album as the API shows it. */
@@ -24,8 +25,18 @@ export interface ImageInfo {
   /** EXIF orientation 1-8. */
   orientation?: number;
   hasAlpha?: boolean;
-  /** Frames (animated GIF/WebP, multi-page TIFF). */
+  /** Frames (animated GIF/WebP, multi-page TIFF), or images in a HEIF file. */
   pages?: number;
+  /** ThumbHash (base64) of the picture: a placeholder to paint before the image arrives (images/fingerprints.ts). */
+  thumbhash?: string;
+  /** Its most common colour, `#rrggbb`. */
+  dominantColor?: string;
+  /** 64-bit perceptual hash (16 hex digits), for near-duplicate search. */
+  phash?: string;
+  /** Ids of the images that had exactly these bytes when this one was uploaded. */
+  duplicateOf?: string[];
+  /** Capture metadata from EXIF (images/capture.ts); its `gps` only for keys with read access. */
+  capture?: CaptureMeta;
   createdAt: string;
   modifiedAt: string;
 }
@@ -52,7 +63,7 @@ export interface StagedFile {
   size: number;
   sha256: string;
   type: string;
-  facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages'>;
+  facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages' | 'thumbhash' | 'dominantColor' | 'phash' | 'capture'>;
 }
 
 /**

@@ -1,0 +1,24 @@
+/**
+ * Entry of a decode worker thread (started by DecodePool): decodes the formats
+ * libvips cannot (HEIC) with WebAssembly, one job at a time, and moves the
+ * pixels back to the parent without a copy.
+ */
+import { readFile } from 'node:fs/promises';
+import { parentPort } from 'node:worker_threads';
+import type { DecodeJob, DecodedImage } from './decode-pool.js';
+import { AppError, stripPaths } from '../errors.js';
+import { decodeHeif } from './heif-decoder.js';
+import { UnprocessableImageError } from './inspect.js';
+import { serveJobs } from './worker-pool.js';
+
+async function run({ file, maxPixels }: DecodeJob): Promise<DecodedImage> {
+  const bytes = typeof file === 'string' ? await readFile(file) : file;
+  try {
+    return await decodeHeif(bytes, maxPixels);
+  } catch (err) {
+    // libheif's own failures (an abort inside WebAssembly) are this file's fault, like libvips' for other formats.
+    throw err instanceof AppError ? err : new UnprocessableImageError(`the HEIF image cannot be decoded: ${stripPaths((err as Error).message)}`);
+  }
+}
+
+serveJobs(parentPort!, run, (answer) => [answer.data.buffer as ArrayBuffer]);

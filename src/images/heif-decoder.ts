@@ -1,0 +1,70 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { UnprocessableImageError } from './inspect.js';
+
+/** Decoded pixels: 8-bit RGBA, row after row. */
+export interface RgbaPixels {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+interface HeifImage {
+  get_width(): number;
+  get_height(): number;
+  is_primary(): boolean;
+  has_alpha_channel(): boolean;
+  display(target: { data: Uint8ClampedArray; width: number; height: number }, done: (result: unknown) => void): void;
+  free(): void;
+}
+
+interface LibHeif {
+  HeifDecoder: new () => { decoder: number | null; decode(bytes: Uint8Array): HeifImage[] };
+  heif_context_free(context: number): void;
+}
+
+let loading: Promise<LibHeif> | undefined;
+
+/**
+ * libheif compiled to WebAssembly (libheif-js), loaded once per thread: from its
+ * .wasm file rather than the bundle that inlines it in base64 (0.4 s to load, not 1.4 s).
+ */
+function libheif(): Promise<LibHeif> {
+  loading ??= new Promise((resolve, reject) => {
+    try {
+      const require = createRequire(import.meta.url);
+      const factory = require('libheif-js/libheif-wasm/libheif.js') as (options: object) => LibHeif;
+      const wasmBinary = readFileSync(require.resolve('libheif-js/libheif-wasm/libheif.wasm'));
+      // The module logs its failures with console.log; ours are thrown as errors instead.
+      const lib = factory({ wasmBinary, print: () => undefined, printErr: () => undefined, onRuntimeInitialized: () => resolve(lib) });
+    } catch (err) {
+      reject(err);
+    }
+  });
+  return loading;
+}
+
+/**
+ * Decodes the primary image of a HEIF file (HEIC: HEVC inside) to RGBA, with its
+ * `irot`/`imir` transforms applied by libheif. The size is read from the header
+ * first, so an image over `maxPixels` is refused before any pixel is decoded.
+ * @throws {UnprocessableImageError} corrupt or truncated, or over the pixel limit
+ */
+export async function decodeHeif(bytes: Uint8Array, maxPixels: number): Promise<RgbaPixels & { pages: number; hasAlpha: boolean }> {
+  const lib = await libheif();
+  const decoder = new lib.HeifDecoder();
+  const images = decoder.decode(bytes);
+  try {
+    if (images.length === 0) throw new UnprocessableImageError('the HEIF image cannot be decoded: no image found in the file');
+    const primary = images.find((image) => image.is_primary()) ?? images[0];
+    const [width, height] = [primary.get_width(), primary.get_height()];
+    if (width * height > maxPixels) throw new UnprocessableImageError(`image of ${width}x${height} pixels exceeds the limit of ${maxPixels} pixels`);
+    const data = new Uint8ClampedArray(width * height * 4);
+    const shown = await new Promise((resolve) => primary.display({ data, width, height }, resolve));
+    if (!shown) throw new UnprocessableImageError('the HEIF image is truncated or corrupt');
+    return { width, height, data: new Uint8Array(data.buffer), pages: images.length, hasAlpha: primary.has_alpha_channel() };
+  } finally {
+    for (const image of images) image.free();
+    if (decoder.decoder) lib.heif_context_free(decoder.decoder);
+  }
+}
