@@ -23,6 +23,7 @@ import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
+import { DecodePool } from './images/decode-pool.js';
 import { DiffPool } from './images/diff-pool.js';
 import { configureImageEngine } from './images/engine-settings.js';
 import { EngineSlots } from './images/engine-slots.js';
@@ -122,7 +123,8 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
 
   const hot = new HotCache(config.images.hotCacheBytes, config.images.hotCacheMaxFileBytes);
   const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes, hot);
-  const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels } = config.images;
+  const { maxInputPixels, allowSvg, avifMaxPixels, gifMaxPixels, fingerprints } = config.images;
+  const decoders = new DecodePool();
   // Two lanes: an upload's check never waits behind a transform, and only transforms queue with a bound.
   const uploadChecks = new EngineSlots(config.images.uploadCheckConcurrency);
   const transforms = new EngineSlots(config.images.transformConcurrency, {
@@ -131,13 +133,13 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
   const albums = new AlbumService(
     store,
     notifier,
-    (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg })),
+    (file) => uploadChecks.run(() => inspectImage(file, { maxInputPixels, allowSvg, decode: decoders.decode, fingerprints })),
     async (sha256) => {
       hot.delete(sha256);
       await derivatives.forget(sha256);
     },
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot, decoders.decode);
   const diffs = new DiffPool();
   const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(
@@ -225,6 +227,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       clearInterval(sweep);
       await imports.close();
       await diffs.close();
+      await decoders.close();
       await checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'));
       const drained = await dispatcher.drain(left());
       if (!drained) log.warn({ pending: outbox.pendingCount }, 'events still pending at shutdown; kept in the outbox for the next start');

@@ -21,4 +21,6 @@ async function run({ file, maxPixels }: DecodeJob): Promise<DecodedImage> {
   }
 }
 
+// libheif-js reports its failures with console.log too; here they are thrown as errors, so its lines would only be noise.
+console.log = () => undefined;
 serveJobs(parentPort!, run, (answer) => [answer.data.buffer as ArrayBuffer]);

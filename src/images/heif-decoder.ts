@@ -36,7 +36,8 @@ function libheif(): Promise<LibHeif> {
       const factory = require('libheif-js/libheif-wasm/libheif.js') as (options: object) => LibHeif;
       const wasmBinary = readFileSync(require.resolve('libheif-js/libheif-wasm/libheif.wasm'));
       // The module logs its failures with console.log; ours are thrown as errors instead.
-      const lib = factory({ wasmBinary, print: () => undefined, printErr: () => undefined, onRuntimeInitialized: () => resolve(lib) });
+      const lib = factory({ wasmBinary, print: () => undefined, printErr: () => undefined, onRuntimeInitialized: () => queueMicrotask(() => resolve(lib)) });
+      // (the callback may run before the factory returns: hence the microtask)
     } catch (err) {
       reject(err);
     }

@@ -6,7 +6,12 @@ export const MAX_OUTPUT_SIDE = 8192;
 
 export const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
 export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'avif', 'gif', 'tiff'] as const;
+/** Where fit=cover (or contain) places the picture: a side or corner, or sharp's smart strategies. */
+export const POSITIONS = [
+  'centre', 'center', 'north', 'northeast', 'east', 'southeast', 'south', 'southwest', 'west', 'northwest', 'entropy', 'attention',
+] as const;
 export type Fit = (typeof FITS)[number];
+export type Position = (typeof POSITIONS)[number];
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** A checked, normalised transform request. Absent fields mean "leave as is". */
@@ -14,6 +19,8 @@ export interface TransformSpec {
   width?: number;
   height?: number;
   fit?: Fit;
+  /** With fit=cover or contain: which part is kept (entropy, attention: smart crop). */
+  position?: Position;
   /** Allow the output to be larger than the input. */
   enlarge?: boolean;
   /** `auto` picks AVIF or WebP from the Accept header. */
@@ -77,6 +84,7 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
       case 'w': spec.width = int('w', raw, 1, MAX_OUTPUT_SIDE); break;
       case 'h': spec.height = int('h', raw, 1, MAX_OUTPUT_SIDE); break;
       case 'fit': spec.fit = oneOf('fit', raw, FITS); break;
+      case 'position': spec.position = oneOf('position', raw, POSITIONS); break;
       case 'enlarge': spec.enlarge = flag('enlarge', raw) || undefined; break;
       case 'format': {
         const format = FORMAT_ALIASES[raw];
@@ -103,11 +111,20 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
       }
       case 'crop': spec.crop = parseCrop(raw); break;
       default:
-        throw new ValidationError(`Unknown parameter ${JSON.stringify(name)}; expected w, h, fit, enlarge, format, q, rotate, flip, flop, grayscale, blur, crop or download`);
+        throw new ValidationError(`Unknown parameter ${JSON.stringify(name)}; expected w, h, fit, position, enlarge, format, q, rotate, flip, flop, grayscale, blur, crop or download`);
     }
   }
   if (spec.fit !== undefined && spec.width === undefined && spec.height === undefined) {
     throw new ValidationError('fit needs w or h');
+  }
+  if (spec.position !== undefined) {
+    if (spec.width === undefined || spec.height === undefined) throw new ValidationError('position needs both w and h');
+    const fit = spec.fit ?? 'cover';
+    if (fit !== 'cover' && fit !== 'contain') throw new ValidationError(`position needs fit=cover or fit=contain but received fit=${fit}`);
+    if (fit === 'contain' && (spec.position === 'entropy' || spec.position === 'attention')) {
+      throw new ValidationError(`position=${spec.position} needs fit=cover (it chooses what to crop)`);
+    }
+    if (spec.position === 'center') spec.position = 'centre';
   }
   const cleaned = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as TransformSpec;
   return Object.keys(cleaned).length === 0 ? undefined : cleaned;
@@ -138,6 +155,6 @@ export function negotiateFormat(accept: string, original: OutputFormat, allowed:
 
 /** A stable string for a resolved spec (keys in a fixed order), used in cache keys. */
 export function specKey(spec: TransformSpec & { format: OutputFormat }): string {
-  const order: Array<keyof TransformSpec> = ['crop', 'width', 'height', 'fit', 'enlarge', 'rotate', 'flip', 'flop', 'grayscale', 'blur', 'format', 'quality'];
+  const order: Array<keyof TransformSpec> = ['crop', 'width', 'height', 'fit', 'position', 'enlarge', 'rotate', 'flip', 'flop', 'grayscale', 'blur', 'format', 'quality'];
   return JSON.stringify(order.filter((k) => spec[k] !== undefined).map((k) => [k, spec[k]]));
 }

@@ -13,6 +13,14 @@ export const MIME_BY_OUTPUT: Record<OutputFormat, string> = {
   jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif', tiff: 'image/tiff',
 };
 
+/** A source decoded outside libvips (HEIC: DecodePool): 8-bit RGBA pixels, transforms already applied. */
+export interface DecodedInput {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  hasAlpha: boolean;
+}
+
 type Step = (image: Sharp, spec: ResolvedSpec, source: SourceFacts) => Sharp;
 
 /** EXIF orientation first, so crop coordinates and sizes refer to the picture as seen. */
@@ -30,7 +38,7 @@ const crop: Step = (image, { crop: box }, source) => {
 const resize: Step = (image, spec, source) => {
   if (!spec.width && !spec.height) return image;
   if (spec.enlarge) checkEnlargedSize(spec, source);
-  return image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', withoutEnlargement: !spec.enlarge });
+  return image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', position: spec.position, withoutEnlargement: !spec.enlarge });
 };
 
 /**
@@ -73,9 +81,12 @@ const STEPS: Step[] = [orient, crop, resize, rotate, flipFlop, grayscale, blur, 
  * Animated sources stay animated when the output format can animate (GIF, WebP).
  * @throws {ValidationError} a crop outside the image
  */
-export function buildTransform(input: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Sharp {
+export function buildTransform(input: string | DecodedInput, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Sharp {
   const animated = source.pages > 1 && ANIMATED_OUTPUTS.has(spec.format);
-  let image = sharp(input, { animated, limitInputPixels: maxInputPixels, failOn: 'error' });
+  let image = typeof input === 'string'
+    ? sharp(input, { animated, limitInputPixels: maxInputPixels, failOn: 'error' })
+    : sharp(input.data, { raw: { width: input.width, height: input.height, channels: 4 }, limitInputPixels: maxInputPixels });
+  if (typeof input !== 'string' && !input.hasAlpha) image = image.removeAlpha();
   for (const step of STEPS) image = step(image, spec, source);
   return image;
 }
@@ -85,7 +96,7 @@ export function buildTransform(input: string, spec: ResolvedSpec, source: Source
  * @throws {ValidationError} bad crop; {UnprocessableImageError} the engine failed on this image;
  *   {InsufficientStorageError} no room for the output
  */
-export async function transformToFile(input: string, output: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Promise<{ size: number; width: number; height: number }> {
+export async function transformToFile(input: string | DecodedInput, output: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Promise<{ size: number; width: number; height: number }> {
   const pipeline = buildTransform(input, spec, source, maxInputPixels);
   try {
     const info = await pipeline.toFile(output);
