@@ -138,6 +138,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       hot.delete(sha256);
       await derivatives.forget(sha256);
     },
+    config.images.onDuplicate,
   );
   const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot, decoders.decode);
   const diffs = new DiffPool();

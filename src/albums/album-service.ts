@@ -1,10 +1,10 @@
-import { NotFoundError } from '../errors.js';
+import { DuplicateImageError, NotConfiguredError, NotFoundError } from '../errors.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
 import type { StoreChange } from './changes.js';
 import { describeFile, type StoredImageMeta } from './image-meta.js';
 import { SNIFF_BYTES, sniffType } from './sniff.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile } from './types.js';
 
 /** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
 export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
@@ -27,6 +27,9 @@ export interface CallContext {
   reqId?: string;
 }
 
+/** What an upload whose exact bytes are already stored gets: stored all the same (with `duplicateOf`), or 409. */
+export type DuplicatePolicy = 'allow' | 'reject';
+
 /** A listing page of names, with details when asked for. */
 export interface Listing<T> extends Page<string> {
   details?: T[];
@@ -45,6 +48,8 @@ export class AlbumService {
     private readonly notifier: Notifier,
     private readonly inspect?: ImageInspector,
     private readonly contentReleased: ContentReleased = async () => undefined,
+    /** The policy when an upload does not name one (ON_DUPLICATE). */
+    private readonly onDuplicate: DuplicatePolicy = 'allow',
   ) {}
 
   get stagingDir(): string {
@@ -85,18 +90,27 @@ export class AlbumService {
   /**
    * Stores a received file (in the staging dir) as an image: checks it (415 not an
    * accepted image, 422 corrupt or too many pixels), then commits it (the store makes
-   * the file durable and takes it away from its path).
+   * the file durable and takes it away from its path). Bytes some stored image already
+   * has are stored with `duplicateOf`, or refused (409) when the policy says `reject`.
+   * @throws {DuplicateImageError} a duplicate under the `reject` policy
    */
-  async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent): Promise<ImageInfo> {
+  async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent, onDuplicate = this.onDuplicate): Promise<ImageInfo> {
     // The upload parser (or the importer) has often hashed the bytes already: read them again only when not.
     // Without an inspector the type comes from sniffing, so the file is read then.
     const bytes = known?.bytes;
-    const [described, facts] = await Promise.all([
-      known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file),
+    const [described, facts, knownDuplicates] = await Promise.all([
+      known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file), known ? this.store.contentIds(known.sha256) : undefined,
     ]);
+    const duplicateOf = knownDuplicates ?? (await this.store.contentIds(described.sha256));
+    if (duplicateOf.length > 0 && onDuplicate === 'reject') {
+      const existing = await this.store.findImage(duplicateOf[0]);
+      const location = existing ? `/api/v1/albums/${encodeURIComponent(existing.album)}/images/${encodeURIComponent(existing.name)}` : `/api/v1/images/${duplicateOf[0]}`;
+      throw new DuplicateImageError(`these bytes are already stored as image ${duplicateOf[0]}${existing ? ` (${existing.name} in album ${existing.album})` : ''}; upload with onDuplicate=allow to store a copy`, location);
+    }
     const { type, ...rest } = facts ?? { type: 'type' in described ? described.type : sniffType(bytes!.subarray(0, SNIFF_BYTES)) };
     const staged: StagedFile = {
       path: file, bytes, synced: known?.synced, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined,
+      duplicateOf: duplicateOf.length > 0 ? duplicateOf : undefined,
     };
     return this.notifier.storeChange((journal) => this.store.commitImage(album, name, staged, journal), changeEvent, ctx);
   }
@@ -123,6 +137,17 @@ export class AlbumService {
     return this.fetchImage(found.album, found.name, ctx, announce);
   }
 
+  /**
+   * Near-duplicates of an image across the store (perceptual hash within `maxDistance` bits).
+   * @throws {NotFoundError} unknown id; {NotConfiguredError} a store without the index (object storage)
+   */
+  async similarImages(id: string, maxDistance: number, limit: number): Promise<SimilarImage[]> {
+    if (!this.store.similarImages) throw new NotConfiguredError('near-duplicate search needs the filesystem store (STORAGE=fs)');
+    const found = await this.store.similarImages(id, maxDistance, limit);
+    if (!found) throw new NotFoundError(`no image with id ${id}`);
+    return found;
+  }
+
   /** An image's metadata, without fetching it. */
   async imageInfo(album: string, name: string): Promise<ImageInfo> {
     const [info] = await this.store.imageInfos(album, [name]);
@@ -147,6 +172,10 @@ export class AlbumService {
   }
 }
 
+function defined<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function eventFields(image: ImageInfo) {
   return { album: image.album, image: image.name, id: image.id, size: image.size, contentType: image.type };
 }
@@ -161,8 +190,11 @@ export function changeEvent(change: StoreChange): EventInput {
       return { type: 'imagestore.album.renamed', album: change.to, previousName: change.album };
     case 'album.delete':
       return { type: 'imagestore.album.deleted', album: change.album };
-    case 'image.add':
-      return { type: 'imagestore.image.created', ...image(change.meta) };
+    case 'image.add': {
+      // GPS and the other capture metadata stay out of events: only keys with read access see them (metadata answers).
+      const { thumbhash, dominantColor, duplicateOf } = change.meta;
+      return { type: 'imagestore.image.created', ...image(change.meta), ...defined({ thumbhash, dominantColor, duplicateOf }) };
+    }
     case 'image.rename':
       return { type: 'imagestore.image.renamed', ...image(change.meta), previousName: change.from };
     case 'image.delete':

@@ -41,6 +41,14 @@ export interface ImageInfo {
   modifiedAt: string;
 }
 
+/** A near-duplicate: where it is and how many of the 64 perceptual-hash bits differ. */
+export interface SimilarImage {
+  id: string;
+  album: string;
+  name: string;
+  distance: number;
+}
+
 /** One page of a sorted listing. `nextCursor` is absent on the last page. */
 export interface Page<T> {
   items: T[];
@@ -63,6 +71,8 @@ export interface StagedFile {
   size: number;
   sha256: string;
   type: string;
+  /** Ids of the stored images with these bytes (AlbumService looked them up). */
+  duplicateOf?: string[];
   facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages' | 'thumbhash' | 'dominantColor' | 'phash' | 'capture'>;
 }
 
@@ -133,6 +143,14 @@ export interface AlbumStore extends Checkpointable {
   counts(): Promise<{ albums: number; images: number }>;
   /** True while some stored image has this content. */
   isContentUsed(sha256: string): Promise<boolean>;
+  /** Ids of the stored images with this content (exact duplicates of an upload). */
+  contentIds(sha256: string): Promise<string[]>;
+  /**
+   * Optional: the images whose perceptual hash is within `maxDistance` bits of image `id`'s,
+   * nearest first, across the store (an in-memory index: the filesystem store has one).
+   * Undefined when `id` is unknown.
+   */
+  similarImages?(id: string, maxDistance: number, limit: number): Promise<SimilarImage[] | undefined>;
 
   /** Directory where uploads are received (same filesystem as the store, so commits are renames and links). */
   readonly stagingDir: string;

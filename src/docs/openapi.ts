@@ -5,7 +5,7 @@ import {
 } from '../routes/schemas.js';
 import { SignUrlBody } from '../routes/admin.js';
 import { ImportBody } from '../routes/imports.js';
-import { DiffQuery, DiffResponse, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse } from '../routes/schemas.js';
+import { DiffQuery, DiffResponse, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse, SimilarQuery, SimilarResponse, UploadQuery } from '../routes/schemas.js';
 
 /** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
 export interface OperationDoc {
@@ -50,12 +50,14 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Deleted', MessageResponse], ...errors(400, 404, 503, 507) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images', operationId: 'listImages', summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
     responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404), 503: [LISTING_UNAVAILABLE, ErrorResponse] } },
-  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF or TIFF (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true,
+  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF, TIFF or HEIC (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true, query: UploadQuery,
     responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 422, 503, 507) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image (byte-identical to the upload), or a transform of it; ETag, Range, conditional requests, HEAD', tags: ['images'], query: TransformQuery,
     responses: { 200: ['The image bytes, with their real Content-Type', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422, 503) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}/metadata', operationId: 'getImageMetadata', summary: 'Image metadata: id, size, type, format, width, height, orientation, alpha, pages, sha256, times', tags: ['images'],
     responses: { 200: ['Metadata', ImageObject], ...errors(400, 404) } },
+  { method: 'get', path: '/api/v1/images/{id}/similar', operationId: 'similarImages', summary: 'Near-duplicates of an image across the store (perceptual hash within maxDistance bits), nearest first', tags: ['images'], query: SimilarQuery,
+    responses: { 200: ['The near-duplicates', SimilarResponse], ...errors(400, 404, 501) } },
   { method: 'get', path: '/api/v1/images/{idWithExtension}', operationId: 'getImageById', summary: 'Download an image by its stable id ({id}); {id}.{jpg,png,webp,avif,gif,tiff} converts it. Immutable: cached for a year', tags: ['images'], query: TransformQuery,
     responses: { 200: ['The image bytes', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422, 503) } },
   { method: 'patch', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'renameImage', summary: 'Rename an image', tags: ['images'], jsonBody: ImageNameBody,

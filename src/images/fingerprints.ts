@@ -99,15 +99,3 @@ export function perceptualHash(grey: Float64Array): string {
   }
   return hex;
 }
-
-/** Bits that differ between two 64-bit hashes (hex). */
-export function hammingDistance(a: string, b: string): number {
-  return popcount(parseInt(a.slice(0, 8), 16) ^ parseInt(b.slice(0, 8), 16)) + popcount(parseInt(a.slice(8), 16) ^ parseInt(b.slice(8), 16));
-}
-
-function popcount(n: number): number {
-  let v = n >>> 0;
-  v -= (v >>> 1) & 0x55555555;
-  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return (((v + (v >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
-}
