@@ -29,11 +29,12 @@ const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [code, [ERROR_TEXT[code], ErrorResponse]])) as OperationDoc['responses'];
 const ERROR_TEXT: Record<number, string> = {
   401: 'No API key, a wrong key, or a bad or expired signed URL', 403: 'The key\'s role is too low', 429: 'Rate limit exceeded, or too many failed authentications from this address; see Retry-After',
-  400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists',
+  400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists, or (upload with onDuplicate=reject) these bytes are already stored: Location names that image',
   413: 'Body too large', 415: 'Wrong Content-Type or Content-Encoding, or not an accepted image format', 416: 'Range not satisfiable',
   422: 'Image truncated, corrupt or over a pixel limit (MAX_INPUT_PIXELS; DIFF_MAX_PIXELS for /diff; AVIF_MAX_PIXELS / GIF_MAX_PIXELS for transforms)',
   503: 'Busy (too many uploads or comparisons in progress, or transforms queued), the store not writable (read-only disk) or out of file descriptors; retry after Retry-After',
   507: 'The disk holding the store is full: nothing was changed',
+  501: 'Not available with this configuration (near-duplicate search needs the filesystem store)',
 };
 
 const LISTING_UNAVAILABLE = 'With details: the server is out of file descriptors; retry after Retry-After (never a partial list)';
@@ -108,6 +109,7 @@ function operationObject(op: OperationDoc) {
   if (op.path.includes('{albumName}')) parameters.push(albumParam);
   if (op.path.includes('{imageName}')) parameters.push(imageParam);
   if (op.path.includes('{jobId}')) parameters.push({ name: 'jobId', in: 'path', required: true, schema: { type: 'string' } });
+  if (op.path.includes('{id}')) parameters.push({ name: 'id', in: 'path', required: true, description: 'Image id', schema: { type: 'string' } });
   if (op.path.includes('{idWithExtension}')) parameters.push({ name: 'idWithExtension', in: 'path', required: true, description: 'Image id, optionally followed by .jpg, .png, .webp, .avif, .gif or .tiff', schema: { type: 'string' } });
   for (const [name, field] of Object.entries(op.query?.shape ?? {})) {
     parameters.push({ name, in: 'query', required: false, description: (field as z.ZodType).description, schema: schema(field as z.ZodType) });
