@@ -60,6 +60,17 @@ describe('parseTransformSpec', () => {
     expect(rejection({ blur: '100.5' }).message).to.match(/for blur/);
   });
 
+  it('issue 18: position with w, h and fit=cover or contain (centre spelled either way); smart strategies with cover only', () => {
+    expect(parseTransformSpec({ w: '10', h: '10', position: 'attention' })).to.deep.equal({ width: 10, height: 10, position: 'attention' });
+    expect(parseTransformSpec({ w: '10', h: '10', fit: 'contain', position: 'north' })).to.include({ position: 'north' });
+    expect(parseTransformSpec({ w: '10', h: '10', position: 'center' })).to.include({ position: 'centre' });
+    expect(rejection({ w: '10', h: '10', position: 'middle' }).message).to.match(/^Expected one of centre, .*attention for position but received "middle"$/);
+    expect(rejection({ w: '10', position: 'entropy' }).message).to.match(/position needs both w and h/);
+    expect(rejection({ w: '10', h: '10', fit: 'fill', position: 'east' }).message).to.match(/position needs fit=cover or fit=contain/);
+    expect(rejection({ w: '10', h: '10', fit: 'contain', position: 'entropy' }).message).to.match(/needs fit=cover/);
+    expect(specKey({ width: 10, height: 10, position: 'entropy', format: 'png' })).to.not.equal(specKey({ width: 10, height: 10, format: 'png' }));
+  });
+
   it('names the parameter in every rejection', () => {
     const cases: Array<[Query, RegExp]> = [
       [{ w: '0' }, /^Expected integer between 1 and 8192 for w but received "0"$/],
