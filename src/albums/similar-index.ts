@@ -7,21 +7,36 @@ export interface Near {
 /** The largest distance `near` answers: four 16-bit chunks searched within radius 4 each. */
 export const MAX_SIMILAR_DISTANCE = 16;
 
+/** For each radius 0-4, every 16-bit mask of at most that many bits (radius 2: 137 masks, 4: 2,517). */
+const MASKS: Uint16Array[] = [0, 1, 2, 3, 4].map((radius) => {
+  const masks: number[] = [];
+  for (let mask = 0; mask < 0x10000; mask++) if (popcount(mask) <= radius) masks.push(mask);
+  return Uint16Array.from(masks);
+});
+
 /**
  * Multi-index hashing of 64-bit perceptual hashes (Norouzi et al.), in memory: each
  * hash is filed under its four 16-bit chunks. Two hashes within distance d agree
  * within ⌊d/4⌋ bits on at least one chunk (pigeonhole), so a query looks up, for each
  * chunk, the values within that radius (137 of 65,536 at d = 8), and checks only
  * those candidates. Unlike a BK-tree, removing a hash is as cheap as adding one.
+ * Hashes live in typed arrays by slot, and each chunk table is a plain array of
+ * 65,536 slot lists: a query allocates nothing but its answer.
  */
 export class SimilarIndex {
-  /** hash halves by id: [high 32 bits, low 32 bits]. */
-  private readonly hashes = new Map<string, [number, number]>();
-  /** Per chunk (0-3): chunk value → ids. */
-  private readonly tables: Array<Map<number, Set<string>>> = [new Map(), new Map(), new Map(), new Map()];
+  private readonly slotOf = new Map<string, number>();
+  private ids: string[] = [];
+  private high = new Uint32Array(1024);
+  private low = new Uint32Array(1024);
+  /** Query number that last saw each slot (no Set per query). */
+  private seen = new Uint32Array(1024);
+  private query = 0;
+  private readonly free: number[] = [];
+  /** Per chunk (0-3): chunk value → slots. */
+  private readonly tables: Array<Array<number[] | undefined>> = [0, 1, 2, 3].map(() => new Array<number[] | undefined>(0x10000));
 
   get size(): number {
-    return this.hashes.size;
+    return this.slotOf.size;
   }
 
   /** Files an image's hash (16 hex digits); a malformed one is ignored. */
@@ -29,29 +44,34 @@ export class SimilarIndex {
     this.remove(id);
     const halves = parseHash(phash);
     if (!halves) return;
-    this.hashes.set(id, halves);
+    const slot = this.free.pop() ?? this.ids.length;
+    if (slot >= this.high.length) this.grow();
+    this.ids[slot] = id;
+    [this.high[slot], this.low[slot]] = halves;
+    this.slotOf.set(id, slot);
     chunks(halves).forEach((value, i) => {
-      const ids = this.tables[i].get(value);
-      if (ids) ids.add(id);
-      else this.tables[i].set(value, new Set([id]));
+      const slots = this.tables[i][value];
+      if (slots) slots.push(slot);
+      else this.tables[i][value] = [slot];
     });
   }
 
   remove(id: string): void {
-    const halves = this.hashes.get(id);
-    if (!halves) return;
-    this.hashes.delete(id);
-    chunks(halves).forEach((value, i) => {
-      const ids = this.tables[i].get(value)!;
-      ids.delete(id);
-      if (ids.size === 0) this.tables[i].delete(value);
+    const slot = this.slotOf.get(id);
+    if (slot === undefined) return;
+    this.slotOf.delete(id);
+    chunks([this.high[slot], this.low[slot]]).forEach((value, i) => {
+      const slots = this.tables[i][value]!;
+      slots.splice(slots.indexOf(slot), 1);
+      if (slots.length === 0) this.tables[i][value] = undefined;
     });
+    this.free.push(slot);
   }
 
   /** The hash filed for an image, as 16 hex digits. */
   hashOf(id: string): string | undefined {
-    const halves = this.hashes.get(id);
-    return halves && halves.map((h) => h.toString(16).padStart(8, '0')).join('');
+    const slot = this.slotOf.get(id);
+    return slot === undefined ? undefined : hex(this.high[slot]) + hex(this.low[slot]);
   }
 
   /**
@@ -59,23 +79,38 @@ export class SimilarIndex {
    * first (then by id), at most `limit`, without `exclude`.
    */
   near(phash: string, maxDistance: number, limit: number, exclude?: string): Near[] {
-    const query = parseHash(phash);
-    if (!query) return [];
-    const radius = Math.floor(maxDistance / 4);
-    const seen = new Set<string>();
+    const halves = parseHash(phash);
+    if (!halves) return [];
+    const [qHigh, qLow] = halves;
+    const masks = MASKS[Math.min(4, Math.floor(maxDistance / 4))];
+    const stamp = (this.query = (this.query + 1) >>> 0 || 1);
+    const excluded = exclude === undefined ? -1 : this.slotOf.get(exclude) ?? -1;
     const found: Near[] = [];
-    chunks(query).forEach((value, i) => {
-      for (const probe of withinRadius(value, radius)) {
-        for (const id of this.tables[i].get(probe) ?? []) {
-          if (seen.has(id) || id === exclude) continue;
-          seen.add(id);
-          const [high, low] = this.hashes.get(id)!;
-          const distance = popcount(high ^ query[0]) + popcount(low ^ query[1]);
-          if (distance <= maxDistance) found.push({ id, distance });
+    const values = chunks(halves);
+    for (let i = 0; i < 4; i++) {
+      const table = this.tables[i];
+      const value = values[i];
+      for (let m = 0; m < masks.length; m++) {
+        const slots = table[value ^ masks[m]];
+        if (slots === undefined) continue;
+        for (const slot of slots) {
+          if (this.seen[slot] === stamp || slot === excluded) continue;
+          this.seen[slot] = stamp;
+          const distance = popcount(this.high[slot] ^ qHigh) + popcount(this.low[slot] ^ qLow);
+          if (distance <= maxDistance) found.push({ id: this.ids[slot], distance });
         }
       }
-    });
+    }
     return found.sort((a, b) => a.distance - b.distance || (a.id < b.id ? -1 : 1)).slice(0, limit);
+  }
+
+  private grow(): void {
+    const size = this.high.length * 2;
+    for (const name of ['high', 'low', 'seen'] as const) {
+      const bigger = new Uint32Array(size);
+      bigger.set(this[name]);
+      this[name] = bigger;
+    }
   }
 }
 
@@ -84,15 +119,12 @@ function parseHash(phash: string | undefined): [number, number] | undefined {
   return [parseInt(phash.slice(0, 8), 16), parseInt(phash.slice(8), 16)];
 }
 
-function chunks([high, low]: [number, number]): number[] {
-  return [high >>> 16, high & 0xffff, low >>> 16, low & 0xffff];
+function hex(n: number): string {
+  return n.toString(16).padStart(8, '0');
 }
 
-/** Every 16-bit value within `radius` bits of `value` (radius ≤ 4: at most 2,517 values). */
-function* withinRadius(value: number, radius: number, from = 0): Generator<number> {
-  yield value;
-  if (radius === 0) return;
-  for (let bit = from; bit < 16; bit++) yield* withinRadius(value ^ (1 << bit), radius - 1, bit + 1);
+function chunks([high, low]: [number, number]): [number, number, number, number] {
+  return [high >>> 16, high & 0xffff, low >>> 16, low & 0xffff];
 }
 
 function popcount(n: number): number {

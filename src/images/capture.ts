@@ -1,4 +1,6 @@
-import exifr from 'exifr';
+/** exifr, loaded on the first image with EXIF (a third of a second: not at every start). */
+let parser: Promise<typeof import('exifr').default> | undefined;
+const loadExifr = () => (parser ??= import('exifr').then((module) => module.default));
 
 /** When, with what and where a photo was taken, from its EXIF. Absent fields were not recorded. */
 export interface CaptureMeta {
@@ -32,7 +34,7 @@ export async function readCapture(exif: Buffer | undefined): Promise<CaptureMeta
   const tiff = exif.subarray(0, 6).toString('latin1') === 'Exif\0\0' ? exif.subarray(6) : exif;
   let tags: Record<string, unknown> | undefined;
   try {
-    tags = await exifr.parse(tiff, { pick: PICK, gps: true, reviveValues: false, translateValues: false });
+    tags = await (await loadExifr()).parse(tiff, { pick: PICK, gps: true, reviveValues: false, translateValues: false });
   } catch {
     return undefined;
   }

@@ -286,7 +286,7 @@ describe('commit path: SIGKILL at every step of every change (issue 13 item 2, i
         const http = client(second.service.httpUrl);
         await waitFor('every journaled event delivered', () => second.service.pendingEvents() === 0);
         // The change's own event (a setup may have published others of its type).
-        const ofChange = () => [...events.values()].filter((e) => e.type === scenario.event && Object.entries(scenario.eventData).every(([k, v]) => (e.data as Record<string, unknown>)[k] === v));
+        const ofChange = () => [...events.values()].filter((e) => e.type === scenario.event && Object.entries(scenario.eventData).every(([k, v]) => (e.data as unknown as Record<string, unknown>)[k] === v));
         if (expected === 'done') await waitFor(`the ${scenario.event} event`, () => ofChange().length > 0);
         expect(await scenario.state(http), 'the store after restart').to.equal(expected);
         expect(ofChange().length, `${scenario.event} events`).to.equal(expected === 'done' ? 1 : 0);
