@@ -1,6 +1,7 @@
 /** exifr, loaded on the first image with EXIF (a third of a second: not at every start). */
-let parser: Promise<typeof import('exifr').default> | undefined;
-const loadExifr = () => (parser ??= import('exifr').then((module) => module.default));
+let parser: Promise<ExifParse> | undefined;
+type ExifParse = (data: Buffer, options: object) => Promise<Record<string, unknown> | undefined>;
+const loadExifr = () => (parser ??= import('exifr').then((module) => module.parse as ExifParse));
 
 /** When, with what and where a photo was taken, from its EXIF. Absent fields were not recorded. */
 export interface CaptureMeta {
@@ -34,7 +35,7 @@ export async function readCapture(exif: Buffer | undefined): Promise<CaptureMeta
   const tiff = exif.subarray(0, 6).toString('latin1') === 'Exif\0\0' ? exif.subarray(6) : exif;
   let tags: Record<string, unknown> | undefined;
   try {
-    tags = await (await loadExifr()).parse(tiff, { pick: PICK, gps: true, reviveValues: false, translateValues: false });
+    tags = await (await loadExifr())(tiff, { pick: PICK, gps: true, reviveValues: false, translateValues: false });
   } catch {
     return undefined;
   }
