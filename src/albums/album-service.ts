@@ -1,4 +1,4 @@
-import { DuplicateImageError, NotConfiguredError, NotFoundError } from '../errors.js';
+import { DuplicateImageError, NotConfiguredError, NotFoundError, ValidationError } from '../errors.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
 import type { StoreChange } from './changes.js';
@@ -81,10 +81,37 @@ export class AlbumService {
     await Promise.all(unusedContent.map((sha) => this.contentReleased(sha)));
   }
 
-  async listImages(album: string, page: PageRequest, withDetails: boolean): Promise<Listing<ImageInfo>> {
+  /**
+   * A page of an album's images, by name, or with `sort` captured by capture time (EXIF,
+   * oldest first; images without one last), then by name.
+   */
+  async listImages(album: string, page: PageRequest, withDetails: boolean, sort: 'name' | 'captured' = 'name'): Promise<Listing<ImageInfo>> {
+    if (sort === 'captured') return this.listByCapture(album, page, withDetails);
     const listing: Listing<ImageInfo> = await this.store.listImages(album, page);
     if (withDetails) listing.details = await this.store.imageInfos(album, listing.items);
     return listing;
+  }
+
+  /**
+   * The album ordered by capture time, paged with a cursor holding the last (time, name) sent.
+   * Every image's metadata is read to sort them: from memory on the filesystem store; the
+   * listing cache keeps the answer until the album changes.
+   */
+  private async listByCapture(album: string, page: PageRequest, withDetails: boolean): Promise<Listing<ImageInfo>> {
+    const { items } = await this.store.listImages(album, {});
+    const keyOf = (info: ImageInfo): [string, string] => [captureKey(info.capture?.capturedAt), info.name];
+    const infos = (await this.store.imageInfos(album, items)).map((info) => ({ info, key: keyOf(info) }));
+    infos.sort((a, b) => compareKeys(a.key, b.key));
+    const after = page.cursor === undefined ? undefined : decodeCaptureCursor(page.cursor);
+    const start = after === undefined ? 0 : infos.findIndex(({ key }) => compareKeys(key, after) > 0);
+    const rest = start < 0 ? [] : infos.slice(start);
+    const chosen = page.limit === undefined ? rest : rest.slice(0, page.limit);
+    const last = chosen[chosen.length - 1];
+    return {
+      items: chosen.map(({ info }) => info.name),
+      nextCursor: last && chosen.length < rest.length ? Buffer.from(JSON.stringify(last.key)).toString('base64url') : undefined,
+      ...(withDetails ? { details: chosen.map(({ info }) => info) } : {}),
+    };
   }
 
   /**
@@ -170,6 +197,27 @@ export class AlbumService {
   async checkWritable(): Promise<void> {
     await this.store.checkWritable();
   }
+}
+
+/** A capture time as a sortable UTC string; no (or an unreadable) time sorts last. */
+function captureKey(capturedAt: string | undefined): string {
+  const time = capturedAt === undefined ? NaN : Date.parse(/[+-]\d{2}:\d{2}$|Z$/.test(capturedAt) ? capturedAt : `${capturedAt}Z`);
+  return Number.isNaN(time) ? '~' : new Date(time).toISOString();
+}
+
+function compareKeys(a: [string, string], b: [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+}
+
+/** @throws {ValidationError} a cursor this listing did not make */
+function decodeCaptureCursor(cursor: string): [string, string] {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(key) && key.length === 2 && key.every((part) => typeof part === 'string')) return key as [string, string];
+  } catch {
+    // reported below
+  }
+  throw new ValidationError('cursor: not a cursor of a sort=captured listing');
 }
 
 function defined<T extends object>(fields: T): Partial<T> {

@@ -4,6 +4,7 @@ import { checkName, checkNewName } from '../albums/names.js';
 import { jsonBody } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';
 import { AlbumNameBody, ListQuery, parseWith } from './schemas.js';
+import { ValidationError } from '../errors.js';
 
 export interface AlbumRoutesDeps {
   albums: AlbumService;
@@ -19,6 +20,7 @@ export function albumRoutes({ albums, maxJsonBytes, listings }: AlbumRoutesDeps)
   router.get('/albums', async (ctx) => {
     await listings.send(ctx, undefined, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
+      if (query.sort === 'captured') throw new ValidationError('sort: albums are listed by name only (sort=captured is for images)');
       const details = query.details === 'true' || query.details === '1';
       const listing = await albums.listAlbums({ limit: query.limit, cursor: query.cursor }, details);
       return { albumList: listing.items, albums: listing.details, nextCursor: listing.nextCursor };

@@ -47,7 +47,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     await listings.send(ctx, album, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
       const details = query.details === 'true' || query.details === '1';
-      const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details);
+      const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details, query.sort);
       return { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
     });
   });

@@ -16,6 +16,7 @@ export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT).optional().describe(`Page size, 1-${MAX_PAGE_LIMIT}; all items when absent`),
   cursor: z.string().max(2048).optional().describe('nextCursor of the previous page'),
   details: z.enum(['true', 'false', '1', '0']).optional().describe('Include objects (albums/images) beside the names'),
+  sort: z.enum(['name', 'captured']).optional().describe('Images: by name (default) or by capture time (EXIF DateTimeOriginal, oldest first, images without one last)'),
 });
 
 /** Transform parameters of image downloads, for the OpenAPI document (images/transform-spec.ts checks them). */

@@ -180,5 +180,25 @@ describe('images: placeholders, duplicates, near duplicates, capture metadata (i
       const derivative = await svc.http.get(`${albumPath('a', 'exif.jpg')}?w=30`).buffer(true).parse(rawBody).expect(200);
       expect((await sharp(derivative.body as Buffer).metadata()).exif).to.equal(undefined);
     });
+
+    it('sort=captured lists by capture time (offsets honoured), images without one last, paged by cursor', async () => {
+      await createAlbum(svc.http, 'trip');
+      const shot = (when: string, offset?: string) => sharp({ create: { width: 8, height: 8, channels: 3, background: '#446688' } }).jpeg()
+        .withExif({ IFD2: { DateTimeOriginal: when, ...(offset ? { OffsetTimeOriginal: offset } : {}) } }).toBuffer();
+      // a: 10:00 UTC; b: 09:30 UTC (11:30+02:00); c: 2023; d: none.
+      for (const [name, bytes] of [['a.jpg', shot('2024:05:01 10:00:00', '+00:00')], ['b.jpg', shot('2024:05:01 11:30:00', '+02:00')], ['c.jpg', shot('2023:01:01 00:00:00')], ['d.jpg', scene(10)]] as const) {
+        await uploadImage(svc.http, 'trip', name, await bytes);
+      }
+      const all = await svc.http.get(`${albumPath('trip')}/images?sort=captured`).expect(200);
+      expect(all.body.imageList).to.deep.equal(['c.jpg', 'b.jpg', 'a.jpg', 'd.jpg']);
+      const first = await svc.http.get(`${albumPath('trip')}/images?sort=captured&limit=3&details=true`).expect(200);
+      expect(first.body.imageList).to.deep.equal(['c.jpg', 'b.jpg', 'a.jpg']);
+      expect(first.body.images.map((i: { name: string }) => i.name)).to.deep.equal(first.body.imageList);
+      const second = await svc.http.get(`${albumPath('trip')}/images`).query({ sort: 'captured', limit: 3, cursor: first.body.nextCursor }).expect(200);
+      expect(second.body).to.deep.equal({ imageList: ['d.jpg'] });
+      await svc.http.get(`${albumPath('trip')}/images?sort=captured&cursor=bogus`).expect(400);
+      await svc.http.get(`${albumPath('trip')}/images?sort=taken`).expect(400);
+      await svc.http.get('/api/v1/albums?sort=captured').expect(400);
+    });
   });
 });
