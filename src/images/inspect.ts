@@ -114,7 +114,7 @@ async function checkDecodes(file: string | Buffer, decoded: { width: number; hei
     : sharp(file, { failOn: 'truncated', limitInputPixels: maxInputPixels, pages: 1 }).autoOrient();
   let thumbnail;
   try {
-    thumbnail = await image.resize(side, side, { fit: 'inside' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+    thumbnail = await image.resize(side, side, { fit: 'inside', withoutEnlargement: true }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   } catch (err) {
     throw engineError(err, 'the image is truncated or corrupt');
   }
