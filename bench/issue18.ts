@@ -185,9 +185,9 @@ function flipBits(hash: string, bits: number, random: () => number): string {
   return high.toString(16).padStart(8, '0') + low.toString(16).padStart(8, '0');
 }
 
-const parts = [`## Issue 18 (${new Date().toISOString().slice(0, 10)})`, '', `${machineInfo()}; load before: ${loadAverage()}.`, ''];
-if (SECTIONS.has('similar')) parts.push(similarSection(), '');
-if (SECTIONS.has('upload')) parts.push(await uploadSection(), '');
-if (SECTIONS.has('heic')) parts.push(await heicSection(), '');
-parts.push(`Load after: ${loadAverage()}.`);
-printSection(parts.join('\n'));
+// Each section is printed as soon as it is measured (a long run cut short keeps what it had).
+printSection([`## Issue 18 (${new Date().toISOString().slice(0, 10)})`, '', `${machineInfo()}; load before: ${loadAverage()}.`].join('\n'));
+if (SECTIONS.has('similar')) printSection(similarSection());
+if (SECTIONS.has('upload')) printSection(await uploadSection());
+if (SECTIONS.has('heic')) printSection(await heicSection());
+printSection(`Load after: ${loadAverage()}.`);
