@@ -51,7 +51,7 @@ async function uploadSection(): Promise<string> {
     return [
       '### Upload cost: placeholders + perceptual hash on vs off',
       '',
-      `${photo.width}×${photo.height} JPEG of ${photo.bytes} bytes, ${UPLOADS} uploads per burst, 2 at a time, ${ROUNDS} alternating rounds; p50 latency of 201s.`,
+      `${photo.width}×${photo.height} JPEG of ${photo.bytes.length} bytes, ${UPLOADS} uploads per burst, 2 at a time, ${ROUNDS} alternating rounds; p50 latency of 201s.`,
       '',
       '| UPLOAD_FINGERPRINTS | p50 per round (ms) | median p50 (ms) |',
       '|---|---|---|',
