@@ -7,17 +7,22 @@ import { WorkerPool, workerUrl } from './worker-pool.js';
 export interface DecodeJob {
   file: string | Uint8Array;
   maxPixels: number;
+  format: DecodedFormat;
 }
+
+/** The stored formats decoded here rather than by libvips. */
+export const DECODED_FORMATS = ['heic', 'jxl'] as const;
+export type DecodedFormat = (typeof DECODED_FORMATS)[number];
 
 /** The decoded primary image (RGBA), with what only the decoder knows. */
 export type DecodedImage = RgbaPixels & { pages: number; hasAlpha: boolean };
 
 /** Decodes an image file to pixels. */
-export type Decoder = (file: string | Buffer, maxPixels: number) => Promise<DecodedImage>;
+export type Decoder = (file: string | Buffer, maxPixels: number, format: DecodedFormat) => Promise<DecodedImage>;
 
 /**
- * Decodes HEIC off the event loop, in worker threads (libheif in WebAssembly:
- * the libvips bundled with sharp has no HEVC decoder). The callers' engine
+ * Decodes HEIC and JPEG XL off the event loop, in worker threads (libheif and
+ * libjxl in WebAssembly: the libvips bundled with sharp has neither). The callers' engine
  * lanes (upload checks, transforms) bound the decodes in flight, so at most
  * that many workers exist, each holding one image's pixels at a time.
  */
@@ -31,5 +36,5 @@ export class DecodePool extends WorkerPool<DecodeJob, DecodedImage> {
   }
 
   /** The Decoder of this pool. */
-  readonly decode: Decoder = (file, maxPixels) => this.run({ file, maxPixels });
+  readonly decode: Decoder = (file, maxPixels, format) => this.run({ file, maxPixels, format });
 }

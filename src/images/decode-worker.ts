@@ -7,17 +7,17 @@ import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
 import type { DecodeJob, DecodedImage } from './decode-pool.js';
 import { AppError, stripPaths } from '../errors.js';
-import { decodeHeif } from './heif-decoder.js';
+import { decodeHeif, decodeJxl } from './heif-decoder.js';
 import { UnprocessableImageError } from './inspect.js';
 import { serveJobs } from './worker-pool.js';
 
-async function run({ file, maxPixels }: DecodeJob): Promise<DecodedImage> {
+async function run({ file, maxPixels, format }: DecodeJob): Promise<DecodedImage> {
   const bytes = typeof file === 'string' ? await readFile(file) : file;
   try {
-    return await decodeHeif(bytes, maxPixels);
+    return await (format === 'jxl' ? decodeJxl(bytes, maxPixels) : decodeHeif(bytes, maxPixels));
   } catch (err) {
     // libheif's own failures (an abort inside WebAssembly) are this file's fault, like libvips' for other formats.
-    throw err instanceof AppError ? err : new UnprocessableImageError(`the HEIF image cannot be decoded: ${stripPaths((err as Error).message)}`);
+    throw err instanceof AppError ? err : new UnprocessableImageError(`the ${format === 'jxl' ? 'JPEG XL' : 'HEIF'} image cannot be decoded: ${stripPaths((err as Error).message)}`);
   }
 }
 

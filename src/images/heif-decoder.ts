@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { UnprocessableImageError } from './inspect.js';
+import { jxlSize } from './jxl-header.js';
 
 /** Decoded pixels: 8-bit RGBA, row after row. */
 export interface RgbaPixels {
@@ -43,6 +44,44 @@ function libheif(): Promise<LibHeif> {
     }
   });
   return loading;
+}
+
+type JxlDecode = (bytes: ArrayBuffer) => Promise<{ width: number; height: number; data: Uint8ClampedArray }>;
+let jxlLoading: Promise<JxlDecode> | undefined;
+
+/** The JPEG XL decoder of @jsquash/jxl (libjxl in WebAssembly), loaded once per thread from its .wasm file. */
+function jxlDecoder(): Promise<JxlDecode> {
+  jxlLoading ??= (async () => {
+    const module = await import('@jsquash/jxl/decode.js');
+    const wasm = readFileSync(createRequire(import.meta.url).resolve('@jsquash/jxl/codec/dec/jxl_dec.wasm'));
+    // (Node's global WebAssembly; the DOM lib that would declare it is not in this project's types)
+    const { WebAssembly: wasmApi } = globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<unknown> } };
+    await module.init((await wasmApi.compile(wasm)) as never);
+    return module.default as unknown as JxlDecode;
+  })();
+  return jxlLoading;
+}
+
+/**
+ * Decodes a JPEG XL file to RGBA. Its size comes from the header first, so an image
+ * over `maxPixels` is refused before any pixel is decoded.
+ * @throws {UnprocessableImageError} corrupt or truncated, or over the pixel limit
+ */
+export async function decodeJxl(bytes: Uint8Array, maxPixels: number): Promise<RgbaPixels & { pages: number; hasAlpha: boolean }> {
+  const size = jxlSize(bytes);
+  if (!size) throw new UnprocessableImageError('the JPEG XL image cannot be decoded: its header is unreadable');
+  if (size.width * size.height > maxPixels) throw new UnprocessableImageError(`image of ${size.width}x${size.height} pixels exceeds the limit of ${maxPixels} pixels`);
+  const decode = await jxlDecoder();
+  let image;
+  try {
+    image = await decode(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
+  } catch {
+    throw new UnprocessableImageError('the JPEG XL image is truncated or corrupt');
+  }
+  const data = new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.byteLength);
+  let hasAlpha = false;
+  for (let i = 3; i < data.length && !hasAlpha; i += 4) hasAlpha = data[i] !== 255;
+  return { width: image.width, height: image.height, data, pages: 1, hasAlpha };
 }
 
 /**

@@ -7,7 +7,7 @@ import { SMALL_BODY_BYTES, type ImageBody } from '../routes/send-image.js';
 import type { DerivativeCache } from './derivative-cache.js';
 import { HotCache } from './hot-cache.js';
 import { ReadyHeadersCache } from './ready-headers.js';
-import type { Decoder } from './decode-pool.js';
+import { DECODED_FORMATS, type DecodedFormat, type Decoder } from './decode-pool.js';
 import type { EngineSlots } from './engine-slots.js';
 import { checkOutputBudget, withinBudget, type OutputBudgets, type SourceFacts } from './output-size.js';
 import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
@@ -122,7 +122,7 @@ export class ImageDelivery {
             const path = await handle.localPath();
             const run = async () => {
               // Decoded inside the transform's slot: the lane bounds the decoders' pixel memory too.
-              const input = this.decodes(info) ? await this.decode!(path, this.maxInputPixels) : path;
+              const input = this.decodes(info) ? await this.decode!(path, this.maxInputPixels, info.format as DecodedFormat) : path;
               return transformToFile(input, tmp, resolved, source, this.maxInputPixels);
             };
             await (this.engine ? this.engine.run(run) : run());
@@ -183,8 +183,6 @@ export class ImageDelivery {
   }
 }
 
-/** Stored formats decoded by the Decoder, not by libvips. */
-const DECODED_FORMATS = ['heic'] as const;
 
 /** All of an image through its stream (a store without `read`: object storage), then the handle closed. */
 async function readWhole(handle: ImageHandle): Promise<Buffer> {

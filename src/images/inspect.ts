@@ -1,7 +1,9 @@
 import sharp, { type Metadata } from 'sharp';
 import { AppError, storageError, stripPaths, UnsupportedMediaTypeError } from '../errors.js';
 import { readCapture, type CaptureMeta } from './capture.js';
+import { promises as fs } from 'node:fs';
 import type { Decoder } from './decode-pool.js';
+import { isJxl, jxlSize } from './jxl-header.js';
 import { FINGERPRINT_SIDE, fingerprints, type Fingerprints } from './fingerprints.js';
 
 /** 422: the bytes claim to be an image but cannot be decoded, or it is too large to decode. */
@@ -47,7 +49,7 @@ const MIME_BY_FORMAT: Record<string, string> = {
 };
 
 /** The formats an upload may have (sharp names), with their MIME types, in the order of the error message. */
-export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC';
+export const ACCEPTED_FORMATS = 'JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC, JPEG XL';
 
 /**
  * Checks that a file is an image we accept, fully decodable, within the pixel
@@ -69,6 +71,7 @@ export async function inspectImage(file: string | Buffer, options: InspectOption
     meta = await sharp(file, { limitInputPixels: false }).metadata();
   } catch (err) {
     const message = (err as Error).message;
+    if (/unsupported image format/i.test(message) && decode && isJxl(await head(file))) return inspectJxl(file, options);
     if (/unsupported image format/i.test(message)) {
       throw new UnsupportedMediaTypeError(`not an image this service accepts (${ACCEPTED_FORMATS}${allowSvg ? ', SVG' : ''})`);
     }
@@ -87,7 +90,7 @@ export async function inspectImage(file: string | Buffer, options: InspectOption
     throw new UnprocessableImageError(`image of ${width}x${height} pixels exceeds the limit of ${maxInputPixels} pixels`);
   }
   // The header read (sharp) gives HEIF's size after its irot/imir transforms; its EXIF orientation is not to be applied.
-  const decoded = format === 'heic' ? await decode!(file, maxInputPixels) : undefined;
+  const decoded = format === 'heic' ? await decode!(file, maxInputPixels, 'heic') : undefined;
   const [extra, capture] = await Promise.all([checkDecodes(file, decoded, maxInputPixels, options.fingerprints ?? false), readCapture(meta.exif)]);
   return {
     format: format!,
@@ -100,6 +103,34 @@ export async function inspectImage(file: string | Buffer, options: InspectOption
     ...extra,
     ...(capture ? { capture } : {}),
   };
+}
+
+/**
+ * JPEG XL, which libvips here cannot read at all: the size from its header (pixel limit
+ * first), then the whole file decoded by the decode pool, which also checks it.
+ */
+async function inspectJxl(file: string | Buffer, options: InspectOptions): Promise<ImageFacts> {
+  const bytes = typeof file === 'string' ? await fs.readFile(file) : file;
+  const size = jxlSize(bytes);
+  if (!size) throw new UnprocessableImageError('the JPEG XL image cannot be decoded: its header is unreadable');
+  if (size.width * size.height > options.maxInputPixels) {
+    throw new UnprocessableImageError(`image of ${size.width}x${size.height} pixels exceeds the limit of ${options.maxInputPixels} pixels`);
+  }
+  const decoded = await options.decode!(bytes, options.maxInputPixels, 'jxl');
+  const extra = await checkDecodes(bytes, decoded, options.maxInputPixels, options.fingerprints ?? false);
+  return { format: 'jxl', type: 'image/jxl', width: decoded.width, height: decoded.height, orientation: 1, hasAlpha: decoded.hasAlpha, pages: 1, ...extra };
+}
+
+/** The first bytes of a file (its signature). */
+async function head(file: string | Buffer): Promise<Buffer> {
+  if (typeof file !== 'string') return file.subarray(0, 16);
+  const handle = await fs.open(file, 'r');
+  try {
+    const { buffer, bytesRead } = await handle.read(Buffer.alloc(16), 0, 16, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
 }
 
 /**

@@ -75,3 +75,25 @@ export function withClaimedSize(heic: Buffer, width: number, height: number): Bu
   }
   return out;
 }
+
+/** Debian's JPEG XL encoder (package libjxl-tools; scripts/ensure-test-deps.sh installs it). */
+export const CJXL = '/usr/bin/cjxl';
+
+/** True when cjxl is installed. */
+export function canMakeJxl(): boolean {
+  return existsSync(CJXL);
+}
+
+/** A JPEG XL file encoded by cjxl from an image (lossless with `distance` 0). */
+export async function encodeJxl(source: Buffer, distance = 1): Promise<Buffer> {
+  const dir = await makeTmpDir('jxl-');
+  try {
+    const input = path.join(dir, 'in.png');
+    await fs.writeFile(input, await sharp(source).png().toBuffer());
+    const out = path.join(dir, 'out.jxl');
+    await run(CJXL, [input, out, '-d', String(distance)]);
+    return await fs.readFile(out);
+  } finally {
+    await removeDir(dir);
+  }
+}
