@@ -140,7 +140,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     },
     config.images.onDuplicate,
   );
-  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot, decoders.decode);
+  const delivery = new ImageDelivery(derivatives, maxInputPixels, transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot, decoders.decode, decoders.encodeJxl);
   const diffs = new DiffPool();
   const importsLog = log.child({ component: 'imports' });
   const imports = new ImportService(

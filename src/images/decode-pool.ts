@@ -10,6 +10,16 @@ export interface DecodeJob {
   format: DecodedFormat;
 }
 
+/** One JPEG XL encode: RGBA pixels (moved to the worker) and a quality. */
+export interface EncodeJob {
+  encode: 'jxl';
+  pixels: RgbaPixels;
+  quality: number;
+}
+
+/** Encodes RGBA pixels as JPEG XL. */
+export type JxlEncoder = (pixels: RgbaPixels, quality: number) => Promise<Uint8Array>;
+
 /** The stored formats decoded here rather than by libvips. */
 export const DECODED_FORMATS = ['heic', 'jxl'] as const;
 export type DecodedFormat = (typeof DECODED_FORMATS)[number];
@@ -26,7 +36,7 @@ export type Decoder = (file: string | Buffer, maxPixels: number, format: Decoded
  * lanes (upload checks, transforms) bound the decodes in flight, so at most
  * that many workers exist, each holding one image's pixels at a time.
  */
-export class DecodePool extends WorkerPool<DecodeJob, DecodedImage> {
+export class DecodePool extends WorkerPool<DecodeJob | EncodeJob, DecodedImage | Uint8Array> {
   constructor() {
     super(workerUrl('decode-worker', import.meta.url), {
       unprocessable_image: UnprocessableImageError,
@@ -36,5 +46,9 @@ export class DecodePool extends WorkerPool<DecodeJob, DecodedImage> {
   }
 
   /** The Decoder of this pool. */
-  readonly decode: Decoder = (file, maxPixels, format) => this.run({ file, maxPixels, format });
+  readonly decode: Decoder = (file, maxPixels, format) => this.run({ file, maxPixels, format }) as Promise<DecodedImage>;
+
+  /** The JPEG XL encoder of this pool (libvips here has none either); the pixels are moved, not copied. */
+  readonly encodeJxl: JxlEncoder = (pixels, quality) =>
+    this.run({ encode: 'jxl', pixels, quality }, [pixels.data.buffer as ArrayBuffer]) as Promise<Uint8Array>;
 }

@@ -5,13 +5,15 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parentPort } from 'node:worker_threads';
-import type { DecodeJob, DecodedImage } from './decode-pool.js';
+import type { DecodeJob, DecodedImage, EncodeJob } from './decode-pool.js';
 import { AppError, stripPaths } from '../errors.js';
-import { decodeHeif, decodeJxl } from './heif-decoder.js';
+import { decodeHeif, decodeJxl, encodeJxl } from './heif-decoder.js';
 import { UnprocessableImageError } from './inspect.js';
 import { serveJobs } from './worker-pool.js';
 
-async function run({ file, maxPixels, format }: DecodeJob): Promise<DecodedImage> {
+async function run(job: DecodeJob | EncodeJob): Promise<DecodedImage | Uint8Array> {
+  if ('encode' in job) return encodeJxl(job.pixels, job.quality);
+  const { file, maxPixels, format } = job;
   const bytes = typeof file === 'string' ? await readFile(file) : file;
   try {
     return await (format === 'jxl' ? decodeJxl(bytes, maxPixels) : decodeHeif(bytes, maxPixels));
@@ -23,4 +25,4 @@ async function run({ file, maxPixels, format }: DecodeJob): Promise<DecodedImage
 
 // libheif-js reports its failures with console.log too; here they are thrown as errors, so its lines would only be noise.
 console.log = () => undefined;
-serveJobs(parentPort!, run, (answer) => [answer.data.buffer as ArrayBuffer]);
+serveJobs(parentPort!, run, (answer) => [(answer instanceof Uint8Array ? answer : answer.data).buffer as ArrayBuffer]);

@@ -62,6 +62,27 @@ function jxlDecoder(): Promise<JxlDecode> {
   return jxlLoading;
 }
 
+type JxlEncode = (image: { data: Uint8ClampedArray; width: number; height: number }, options: { quality: number; effort: number }) => Promise<ArrayBuffer>;
+let jxlEncoderLoading: Promise<JxlEncode> | undefined;
+
+/**
+ * Encodes RGBA pixels as JPEG XL (@jsquash/jxl, libjxl in WebAssembly, single-threaded:
+ * the pool's workers are the parallelism). Effort 3: libvips' default for its own encoders
+ * is a fast one too; higher efforts take seconds per megapixel here.
+ */
+export async function encodeJxl(pixels: RgbaPixels, quality: number): Promise<Uint8Array> {
+  jxlEncoderLoading ??= (async () => {
+    const module = await import('@jsquash/jxl/encode.js');
+    const wasm = readFileSync(createRequire(import.meta.url).resolve('@jsquash/jxl/codec/enc/jxl_enc.wasm'));
+    const { WebAssembly: wasmApi } = globalThis as unknown as { WebAssembly: { compile(bytes: Uint8Array): Promise<unknown> } };
+    await module.init((await wasmApi.compile(wasm)) as never);
+    return module.default as unknown as JxlEncode;
+  })();
+  const encode = await jxlEncoderLoading;
+  const data = new Uint8ClampedArray(pixels.data.buffer, pixels.data.byteOffset, pixels.data.byteLength);
+  return new Uint8Array(await encode({ data, width: pixels.width, height: pixels.height }, { quality, effort: 3 }));
+}
+
 /**
  * Decodes a JPEG XL file to RGBA. Its size comes from the header first, so an image
  * over `maxPixels` is refused before any pixel is decoded.

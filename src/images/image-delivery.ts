@@ -7,7 +7,7 @@ import { SMALL_BODY_BYTES, type ImageBody } from '../routes/send-image.js';
 import type { DerivativeCache } from './derivative-cache.js';
 import { HotCache } from './hot-cache.js';
 import { ReadyHeadersCache } from './ready-headers.js';
-import { DECODED_FORMATS, type DecodedFormat, type Decoder } from './decode-pool.js';
+import { DECODED_FORMATS, type DecodedFormat, type Decoder, type JxlEncoder } from './decode-pool.js';
 import type { EngineSlots } from './engine-slots.js';
 import { checkOutputBudget, withinBudget, type OutputBudgets, type SourceFacts } from './output-size.js';
 import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
@@ -18,7 +18,7 @@ export const NAME_URL_CACHE = 'public, max-age=0, must-revalidate';
 /** Cache-Control of id URLs: an id always names the same bytes. */
 export const ID_URL_CACHE = 'public, max-age=31536000, immutable';
 
-const EXTENSIONS: Record<OutputFormat, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff' };
+const EXTENSIONS: Record<OutputFormat, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', jxl: 'jxl' };
 
 /**
  * Turns an opened image and an optional transform into a body to send: the
@@ -41,6 +41,8 @@ export class ImageDelivery {
     private readonly hot: HotCache = new HotCache(0, 0),
     /** Decodes the formats libvips cannot (HEIC: DecodePool); without it their transforms are refused (415). */
     private readonly decode?: Decoder,
+    /** Encodes JPEG XL output (DecodePool); without it format=jxl is refused and format=auto passes over it. */
+    private readonly encodeJxl?: JxlEncoder,
   ) {}
 
   /**
@@ -123,7 +125,7 @@ export class ImageDelivery {
             const run = async () => {
               // Decoded inside the transform's slot: the lane bounds the decoders' pixel memory too.
               const input = this.decodes(info) ? await this.decode!(path, this.maxInputPixels, info.format as DecodedFormat) : path;
-              return transformToFile(input, tmp, resolved, source, this.maxInputPixels);
+              return transformToFile(input, tmp, resolved, source, this.maxInputPixels, this.encodeJxl);
             };
             await (this.engine ? this.engine.run(run) : run());
           });
@@ -148,7 +150,7 @@ export class ImageDelivery {
 
   /** format=auto: AVIF or WebP as the client takes them, passing over a format whose budget this output exceeds. */
   private negotiate(accept: string, original: OutputFormat, spec: TransformSpec, source: SourceFacts): OutputFormat {
-    return negotiateFormat(accept, original, (format) => withinBudget(spec, format, source, this.budgets));
+    return negotiateFormat(accept, original, (format) => (format !== 'jxl' || this.encodeJxl !== undefined) && withinBudget(spec, format, source, this.budgets));
   }
 
   /**

@@ -5,7 +5,7 @@ import { SIGNED_IMAGE_ID } from '../security/signed-url.js';
 export const MAX_OUTPUT_SIDE = 8192;
 
 export const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
-export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'avif', 'gif', 'tiff'] as const;
+export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'avif', 'gif', 'tiff', 'jxl'] as const;
 /** Where fit=cover (or contain) places the picture: a side or corner, or sharp's smart strategies. */
 export const POSITIONS = [
   'centre', 'center', 'north', 'northeast', 'east', 'southeast', 'south', 'southwest', 'west', 'northwest', 'entropy', 'attention',
@@ -37,7 +37,7 @@ export interface TransformSpec {
 /** Query parameters that are not transforms but may appear on image URLs. */
 const PASS_THROUGH = new Set(['download', 'expires', 'sig', SIGNED_IMAGE_ID]);
 const FORMAT_ALIASES: Record<string, OutputFormat | 'auto'> = {
-  jpeg: 'jpeg', jpg: 'jpeg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', tif: 'tiff', auto: 'auto',
+  jpeg: 'jpeg', jpg: 'jpeg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', tif: 'tiff', jxl: 'jxl', auto: 'auto',
 };
 
 type Query = Record<string, string | string[] | undefined>;
@@ -88,7 +88,7 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
       case 'enlarge': spec.enlarge = flag('enlarge', raw) || undefined; break;
       case 'format': {
         const format = FORMAT_ALIASES[raw];
-        if (!format) throw new ValidationError(`Expected one of jpeg, jpg, png, webp, avif, gif, tiff, auto for format but received ${JSON.stringify(raw)}`);
+        if (!format) throw new ValidationError(`Expected one of jpeg, jpg, png, webp, avif, gif, tiff, jxl, auto for format but received ${JSON.stringify(raw)}`);
         spec.format = format;
         break;
       }
@@ -139,7 +139,7 @@ function parseCrop(raw: string): TransformSpec['crop'] {
 }
 
 /**
- * Chooses the output format for `format=auto` from an Accept header: AVIF, then WebP, else the original's.
+ * Chooses the output format for `format=auto` from an Accept header: JPEG XL, then AVIF, then WebP, else the original's.
  * @param allowed whether a format may be picked for this image (an encoder's pixel budget); default: any
  */
 export function negotiateFormat(accept: string, original: OutputFormat, allowed: (format: OutputFormat) => boolean = () => true): OutputFormat {
@@ -148,6 +148,7 @@ export function negotiateFormat(accept: string, original: OutputFormat, allowed:
     const [type, ...params] = range.split(';').map((part) => part.trim());
     return params.some((param) => /^q=0(\.0{0,3})?$/.test(param)) ? [] : [type];
   });
+  if (accepted.includes('image/jxl') && allowed('jxl')) return 'jxl';
   if (accepted.includes('image/avif') && allowed('avif')) return 'avif';
   if (accepted.includes('image/webp') && allowed('webp')) return 'webp';
   return original;

@@ -43,7 +43,7 @@ export const TransformQuery = z.object({
   fit: z.enum(['cover', 'contain', 'fill', 'inside', 'outside']).optional().describe('How to fit w×h (default cover)'),
   position: z.enum(POSITIONS).optional().describe('With w, h and fit=cover (or contain): what is kept; entropy and attention crop smartly (cover only)'),
   enlarge: z.boolean().optional().describe('Allow upscaling'),
-  format: z.enum(['jpeg', 'jpg', 'png', 'webp', 'avif', 'gif', 'tiff', 'auto']).optional().describe('Output format; auto picks AVIF or WebP from Accept (Vary: Accept)'),
+  format: z.enum(['jpeg', 'jpg', 'png', 'webp', 'avif', 'gif', 'tiff', 'jxl', 'auto']).optional().describe('Output format; auto picks JPEG XL, AVIF or WebP from Accept (Vary: Accept)'),
   q: z.number().int().min(1).max(100).optional().describe('Quality'),
   rotate: z.number().int().optional().describe('Rotation, a multiple of 90 (after EXIF orientation)'),
   flip: z.boolean().optional().describe('Mirror vertically'),

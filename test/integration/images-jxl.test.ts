@@ -49,6 +49,24 @@ describe('images: JPEG XL ingest (issue 18, item 2)', function () {
     expect(await sharp(webp.body as Buffer).metadata()).to.include({ width: 32, height: 16 });
   });
 
+  it('JPEG XL out: format=jxl and /images/{id}.jxl encode one (decodable, right size); format=auto prefers it when Accept names it', async () => {
+    const png = await sharp({ create: { width: 80, height: 60, channels: 3, background: '#3070b0' } }).png().toBuffer();
+    const { body } = await uploadImage(svc.http, 'x', 'source.png', png);
+    const out = await svc.http.get(`${albumPath('x', 'source.png')}?w=40&format=jxl`).buffer(true).parse(rawBody).expect(200);
+    expect(out.headers['content-type']).to.equal('image/jxl');
+    expect([...(out.body as Buffer).subarray(0, 2)]).to.deep.equal([0xff, 0x0a]);
+    const back = await uploadImage(svc.http, 'x', 'roundtrip.jxl', out.body as Buffer);
+    expect(back.body.image).to.include({ format: 'jxl', width: 40, height: 30 });
+    const again = await svc.http.get(`${albumPath('x', 'roundtrip.jxl')}?format=png`).buffer(true).parse(rawBody).expect(200);
+    near(await pixel(again.body as Buffer, 20, 15), [0x30, 0x70, 0xb0, 255]);
+    const byId = await svc.http.get(`/api/v1/images/${body.image.id}.jxl`).buffer(true).parse(rawBody).expect(200);
+    expect(byId.headers['content-type']).to.equal('image/jxl');
+    const auto = await svc.http.get(`${albumPath('x', 'source.png')}?format=auto&w=20`).set('Accept', 'image/jxl,image/avif,image/webp,*/*').buffer(true).parse(rawBody).expect(200);
+    expect(auto.headers['content-type']).to.equal('image/jxl');
+    const chromium = await svc.http.get(`${albumPath('x', 'source.png')}?format=auto&w=20`).set('Accept', 'image/avif,image/webp,*/*').buffer(true).parse(rawBody).expect(200);
+    expect(chromium.headers['content-type']).to.equal('image/avif');
+  });
+
   it('keeps alpha: a PNG conversion is half transparent green', async () => {
     const res = await uploadImage(svc.http, 'x', 'alpha.jxl', alpha);
     expect(res.body.image).to.include({ width: 40, height: 30, hasAlpha: true });

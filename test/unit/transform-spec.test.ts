@@ -123,12 +123,19 @@ describe('negotiateFormat (format=auto)', () => {
     ['image/avifx, image/webpish', 'jpeg'],
     ['image/avif;q=0, image/webp', 'webp'], // q=0: not acceptable
     ['image/avif; q=0.000, image/webp;q=0', 'jpeg'],
+    // Issue 18: JPEG XL first when named (Safari 17), passed over when refused.
+    ['image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5', 'jxl'],
+    ['image/jxl;q=0, image/avif', 'avif'],
   ];
   for (const [accept, format] of cases) {
     it(`${JSON.stringify(accept)} → ${format}`, () => {
       expect(negotiateFormat(accept, 'jpeg')).to.equal(format);
     });
   }
+
+  it('issue 18: passes over JPEG XL when it may not be made (no encoder)', () => {
+    expect(negotiateFormat('image/jxl,image/webp', 'jpeg', (format) => format !== 'jxl')).to.equal('webp');
+  });
 
   it('falls back to the original format, whatever it is', () => {
     expect(negotiateFormat('*/*', 'gif')).to.equal('gif');
