@@ -8,6 +8,8 @@
 #                      the service locks its data dir with it
 #   mount, e2fsprogs   mount and mkfs.ext4: the full and read-only disk tests mount a tmpfs and a
 #                      loop-mounted ext4 (as root; CI runs as root)
+#   libheif-examples   heif-enc: the HEIC tests make their fixtures with it
+#   libjxl-tools       cjxl: the JPEG XL tests make their fixtures with it
 # Prints nothing and takes a few ms when everything is present.
 set -euo pipefail
 
@@ -32,6 +34,8 @@ need chromium /usr/bin/chromium
 need util-linux /usr/bin/prlimit /usr/bin/flock
 need mount /usr/bin/mount
 need e2fsprogs /usr/sbin/mkfs.ext4
+need libheif-examples /usr/bin/heif-enc
+need libjxl-tools /usr/bin/cjxl
 
 # mosquitto_service_running: asks the init system about the *service* instance only
 # (sysvinit checks its pidfile), so brokers started by tests or by hand are never touched.

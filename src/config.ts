@@ -80,6 +80,10 @@ export interface Config {
     avifMaxPixels: number;
     /** Largest GIF output (width × height × frames); larger are refused with 422. */
     gifMaxPixels: number;
+    /** Compute placeholders (ThumbHash, dominant colour) and the perceptual hash at upload. */
+    fingerprints: boolean;
+    /** What an upload whose bytes some stored image already has gets when the request does not say: stored (`allow`) or 409 (`reject`). */
+    onDuplicate: 'allow' | 'reject';
     /** libuv's thread pool size (UV_THREADPOOL_SIZE, read by libuv itself at start): every sharp pipeline and file operation runs there. */
     threadPoolSize: number;
   };
@@ -427,6 +431,8 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
       uploadCheckConcurrency: r.int('UPLOAD_CHECK_CONCURRENCY', engineLane, 1, 1024),
       avifMaxPixels: r.int('AVIF_MAX_PIXELS', 4096 * 4096, 1, 2 ** 40),
       gifMaxPixels: r.int('GIF_MAX_PIXELS', 4096 * 4096, 1, 2 ** 40),
+      fingerprints: r.bool('UPLOAD_FINGERPRINTS', true),
+      onDuplicate: r.oneOf('ON_DUPLICATE', 'allow', ['allow', 'reject']) as 'allow' | 'reject',
       threadPoolSize,
     },
     diff: {

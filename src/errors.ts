@@ -38,6 +38,15 @@ export class ConflictError extends AppError {
   readonly code = 'conflict';
 }
 
+/** 409: the upload's bytes are already stored and the duplicate policy is `reject`; Location names the existing image. */
+export class DuplicateImageError extends ConflictError {
+  readonly headers: Record<string, string>;
+  constructor(message: string, location: string) {
+    super(message);
+    this.headers = { Location: location };
+  }
+}
+
 /** 413: body or file larger than allowed. */
 export class PayloadTooLargeError extends AppError {
   readonly status = 413;

@@ -1,19 +1,25 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RedoRecord } from './albums/changes.js';
+import { backfillFingerprints } from './albums/backfill.js';
 import { fsck, type FsckProblem } from './albums/fsck.js';
+import { DecodePool } from './images/decode-pool.js';
+import { inspectImage } from './images/inspect.js';
 import { redoChanges } from './albums/fs-store.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
-import { loadToolConfig } from './config.js';
+import { loadConfig, loadToolConfig } from './config.js';
 import { silentLogger } from './logger.js';
 import { changesToRedo, journalProblem, KEEP_ALL, Outbox, scanJournal } from './notifier/outbox.js';
 
-const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--quick] [--json]
+const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--backfill] [--quick] [--json]
 
 Checks an imagestore data dir (default: $IMAGE_DB_DIR or ./image-db) and reports every problem.
   --repair  fix what can be fixed (needs the service stopped); first redoes the changes
             the event journal committed after its last checkpoint, as a start does
+  --backfill  give images stored before issue 18 their placeholders (ThumbHash, dominant
+            colour), perceptual hash and capture metadata (needs the service stopped; redoes
+            the journal first, as --repair does)
   --quick   skip re-hashing every image (names and metadata only)
   --json    print the report as JSON
 Exit status: 0 clean (or everything repaired), 1 problems remain, 2 usage error.`;
@@ -22,7 +28,7 @@ Exit status: 0 clean (or everything repaired), 1 problems remain, 2 usage error.
 async function main(): Promise<number> {
   let args;
   try {
-    args = parseArgs({ allowPositionals: true, options: { repair: { type: 'boolean' }, quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
+    args = parseArgs({ allowPositionals: true, options: { repair: { type: 'boolean' }, backfill: { type: 'boolean' }, quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
@@ -33,13 +39,19 @@ async function main(): Promise<number> {
   }
   const root = args.positionals[0] !== undefined ? path.resolve(args.positionals[0]) : loadToolConfig(process.env).imageDbDir;
   const repair = args.values.repair ?? false;
+  const backfill = args.values.backfill ?? false;
   const layout = new Layout(root);
-  const owner = repair ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir
+  const owner = repair || backfill ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir
   try {
     const scan = await scanJournal(layout.outboxDir, repair);
     const redo = await changesToRedo(layout.outboxDir, scan);
-    const before = redo.length === 0 ? [] : repair ? await redoJournal(layout) : [toRedo(layout, redo)];
+    const before = redo.length === 0 ? [] : repair || backfill ? await redoJournal(layout) : [toRedo(layout, redo)];
     const report = await fsck(root, { repair, verifyContent: !args.values.quick });
+    if (backfill) {
+      const filled = await runBackfill(layout);
+      process.stderr.write(`backfill: ${filled.filled} images given placeholders and a perceptual hash, ${filled.skipped.length} not decodable\n`);
+      for (const skipped of filled.skipped) process.stderr.write(`  skipped ${skipped.path}: ${skipped.reason}\n`);
+    }
     report.problems.unshift(...before);
     report.problems.push(...scan.problems.map(journalProblem));
     const remaining = report.problems.filter((p) => !p.repaired);
@@ -52,6 +64,17 @@ async function main(): Promise<number> {
     return remaining.length === 0 ? 0 : 1;
   } finally {
     await owner?.release();
+  }
+}
+
+/** --backfill, with the service's limits (MAX_INPUT_PIXELS, ALLOW_SVG) and HEIC decoder. */
+async function runBackfill(layout: Layout) {
+  const { maxInputPixels, allowSvg } = loadConfig(process.env).images;
+  const decoders = new DecodePool();
+  try {
+    return await backfillFingerprints(layout, (file) => inspectImage(file, { maxInputPixels, allowSvg, decode: decoders.decode, fingerprints: true }));
+  } finally {
+    await decoders.close();
   }
 }
 

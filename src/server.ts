@@ -25,6 +25,7 @@ import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
 import type { EventTransport } from './notifier/types.js';
 import { DerivativeCache } from './images/derivative-cache.js';
+import { DecodePool } from './images/decode-pool.js';
 import { DiffPool } from './images/diff-pool.js';
 import { configureImageEngine } from './images/engine-settings.js';
 import { HotCache } from './images/hot-cache.js';
@@ -89,6 +90,7 @@ interface Parts {
   store: AlbumStore;
   checkpointer: Checkpointer;
   diffs: DiffPool;
+  decoders: DecodePool;
   imports: ImportService;
   broker: EmbeddedBroker;
   transport: EventTransport;
@@ -147,7 +149,8 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
     const hot = new HotCache(config.images.hotCacheBytes, config.images.hotCacheMaxFileBytes);
     const derivatives = await DerivativeCache.open(layout.cacheDir, config.images.derivativeCacheBytes, hot);
     const { maxInputPixels, avifMaxPixels, gifMaxPixels } = config.images;
-    const engine = new ImageEngine(config.images);
+    const decoders = (parts.decoders = new DecodePool());
+    const engine = new ImageEngine(config.images, decoders.decode);
     const albums = new AlbumService(
       store,
       notifier,
@@ -156,8 +159,9 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
         hot.delete(sha256);
         await derivatives.forget(sha256);
       },
+      config.images.onDuplicate,
     );
-    const delivery = new ImageDelivery(derivatives, maxInputPixels, engine.transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot);
+    const delivery = new ImageDelivery(derivatives, maxInputPixels, engine.transforms, { avif: avifMaxPixels, gif: gifMaxPixels }, hot, decoders.decode, decoders.encodeJxl);
     const diffs = (parts.diffs = new DiffPool());
     const importsLog = log.child({ component: 'imports' });
     const imports = (parts.imports = new ImportService(
@@ -291,7 +295,7 @@ export function portProblem(err: unknown, host: string, ports: Array<[variable: 
 
 /**
  * Closes what exists of a service, in order: HTTP (requests in flight finish, within the
- * deadline), import jobs, diff workers, webhook deliveries, the last checkpoint, event delivery (pending events
+ * deadline), import jobs, diff and decode workers, webhook deliveries, the last checkpoint, event delivery (pending events
  * delivered within the deadline), the broker connection and broker, the journal, then the
  * store and the data dir lock, last, so no other process takes the dir while this one writes.
  * Every part is closed even when one before it fails.
@@ -308,12 +312,13 @@ async function closeParts(parts: Partial<Parts>, owner: DataDirLock | undefined,
       errors.push(Object.assign(err instanceof Error ? err : new Error(String(err)), { step: what }));
     }
   };
-  const { httpServer, imports, diffs, webhooks, streams, checkpointer, dispatcher, transport, broker, outbox, store } = parts;
+  const { httpServer, imports, diffs, decoders, webhooks, streams, checkpointer, dispatcher, transport, broker, outbox, store } = parts;
   // Live streams never end by themselves: their clients reconnect (to another node, or after the restart).
   streams?.close();
   await step('HTTP server', httpServer?.listening ? () => closeHttp(httpServer, broker, left()) : undefined);
   await step('import jobs', imports && (() => imports.close()));
   await step('diff workers', diffs && (() => diffs.close()));
+  await step('decode workers', decoders && (() => decoders.close()));
   await step('webhooks', webhooks && (() => webhooks.close()));
   await step('checkpointer', checkpointer && (() => checkpointer.close().catch((err: unknown) => log.error({ err }, 'last checkpoint failed; the next start redoes the changes since the one before'))));
   await step('event delivery', dispatcher && (async () => {

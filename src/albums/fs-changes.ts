@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import { linkSync, promises as fs, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, linkSync, promises as fs, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { ConflictError } from '../errors.js';
 import { NO_CRASH, UndoFailedError, type CrashPoint, type RedoOutcome, type StoreChange } from './changes.js';
@@ -73,13 +73,25 @@ export class FsChanges {
   }
 
   /**
-   * Apply: the image is a hard link to the staged bytes; then its metadata takes its place.
-   * Two directory entries, made on this thread (no flush: cheaper than two pool hand-offs).
+   * Apply: the image is a hard link to the staged bytes, or to `copy`, a stored image with the
+   * same bytes (locked by the caller), so identical bytes are stored once; then its metadata
+   * takes its place. Images are never written in place (a change replaces or unlinks a name),
+   * so deleting one name of shared bytes never touches another. Two directory entries, made on
+   * this thread (no flush: cheaper than two pool hand-offs).
    */
-  async addImage(album: string, name: string, stagedFile: string, preparedMeta: string): Promise<void> {
+  async addImage(album: string, name: string, stagedFile: string, preparedMeta: string, copy?: string): Promise<void> {
     const file = this.layout.imageFile(album, name);
     try {
-      linkSync(stagedFile, file); // never replaces a file, even one some other tool put there
+      // Never replaces a file, even one some other tool put there. A copy gone from its name (an operator) falls back to the staged bytes.
+      if (copy === undefined) linkSync(stagedFile, file);
+      else {
+        try {
+          linkSync(copy, file);
+        } catch (err) {
+          if (!isErrno(err, 'ENOENT')) throw err;
+          linkSync(stagedFile, file);
+        }
+      }
     } catch (err) {
       if (isErrno(err, 'EEXIST')) throw new ConflictError(`${name} image already present`);
       throw err;
@@ -201,7 +213,9 @@ export class FsChanges {
         const expected = JSON.stringify(change.meta);
         const [staged, present, metaText] = await Promise.all([statOf(this.staged.resolve(change.staged)), statOf(file), readText(metaFile)]);
         if (!staged) return present && metaText === expected ? 'applied' : 'impossible';
-        if (!present || present.ino !== staged.ino || present.dev !== staged.dev) {
+        // A file there that is not the staged one may be a shared copy (apply links identical bytes once): kept if its bytes are these.
+        const same = present && ((present.ino === staged.ino && present.dev === staged.dev) || (present.size === change.meta.size && (await sha256Of(file)) === change.meta.sha256));
+        if (!same) {
           if (present) await fs.rm(file, { force: true });
           await fs.link(this.staged.resolve(change.staged), file);
         }
@@ -259,6 +273,13 @@ export class FsChanges {
 /** An album's metadata file, as prepareAlbum and redo write it. */
 function albumJson(createdAt: string): string {
   return JSON.stringify({ createdAt });
+}
+
+/** sha256 (hex) of a file, read as a stream (recovery only). */
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }
 
 async function statOf(file: string): Promise<Stats | undefined> {

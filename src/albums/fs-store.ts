@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile } from './types.js';
 import { NO_CRASH, type ChangeJournal, type CrashPoint, type RecoveryJournal } from './changes.js';
 import { Layout } from './layout.js';
 import { SharedKeyedLock } from '../lib/shared-keyed-lock.js';
@@ -231,13 +231,19 @@ export class FsAlbumStore implements AlbumStore {
   }
 
   async commitImage(album: string, name: string, staged: StagedFile, journal = this.direct): Promise<ImageInfo> {
-    return this.lockImages(album, [name], async () => {
+    // Bytes already stored are shared (a hard link to a copy): that copy's name is locked too, so it stays what the index says.
+    const copy = this.storedCopy(staged.sha256);
+    const copyKey = copy && copy.album !== album ? [copy.album] : [];
+    const copyName = copy && !(copy.album === album && copy.name === name) ? [`${copy.album}/${copy.name}`] : [];
+    return this.lock.with({ shared: [album, ...copyKey], exclusive: [`${album}/${name}`, ...copyName] }, async () => {
       const state = this.requireAlbumState(album);
       if (state.names.has(name)) throw new ConflictError(`${name} image already present`);
       const now = new Date().toISOString();
       const meta: StoredImageMeta = {
-        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
+        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts,
+        ...(staged.duplicateOf?.length ? { duplicateOf: staged.duplicateOf } : {}), createdAt: now, modifiedAt: now,
       };
+      const linkFrom = copy && this.isStoredCopy(copy, staged.sha256) ? this.layout.imageFile(copy.album, copy.name) : undefined;
       const [kept, prepared] = await Promise.allSettled([this.staged.keep(staged.path, meta.id, staged.synced), this.changes.prepareMeta(meta)]);
       if (kept.status === 'rejected' || prepared.status === 'rejected') {
         if (kept.status === 'fulfilled') await this.staged.drop(kept.value);
@@ -247,7 +253,7 @@ export class FsAlbumStore implements AlbumStore {
       await makeChange({
         journal, crash: this.crash, change: { op: 'image.add', album, meta, staged: kept.value },
         staged: { uploads: this.staged, file: kept.value },
-        apply: () => this.changes.addImage(album, name, this.staged.resolve(kept.value), prepared.value),
+        apply: () => this.changes.addImage(album, name, this.staged.resolve(kept.value), prepared.value, linkFrom),
         discard: () => this.changes.discard(prepared.value),
         flushUndo: () => this.pending.flush(),
         update: () => {
@@ -342,6 +348,20 @@ export class FsAlbumStore implements AlbumStore {
     return this.ids.hasContent(sha256);
   }
 
+  async contentIds(sha256: string): Promise<string[]> {
+    return this.ids.withContent(sha256);
+  }
+
+  async similarImages(id: string, maxDistance: number, limit: number): Promise<SimilarImage[] | undefined> {
+    if (!this.ids.find(id)) return undefined;
+    const phash = this.ids.similar.hashOf(id);
+    if (phash === undefined) return [];
+    return this.ids.similar.near(phash, maxDistance, limit, id).flatMap(({ id: other, distance }) => {
+      const where = this.ids.find(other);
+      return where ? [{ id: other, ...where, distance }] : [];
+    });
+  }
+
   /** Gives up ownership of the data dir. */
   async close(): Promise<void> {
     await this.owner.release();
@@ -351,6 +371,19 @@ export class FsAlbumStore implements AlbumStore {
     const probe = path.join(this.layout.tmpDir, `probe-${randomUUID()}`);
     await fs.writeFile(probe, 'ok');
     await fs.rm(probe, { force: true });
+  }
+
+  /** Where a stored image with this content is (the first one indexed), if any. */
+  private storedCopy(sha256: string): { id: string; album: string; name: string } | undefined {
+    const [id] = this.ids.withContent(sha256);
+    const where = id === undefined ? undefined : this.ids.find(id);
+    return where && { id, ...where };
+  }
+
+  /** Under the copy's lock: it is still the image with this content at that name (not renamed, deleted or replaced meanwhile). */
+  private isStoredCopy(copy: { id: string; album: string; name: string }, sha256: string): boolean {
+    const now = this.ids.find(copy.id);
+    return now?.album === copy.album && now.name === copy.name && this.images.get(copy.album)?.metas.get(copy.name)?.sha256 === sha256;
   }
 
   /** Image changes: the album's key shared (no album change meanwhile), the names' keys alone. */

@@ -1,3 +1,5 @@
+import { SimilarIndex } from './similar-index.js';
+
 /** An album as the id index sees it: its name changes on rename, the object stays. */
 export interface AlbumRef {
   name: string;
@@ -18,13 +20,20 @@ interface Entry {
  */
 export class ImageIndex {
   private readonly byId = new Map<string, Entry>();
-  private readonly contentCount = new Map<string, number>();
+  /** Ids of the images with each content (sha256). */
+  private readonly byContent = new Map<string, Set<string>>();
 
-  add(album: AlbumRef, meta: { id: string; name: string; sha256: string }): void {
+  /** Perceptual hashes, for near-duplicate search. */
+  readonly similar = new SimilarIndex();
+
+  add(album: AlbumRef, meta: { id: string; name: string; sha256: string; phash?: string }): void {
     this.remove(meta.id);
+    this.similar.add(meta.id, meta.phash);
     this.byId.set(meta.id, { album, name: meta.name, sha256: meta.sha256 });
     album.ids.add(meta.id);
-    this.contentCount.set(meta.sha256, (this.contentCount.get(meta.sha256) ?? 0) + 1);
+    const ids = this.byContent.get(meta.sha256);
+    if (ids) ids.add(meta.id);
+    else this.byContent.set(meta.sha256, new Set([meta.id]));
   }
 
   /** Removes an image; returns its sha256 when no other image has that content any more. */
@@ -32,13 +41,12 @@ export class ImageIndex {
     const entry = this.byId.get(id);
     if (!entry) return undefined;
     this.byId.delete(id);
+    this.similar.remove(id);
     entry.album.ids.delete(id);
-    const left = (this.contentCount.get(entry.sha256) ?? 1) - 1;
-    if (left > 0) {
-      this.contentCount.set(entry.sha256, left);
-      return undefined;
-    }
-    this.contentCount.delete(entry.sha256);
+    const ids = this.byContent.get(entry.sha256);
+    ids?.delete(id);
+    if (ids && ids.size > 0) return undefined;
+    this.byContent.delete(entry.sha256);
     return entry.sha256;
   }
 
@@ -55,7 +63,12 @@ export class ImageIndex {
 
   /** True while some image has this content. */
   hasContent(sha256: string): boolean {
-    return this.contentCount.has(sha256);
+    return this.byContent.has(sha256);
+  }
+
+  /** Ids of the images with this content, oldest first. */
+  withContent(sha256: string): string[] {
+    return [...(this.byContent.get(sha256) ?? [])];
   }
 
   get size(): number {

@@ -106,7 +106,8 @@ export class MemoryAlbumStore implements AlbumStore {
     if (state.images.has(name)) throw new ConflictError(`${name} image already present`); // taken while the file was read
     const now = new Date().toISOString();
     const meta: StoredImageMeta = {
-      id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
+      id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts,
+      ...(staged.duplicateOf?.length ? { duplicateOf: staged.duplicateOf } : {}), createdAt: now, modifiedAt: now,
     };
     await this.make(journal, { op: 'image.add', album, meta, staged: path.basename(staged.path) }, () => {
       state.images.set(name, { meta, bytes });
@@ -186,6 +187,12 @@ export class MemoryAlbumStore implements AlbumStore {
 
   async isContentUsed(sha256: string): Promise<boolean> {
     return this.contentUsed(sha256);
+  }
+
+  async contentIds(sha256: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (const album of this.albums.values()) for (const image of album.images.values()) if (image.meta.sha256 === sha256) ids.push(image.meta.id);
+    return ids;
   }
 
   async checkWritable(): Promise<void> {}

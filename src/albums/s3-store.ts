@@ -216,7 +216,8 @@ export class S3AlbumStore implements AlbumStore {
     return this.lockImages(album, [name], async () => {
       const now = new Date().toISOString();
       const meta: StoredImageMeta = {
-        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts, createdAt: now, modifiedAt: now,
+        id: newImageId(), name, size: staged.size, type: staged.type, sha256: staged.sha256, ...staged.facts,
+        ...(staged.duplicateOf?.length ? { duplicateOf: staged.duplicateOf } : {}), createdAt: now, modifiedAt: now,
       };
       // The album check and the claim side by side (one round trip less); a claim in a missing album is taken back.
       const [marker, claimed] = await Promise.allSettled([this.objects.requireMarker(album), this.objects.claimName(album, name, meta)]);
@@ -410,6 +411,13 @@ export class S3AlbumStore implements AlbumStore {
       });
     }
     return this.counted.value;
+  }
+
+  async contentIds(sha256: string): Promise<string[]> {
+    const prefix = this.layout.contentPrefix(sha256);
+    const ids: string[] = [];
+    for await (const keys of this.bucket.keys(prefix)) ids.push(...keys.map((key) => key.slice(prefix.length)));
+    return ids;
   }
 
   async isContentUsed(sha256: string): Promise<boolean> {

@@ -22,6 +22,7 @@ export function sniffType(head: Buffer): string {
   if (ascii.startsWith('RIFF') && ascii.slice(8, 12) === 'WEBP') return 'image/webp';
   if (ascii.startsWith('II*\0') || ascii.startsWith('MM\0*')) return 'image/tiff';
   if (ascii.startsWith('BM')) return 'image/bmp';
+  if (ascii.startsWith('\xff\x0a') || ascii.startsWith('\0\0\0\x0cJXL \r\n\x87\n')) return 'image/jxl';
   if (ascii.slice(4, 8) === 'ftyp') return ISO_BMFF_BRANDS[ascii.slice(8, 12)] ?? 'application/octet-stream';
   if (/^\s*(<\?xml[^>]*>\s*)?<svg[\s>]/i.test(ascii)) return 'image/svg+xml';
   return 'application/octet-stream';

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { CaptureMeta } from '../contract/types.js';
 import type { ChangeJournal, Checkpointable } from './changes.js';
 
 /** An album as the API shows it. */
@@ -24,10 +25,28 @@ export interface ImageInfo {
   /** EXIF orientation 1-8. */
   orientation?: number;
   hasAlpha?: boolean;
-  /** Frames (animated GIF/WebP, multi-page TIFF). */
+  /** Frames (animated GIF/WebP, multi-page TIFF), or images in a HEIF file. */
   pages?: number;
+  /** ThumbHash (base64) of the picture: a placeholder to paint before the image arrives (images/fingerprints.ts). */
+  thumbhash?: string;
+  /** Its most common colour, `#rrggbb`. */
+  dominantColor?: string;
+  /** 64-bit perceptual hash (16 hex digits), for near-duplicate search. */
+  phash?: string;
+  /** Ids of the images that had exactly these bytes when this one was uploaded. */
+  duplicateOf?: string[];
+  /** Capture metadata from EXIF (images/capture.ts); its `gps` only for keys with read access. */
+  capture?: CaptureMeta;
   createdAt: string;
   modifiedAt: string;
+}
+
+/** A near-duplicate: where it is and how many of the 64 perceptual-hash bits differ. */
+export interface SimilarImage {
+  id: string;
+  album: string;
+  name: string;
+  distance: number;
 }
 
 /** One page of a sorted listing. `nextCursor` is absent on the last page. */
@@ -52,7 +71,9 @@ export interface StagedFile {
   size: number;
   sha256: string;
   type: string;
-  facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages'>;
+  /** Ids of the stored images with these bytes (AlbumService looked them up). */
+  duplicateOf?: string[];
+  facts?: Pick<ImageInfo, 'format' | 'width' | 'height' | 'orientation' | 'hasAlpha' | 'pages' | 'thumbhash' | 'dominantColor' | 'phash' | 'capture'>;
 }
 
 /**
@@ -124,6 +145,14 @@ export interface AlbumStore extends Checkpointable {
   counts(): Promise<{ albums: number; images: number }>;
   /** True while some stored image has this content. */
   isContentUsed(sha256: string): Promise<boolean>;
+  /** Ids of the stored images with this content (exact duplicates of an upload). */
+  contentIds(sha256: string): Promise<string[]>;
+  /**
+   * Optional: the images whose perceptual hash is within `maxDistance` bits of image `id`'s,
+   * nearest first, across the store (an in-memory index: the filesystem store has one).
+   * Undefined when `id` is unknown.
+   */
+  similarImages?(id: string, maxDistance: number, limit: number): Promise<SimilarImage[] | undefined>;
 
   /** Directory where uploads are received (same filesystem as the store, so commits are renames and links). */
   readonly stagingDir: string;

@@ -31,6 +31,11 @@ export interface EventData {
   id?: string;
   size?: number;
   contentType?: string;
+  /** `image.created`: placeholders to paint before any byte of the image arrives (ThumbHash base64, `#rrggbb`). */
+  thumbhash?: string;
+  dominantColor?: string;
+  /** `image.created`: ids of the images that already had these bytes. */
+  duplicateOf?: string[];
   /** Import job events: the job, the item's URL and outcome, and the job's item counts. */
   jobId?: string;
   url?: string;

@@ -9,6 +9,14 @@ export const MAX_PAGE_LIMIT = 10_000;
 /** Items of a job shown by GET /imports/{jobId} when no `limit` is given. */
 export const DEFAULT_ITEMS_PAGE = 1000;
 
+/** The largest distance GET /images/{id}/similar answers: four 16-bit chunks searched within radius 4 each. */
+export const MAX_SIMILAR_DISTANCE = 16;
+
+/** Where fit=cover (or contain) places the picture: a side or corner, or sharp's smart strategies. */
+export const POSITIONS = [
+  'centre', 'center', 'north', 'northeast', 'east', 'southeast', 'south', 'southwest', 'west', 'northwest', 'entropy', 'attention',
+] as const;
+
 /** Body of POST /albums and PATCH /albums/{albumName}. Names are checked further by names.ts. */
 export const AlbumNameBody = z.object({ albumName: z.string().describe('Album name: 1-255 bytes, no "/", "\\", control characters, "." or ".."') });
 
@@ -20,6 +28,24 @@ export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(MAX_PAGE_LIMIT).optional().describe(`Page size, 1-${MAX_PAGE_LIMIT}; all items when absent`),
   cursor: z.string().max(2048).optional().describe('nextCursor of the previous page'),
   details: z.enum(['true', 'false', '1', '0']).optional().describe('Include objects (albums/images) beside the names'),
+  sort: z.enum(['name', 'captured']).optional().describe('Images: by name (default) or by capture time (EXIF DateTimeOriginal, oldest first, images without one last)'),
+});
+
+/** Query of GET /images/{id}/similar. */
+export const SimilarQuery = z.object({
+  maxDistance: z.coerce.number().int().min(0).max(MAX_SIMILAR_DISTANCE).default(8).describe(`Largest Hamming distance between the 64-bit perceptual hashes (0-${MAX_SIMILAR_DISTANCE}, default 8)`),
+  limit: z.coerce.number().int().min(1).max(1000).default(20).describe('Most images listed (1-1000, default 20)'),
+});
+
+/** Response of GET /images/{id}/similar. */
+export const SimilarResponse = z.object({
+  id: z.string(),
+  similar: z.array(z.object({ id: z.string(), album: z.string(), name: z.string(), distance: z.number().int() })).describe('Nearest first'),
+});
+
+/** Query of an upload. */
+export const UploadQuery = z.object({
+  onDuplicate: z.enum(['allow', 'reject']).optional().describe('When these exact bytes are already stored: store a copy (duplicateOf in the answer) or 409 with Location of the existing image; default ON_DUPLICATE'),
 });
 
 /** Transform parameters of image downloads, for the OpenAPI document (images/transform-spec.ts checks them). */
@@ -27,8 +53,9 @@ export const TransformQuery = z.object({
   w: z.number().int().min(1).max(8192).optional().describe('Width in pixels (no upscaling unless enlarge)'),
   h: z.number().int().min(1).max(8192).optional().describe('Height in pixels'),
   fit: z.enum(['cover', 'contain', 'fill', 'inside', 'outside']).optional().describe('How to fit w×h (default cover)'),
+  position: z.enum(POSITIONS).optional().describe('With w, h and fit=cover (or contain): what is kept; entropy and attention crop smartly (cover only)'),
   enlarge: z.boolean().optional().describe('Allow upscaling'),
-  format: z.enum(['jpeg', 'jpg', 'png', 'webp', 'avif', 'gif', 'tiff', 'auto']).optional().describe('Output format; auto picks AVIF or WebP from Accept (Vary: Accept)'),
+  format: z.enum(['jpeg', 'jpg', 'png', 'webp', 'avif', 'gif', 'tiff', 'jxl', 'auto']).optional().describe('Output format; auto picks JPEG XL, AVIF or WebP from Accept (Vary: Accept)'),
   q: z.number().int().min(1).max(100).optional().describe('Quality'),
   rotate: z.number().int().optional().describe('Rotation, a multiple of 90 (after EXIF orientation)'),
   flip: z.boolean().optional().describe('Mirror vertically'),
@@ -67,6 +94,16 @@ export const ImageObject = z.object({
   id: z.string(), name: z.string(), album: z.string(), size: z.number().int(), type: z.string(),
   sha256: z.string(), format: z.string().optional(), width: z.number().int().optional(), height: z.number().int().optional(),
   orientation: z.number().int().optional(), hasAlpha: z.boolean().optional(), pages: z.number().int().optional(),
+  thumbhash: z.string().optional().describe('ThumbHash (base64): a placeholder to paint before the image arrives'),
+  dominantColor: z.string().optional().describe('Most common colour, #rrggbb'),
+  phash: z.string().optional().describe('64-bit perceptual hash, 16 hex digits (near-duplicate search: /images/{id}/similar)'),
+  duplicateOf: z.array(z.string()).optional().describe('Ids of the images that had exactly these bytes when this one was uploaded'),
+  capture: z.object({
+    capturedAt: z.string().optional().describe('EXIF DateTimeOriginal, ISO 8601, with its offset when recorded'),
+    make: z.string().optional(), model: z.string().optional(), lens: z.string().optional(),
+    exposureTime: z.number().optional(), fNumber: z.number().optional(), iso: z.number().optional(), focalLength: z.number().optional(),
+    gps: z.object({ latitude: z.number(), longitude: z.number(), altitude: z.number().optional() }).optional(),
+  }).optional().describe('Capture metadata from EXIF'),
   createdAt: z.string(), modifiedAt: z.string(),
 });
 

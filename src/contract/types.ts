@@ -57,3 +57,20 @@ export interface ImportJobView extends ImportJobSummary {
   /** The offset of the next page, when more items follow. */
   nextOffset?: number;
 }
+
+/** When, with what and where a photo was taken, from its EXIF. Absent fields were not recorded. */
+export interface CaptureMeta {
+  /** `DateTimeOriginal`, ISO 8601: with its offset (`OffsetTimeOriginal`) when recorded, else local time without one. */
+  capturedAt?: string;
+  make?: string;
+  model?: string;
+  lens?: string;
+  /** Seconds. */
+  exposureTime?: number;
+  fNumber?: number;
+  iso?: number;
+  /** Millimetres. */
+  focalLength?: number;
+  /** WGS 84 degrees (and metres): shown only to keys with read access, never written into a derivative. */
+  gps?: { latitude: number; longitude: number; altitude?: number };
+}

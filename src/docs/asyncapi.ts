@@ -15,6 +15,9 @@ const ImageData = AlbumData.extend({
   id: ImageId.optional(),
   size: z.number().int().nonnegative().optional().describe('Size in bytes'),
   contentType: z.string().optional().describe('MIME type sniffed from the bytes, e.g. image/jpeg'),
+  thumbhash: z.string().optional().describe('image.created: ThumbHash (base64) of the picture, a placeholder to paint before the image arrives'),
+  dominantColor: z.string().optional().describe('image.created: the most common colour, #rrggbb'),
+  duplicateOf: z.array(z.string()).optional().describe('image.created: ids of the images that already had exactly these bytes'),
 });
 
 const Renamed = { previousName: z.string().describe('The name before the rename') };

@@ -3,7 +3,7 @@ import { EVENTS_DOC_PATH } from '../routes/docs.js';
 import {
   AlbumListResponse, AlbumNameBody, AlbumResponse, DiffQuery, DiffResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
   ImageObject, ImportBody, ImportItemsQuery, ImportJobObject, ImportJobResponse, ImportListResponse, ListQuery, LivenessResponse, MessageResponse, SignUrlBody, VersionResponse,
-  TransformQuery,
+  SimilarQuery, SimilarResponse, TransformQuery, UploadQuery,
 } from '../contract/schemas.js';
 
 import { EventsQuery } from '../routes/events.js';
@@ -37,11 +37,12 @@ const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((code) => [code, [ERROR_TEXT[code], ErrorResponse]])) as OperationDoc['responses'];
 const ERROR_TEXT: Record<number, string> = {
   401: 'No API key, a wrong key, or a bad or expired signed URL', 403: 'The key\'s role is too low', 429: 'Rate limit exceeded, or too many failed authentications from this address; see Retry-After',
-  400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists',
+  400: 'Malformed input (name, body or query)', 404: 'Unknown album or image', 409: 'Name already exists, or (upload with onDuplicate=reject) these bytes are already stored: Location names that image',
   413: 'Body too large', 415: 'Wrong Content-Type or Content-Encoding, or not an accepted image format', 416: 'Range not satisfiable',
   422: 'Image truncated, corrupt or over a pixel limit (MAX_INPUT_PIXELS; DIFF_MAX_PIXELS for /diff; AVIF_MAX_PIXELS / GIF_MAX_PIXELS for transforms)',
   503: 'Busy (too many uploads or comparisons in progress, or transforms queued), the store not writable (read-only disk) or out of file descriptors; retry after Retry-After',
   507: 'The disk holding the store is full: nothing was changed',
+  501: 'Not available with this configuration (near-duplicate search needs the filesystem store)',
 };
 
 const MALFORMED = 'The HTTP request itself is malformed (a bad request line or header), answered before routing';
@@ -65,12 +66,14 @@ export const OPERATIONS: OperationDoc[] = [
     responses: { 200: ['Deleted', MessageResponse], ...errors(400, 404, 503, 507) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images', operationId: 'listImages', summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
     responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404), 503: [LISTING_UNAVAILABLE, ErrorResponse] } },
-  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF or TIFF (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true,
+  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC or JPEG XL (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true, query: UploadQuery,
     responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 422, 503, 507) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image (byte-identical to the upload), or a transform of it; ETag, Range, conditional requests, HEAD', tags: ['images'], query: TransformQuery,
     responses: { 200: ['The image bytes, with their real Content-Type', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422, 503) } },
   { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}/metadata', operationId: 'getImageMetadata', summary: 'Image metadata: id, size, type, format, width, height, orientation, alpha, pages, sha256, times', tags: ['images'],
     responses: { 200: ['Metadata', ImageObject], ...errors(400, 404) } },
+  { method: 'get', path: '/api/v1/images/{id}/similar', operationId: 'similarImages', summary: 'Near-duplicates of an image across the store (perceptual hash within maxDistance bits), nearest first', tags: ['images'], query: SimilarQuery,
+    responses: { 200: ['The near-duplicates', SimilarResponse], ...errors(400, 404, 501) } },
   { method: 'get', path: '/api/v1/images/{idWithExtension}', operationId: 'getImageById', summary: 'Download an image by its stable id ({id}); {id}.{jpg,png,webp,avif,gif,tiff} converts it. Immutable: cached for a year', tags: ['images'], query: TransformQuery,
     responses: { 200: ['The image bytes', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422, 503) } },
   { method: 'patch', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'renameImage', summary: 'Rename an image', tags: ['images'], jsonBody: ImageNameBody,
@@ -154,6 +157,7 @@ function operationObject(op: OperationDoc) {
   if (op.path.includes('{jobId}')) parameters.push({ name: 'jobId', in: 'path', required: true, schema: { type: 'string' } });
   if (op.path.includes('{webhookId}')) parameters.push({ name: 'webhookId', in: 'path', required: true, schema: { type: 'string' } });
   if (op.operationId === 'streamEvents') parameters.push({ name: 'Last-Event-ID', in: 'header', required: false, description: 'Sent by EventSource on a reconnect: resumes after it (wins over after)', schema: { type: 'string' } });
+  if (op.path.includes('{id}')) parameters.push({ name: 'id', in: 'path', required: true, description: 'Image id', schema: { type: 'string' } });
   if (op.path.includes('{idWithExtension}')) parameters.push({ name: 'idWithExtension', in: 'path', required: true, description: 'Image id, optionally followed by .jpg, .png, .webp, .avif, .gif or .tiff', schema: { type: 'string' } });
   for (const [name, field] of Object.entries(op.query?.shape ?? {})) {
     parameters.push({ name, in: 'query', required: false, description: (field as z.ZodType).description, schema: schema(field as z.ZodType) });

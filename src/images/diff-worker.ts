@@ -6,9 +6,9 @@
 import { readlinkSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
-import { AppError } from '../errors.js';
 import { diffImages } from './diff.js';
-import type { DiffAnswer, DiffJob, DiffReply } from './diff-pool.js';
+import type { DiffAnswer, DiffJob } from './diff-pool.js';
+import { serveJobs } from './worker-pool.js';
 import { configureImageEngine } from './engine-settings.js';
 import { renderDiffPng, renderSideBySide } from './diff-render.js';
 import { engineError } from './inspect.js';
@@ -40,10 +40,4 @@ function yieldToEventLoop(): void {
 
 yieldToEventLoop();
 configureImageEngine();
-const port = parentPort!;
-port.on('message', (job: DiffJob) => {
-  run(job).then(
-    (answer) => port.postMessage({ ok: true, answer } satisfies DiffReply),
-    (err: Error) => port.postMessage({ ok: false, code: err instanceof AppError ? err.code : undefined, message: err.message } satisfies DiffReply),
-  );
-});
+serveJobs(parentPort!, run);

@@ -7,6 +7,7 @@ import { SMALL_BODY_BYTES, type ImageBody } from './image-body.js';
 import type { DerivativeCache } from './derivative-cache.js';
 import { HotCache } from './hot-cache.js';
 import { ReadyHeadersCache } from './ready-headers.js';
+import { DECODED_FORMATS, type DecodedFormat, type Decoder, type JxlEncoder } from './decode-pool.js';
 import type { EngineSlots } from './engine-slots.js';
 import { checkOutputBudget, withinBudget, type OutputBudgets, type SourceFacts } from './output-size.js';
 import { MIME_BY_OUTPUT, transformToFile, type ResolvedSpec } from './transform.js';
@@ -17,7 +18,7 @@ export const NAME_URL_CACHE = 'public, max-age=0, must-revalidate';
 /** Cache-Control of id URLs: an id always names the same bytes. */
 export const ID_URL_CACHE = 'public, max-age=31536000, immutable';
 
-const EXTENSIONS: Record<OutputFormat, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff' };
+const EXTENSIONS: Record<OutputFormat, string> = { jpeg: 'jpg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', jxl: 'jxl' };
 
 /**
  * Turns an opened image and an optional transform into a body to send: the
@@ -38,6 +39,10 @@ export class ImageDelivery {
     private readonly budgets: OutputBudgets = {},
     /** Small originals' bytes in memory (derivatives' are kept by the derivative cache); none: always read from disk. */
     private readonly hot: HotCache = new HotCache(0, 0),
+    /** Decodes the formats libvips cannot (HEIC: DecodePool); without it their transforms are refused (415). */
+    private readonly decode?: Decoder,
+    /** Encodes JPEG XL output (DecodePool); without it format=jxl is refused and format=auto passes over it. */
+    private readonly encodeJxl?: JxlEncoder,
   ) {}
 
   /**
@@ -91,7 +96,7 @@ export class ImageDelivery {
 
   private derivative(handle: ImageHandle, spec: TransformSpec, accept: string, cacheControl: string): ImageBody {
     const { info } = handle;
-    const original = originalFormat(info);
+    const original = this.originalFormat(info);
     const source = sourceFacts(info);
     const format = spec.format === 'auto' ? this.negotiate(accept, original, spec, source) : (spec.format ?? original);
     const resolved: ResolvedSpec = { ...spec, format };
@@ -116,8 +121,12 @@ export class ImageDelivery {
         try {
           // The original is opened only if the derivative has to be made.
           derivative = await this.cache.get(key, async (tmp) => {
-            const input = await handle.localPath();
-            const run = () => transformToFile(input, tmp, resolved, source, this.maxInputPixels);
+            const path = await handle.localPath();
+            const run = async () => {
+              // Decoded inside the transform's slot: the lane bounds the decoders' pixel memory too.
+              const input = this.decodes(info) ? await this.decode!(path, this.maxInputPixels, info.format as DecodedFormat) : path;
+              return transformToFile(input, tmp, resolved, source, this.maxInputPixels, this.encodeJxl);
+            };
             await (this.engine ? this.engine.run(run) : run());
           });
         } finally {
@@ -141,7 +150,7 @@ export class ImageDelivery {
 
   /** format=auto: AVIF or WebP as the client takes them, passing over a format whose budget this output exceeds. */
   private negotiate(accept: string, original: OutputFormat, spec: TransformSpec, source: SourceFacts): OutputFormat {
-    return negotiateFormat(accept, original, (format) => withinBudget(spec, format, source, this.budgets));
+    return negotiateFormat(accept, original, (format) => (format !== 'jxl' || this.encodeJxl !== undefined) && withinBudget(spec, format, source, this.budgets));
   }
 
   /**
@@ -150,12 +159,32 @@ export class ImageDelivery {
    * the original bytes are sent as they are, not re-encoded.
    */
   private originalSatisfies(spec: TransformSpec, info: ImageInfo, accept: string): boolean {
-    if (Object.keys(spec).length !== 1 || spec.format === undefined || !isTransformable(info)) return false;
-    const original = info.format as OutputFormat;
+    if (Object.keys(spec).length !== 1 || spec.format === undefined || !this.isTransformable(info)) return false;
+    const original = this.originalFormat(info);
     const wanted = spec.format === 'auto' ? this.negotiate(accept, original, spec, sourceFacts(info)) : spec.format;
     return wanted === info.format;
   }
+
+  /** A stored format that only a wasm decoder reads (HEIC), when one is there. */
+  private decodes(info: ImageInfo): boolean {
+    return this.decode !== undefined && (DECODED_FORMATS as readonly string[]).includes(info.format ?? '');
+  }
+
+  private isTransformable(info: ImageInfo): boolean {
+    return Boolean(info.format && info.width && info.height && ((OUTPUT_FORMATS as readonly string[]).includes(info.format) || this.decodes(info)));
+  }
+
+  /**
+   * The output format matching a stored image's own format; for a format no browser is
+   * sure to show (HEIC), PNG when it has alpha and JPEG otherwise: format=auto never sends HEIC.
+   */
+  private originalFormat(info: ImageInfo): OutputFormat {
+    if (!this.isTransformable(info)) throw new UnsupportedMediaTypeError(`${info.name} is not an image that can be transformed (${info.type})`);
+    if ((OUTPUT_FORMATS as readonly string[]).includes(info.format!)) return info.format as OutputFormat;
+    return info.hasAlpha ? 'png' : 'jpeg';
+  }
 }
+
 
 /** All of an image through its stream (a store without `read`: object storage), then the handle closed. */
 async function readWhole(handle: ImageHandle): Promise<Buffer> {
@@ -173,17 +202,9 @@ function sha256(bytes: Buffer): string {
 }
 
 function sourceFacts(info: ImageInfo): SourceFacts {
-  return { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages: info.pages ?? 1 };
-}
-
-/** The output format matching a stored image's own format. */
-function originalFormat(info: ImageInfo): OutputFormat {
-  if (isTransformable(info)) return info.format as OutputFormat;
-  throw new UnsupportedMediaTypeError(`${info.name} is not an image that can be transformed (${info.type})`);
-}
-
-function isTransformable(info: ImageInfo): boolean {
-  return Boolean(info.format && (OUTPUT_FORMATS as readonly string[]).includes(info.format) && info.width && info.height);
+  // A HEIF file's other images are not frames: its primary image is what is transformed.
+  const pages = (DECODED_FORMATS as readonly string[]).includes(info.format ?? '') ? 1 : info.pages ?? 1;
+  return { width: info.width!, height: info.height!, orientation: info.orientation ?? 1, pages };
 }
 
 function withExtension(name: string, ext: string): string {

@@ -1,4 +1,5 @@
 import type { Config } from '../config.js';
+import type { Decoder } from './decode-pool.js';
 import { EngineSlots } from './engine-slots.js';
 import { inspectImage, type ImageFacts, type InspectOptions } from './inspect.js';
 
@@ -16,20 +17,24 @@ export class ImageEngine {
   readonly transforms: EngineSlots;
   private readonly inspectOptions: InspectOptions;
 
-  constructor(images: Config['images']) {
+  /** @param decode the worker decoder of the formats sharp's libvips cannot read (HEIC, JPEG XL) */
+  constructor(images: Config['images'], decode?: Decoder) {
     this.checks = new EngineSlots(images.uploadCheckConcurrency);
     this.transforms = new EngineSlots(images.transformConcurrency, {
       maxQueue: images.transformMaxQueue, queueTimeoutMs: images.transformQueueTimeoutMs, what: 'image transforms',
     });
-    this.inspectOptions = { maxInputPixels: images.maxInputPixels, allowSvg: images.allowSvg };
+    this.inspectOptions = { maxInputPixels: images.maxInputPixels, allowSvg: images.allowSvg, decode, fingerprints: images.fingerprints };
   }
 
   /**
    * inspectImage in the check lane.
-   * @param maxInputPixels a lower pixel limit than MAX_INPUT_PIXELS (the comparisons' cap)
+   * @param maxInputPixels a lower pixel limit than MAX_INPUT_PIXELS: a comparison's upload, which is
+   *   not stored, so it gets no fingerprints (placeholders, perceptual hash) either
    */
-  inspect(file: string | Buffer, maxInputPixels = this.inspectOptions.maxInputPixels): Promise<ImageFacts> {
-    const options = { ...this.inspectOptions, maxInputPixels: Math.min(maxInputPixels, this.inspectOptions.maxInputPixels) };
+  inspect(file: string | Buffer, maxInputPixels?: number): Promise<ImageFacts> {
+    const options = maxInputPixels === undefined
+      ? this.inspectOptions
+      : { ...this.inspectOptions, maxInputPixels: Math.min(maxInputPixels, this.inspectOptions.maxInputPixels), fingerprints: false };
     return this.checks.run(() => inspectImage(file, options));
   }
 }

@@ -1,3 +1,4 @@
+import { POSITIONS } from '../contract/schemas.js';
 import { ValidationError } from '../errors.js';
 import { queryFlag } from '../lib/query-flag.js';
 import { SIGNED_IMAGE_ID } from '../security/signed-url.js';
@@ -6,8 +7,10 @@ import { SIGNED_IMAGE_ID } from '../security/signed-url.js';
 export const MAX_OUTPUT_SIDE = 8192;
 
 export const FITS = ['cover', 'contain', 'fill', 'inside', 'outside'] as const;
-export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'avif', 'gif', 'tiff'] as const;
+export const OUTPUT_FORMATS = ['jpeg', 'png', 'webp', 'avif', 'gif', 'tiff', 'jxl'] as const;
+export { POSITIONS };
 export type Fit = (typeof FITS)[number];
+export type Position = (typeof POSITIONS)[number];
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
 
 /** A checked, normalised transform request. Absent fields mean "leave as is". */
@@ -15,6 +18,8 @@ export interface TransformSpec {
   width?: number;
   height?: number;
   fit?: Fit;
+  /** With fit=cover or contain: which part is kept (entropy, attention: smart crop). */
+  position?: Position;
   /** Allow the output to be larger than the input. */
   enlarge?: boolean;
   /** `auto` picks AVIF or WebP from the Accept header. */
@@ -31,7 +36,7 @@ export interface TransformSpec {
 /** Query parameters that are not transforms but may appear on image URLs. */
 const PASS_THROUGH = new Set(['download', 'expires', 'sig', SIGNED_IMAGE_ID]);
 const FORMAT_ALIASES: Record<string, OutputFormat | 'auto'> = {
-  jpeg: 'jpeg', jpg: 'jpeg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', tif: 'tiff', auto: 'auto',
+  jpeg: 'jpeg', jpg: 'jpeg', png: 'png', webp: 'webp', avif: 'avif', gif: 'gif', tiff: 'tiff', tif: 'tiff', jxl: 'jxl', auto: 'auto',
 };
 
 type Query = Record<string, string | string[] | undefined>;
@@ -72,10 +77,11 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
       case 'w': spec.width = int('w', raw, 1, MAX_OUTPUT_SIDE); break;
       case 'h': spec.height = int('h', raw, 1, MAX_OUTPUT_SIDE); break;
       case 'fit': spec.fit = oneOf('fit', raw, FITS); break;
+      case 'position': spec.position = oneOf('position', raw, POSITIONS); break;
       case 'enlarge': spec.enlarge = queryFlag('enlarge', raw) || undefined; break;
       case 'format': {
         const format = FORMAT_ALIASES[raw];
-        if (!format) throw new ValidationError(`Expected one of jpeg, jpg, png, webp, avif, gif, tiff, auto for format but received ${JSON.stringify(raw)}`);
+        if (!format) throw new ValidationError(`Expected one of jpeg, jpg, png, webp, avif, gif, tiff, jxl, auto for format but received ${JSON.stringify(raw)}`);
         spec.format = format;
         break;
       }
@@ -98,11 +104,20 @@ export function parseTransformSpec(query: Query): TransformSpec | undefined {
       }
       case 'crop': spec.crop = parseCrop(raw); break;
       default:
-        throw new ValidationError(`Unknown parameter ${JSON.stringify(name)}; expected w, h, fit, enlarge, format, q, rotate, flip, flop, grayscale, blur, crop or download`);
+        throw new ValidationError(`Unknown parameter ${JSON.stringify(name)}; expected w, h, fit, position, enlarge, format, q, rotate, flip, flop, grayscale, blur, crop or download`);
     }
   }
   if (spec.fit !== undefined && spec.width === undefined && spec.height === undefined) {
     throw new ValidationError('fit needs w or h');
+  }
+  if (spec.position !== undefined) {
+    if (spec.width === undefined || spec.height === undefined) throw new ValidationError('position needs both w and h');
+    const fit = spec.fit ?? 'cover';
+    if (fit !== 'cover' && fit !== 'contain') throw new ValidationError(`position needs fit=cover or fit=contain but received fit=${fit}`);
+    if (fit === 'contain' && (spec.position === 'entropy' || spec.position === 'attention')) {
+      throw new ValidationError(`position=${spec.position} needs fit=cover (it chooses what to crop)`);
+    }
+    if (spec.position === 'center') spec.position = 'centre';
   }
   const cleaned = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined)) as TransformSpec;
   return Object.keys(cleaned).length === 0 ? undefined : cleaned;
@@ -117,7 +132,7 @@ function parseCrop(raw: string): TransformSpec['crop'] {
 }
 
 /**
- * Chooses the output format for `format=auto` from an Accept header: AVIF, then WebP, else the original's.
+ * Chooses the output format for `format=auto` from an Accept header: JPEG XL, then AVIF, then WebP, else the original's.
  * @param allowed whether a format may be picked for this image (an encoder's pixel budget); default: any
  */
 export function negotiateFormat(accept: string, original: OutputFormat, allowed: (format: OutputFormat) => boolean = () => true): OutputFormat {
@@ -126,6 +141,7 @@ export function negotiateFormat(accept: string, original: OutputFormat, allowed:
     const [type, ...params] = range.split(';').map((part) => part.trim());
     return params.some((param) => /^q=0(\.0{0,3})?$/.test(param)) ? [] : [type];
   });
+  if (accepted.includes('image/jxl') && allowed('jxl')) return 'jxl';
   if (accepted.includes('image/avif') && allowed('avif')) return 'avif';
   if (accepted.includes('image/webp') && allowed('webp')) return 'webp';
   return original;
@@ -133,6 +149,6 @@ export function negotiateFormat(accept: string, original: OutputFormat, allowed:
 
 /** A stable string for a resolved spec (keys in a fixed order), used in cache keys. */
 export function specKey(spec: TransformSpec & { format: OutputFormat }): string {
-  const order: Array<keyof TransformSpec> = ['crop', 'width', 'height', 'fit', 'enlarge', 'rotate', 'flip', 'flop', 'grayscale', 'blur', 'format', 'quality'];
+  const order: Array<keyof TransformSpec> = ['crop', 'width', 'height', 'fit', 'position', 'enlarge', 'rotate', 'flip', 'flop', 'grayscale', 'blur', 'format', 'quality'];
   return JSON.stringify(order.filter((k) => spec[k] !== undefined).map((k) => [k, spec[k]]));
 }

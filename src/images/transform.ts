@@ -1,4 +1,6 @@
+import { promises as fs } from 'node:fs';
 import sharp, { type Sharp } from 'sharp';
+import type { JxlEncoder } from './decode-pool.js';
 import { ValidationError } from '../errors.js';
 import { engineError } from './inspect.js';
 import { ANIMATED_OUTPUTS, orientedSize, outputSize, type SourceFacts } from './output-size.js';
@@ -10,8 +12,16 @@ export type { SourceFacts } from './output-size.js';
 export type ResolvedSpec = Omit<TransformSpec, 'format'> & { format: OutputFormat };
 
 export const MIME_BY_OUTPUT: Record<OutputFormat, string> = {
-  jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif', tiff: 'image/tiff',
+  jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp', avif: 'image/avif', gif: 'image/gif', tiff: 'image/tiff', jxl: 'image/jxl',
 };
+
+/** A source decoded outside libvips (HEIC: DecodePool): 8-bit RGBA pixels, transforms already applied. */
+export interface DecodedInput {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  hasAlpha: boolean;
+}
 
 type Step = (image: Sharp, spec: ResolvedSpec, source: SourceFacts) => Sharp;
 
@@ -30,7 +40,7 @@ const crop: Step = (image, { crop: box }, source) => {
 const resize: Step = (image, spec, source) => {
   if (!spec.width && !spec.height) return image;
   if (spec.enlarge) checkEnlargedSize(spec, source);
-  return image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', withoutEnlargement: !spec.enlarge });
+  return image.resize({ width: spec.width, height: spec.height, fit: spec.fit ?? 'cover', position: spec.position, withoutEnlargement: !spec.enlarge });
 };
 
 /**
@@ -62,6 +72,8 @@ const output: Step = (image, spec) => {
     case 'avif': return colour.avif({ quality, effort: 2 });
     case 'gif': return colour.gif();
     case 'tiff': return colour.tiff({ quality });
+    // libvips here cannot encode JPEG XL: RGBA pixels for the encoder (transformToFile).
+    case 'jxl': return colour.ensureAlpha().raw();
   }
 };
 
@@ -73,9 +85,12 @@ const STEPS: Step[] = [orient, crop, resize, rotate, flipFlop, grayscale, blur, 
  * Animated sources stay animated when the output format can animate (GIF, WebP).
  * @throws {ValidationError} a crop outside the image
  */
-export function buildTransform(input: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Sharp {
+export function buildTransform(input: string | DecodedInput, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Sharp {
   const animated = source.pages > 1 && ANIMATED_OUTPUTS.has(spec.format);
-  let image = sharp(input, { animated, limitInputPixels: maxInputPixels, failOn: 'error' });
+  let image = typeof input === 'string'
+    ? sharp(input, { animated, limitInputPixels: maxInputPixels, failOn: 'error' })
+    : sharp(input.data, { raw: { width: input.width, height: input.height, channels: 4 }, limitInputPixels: maxInputPixels });
+  if (typeof input !== 'string' && !input.hasAlpha) image = image.removeAlpha();
   for (const step of STEPS) image = step(image, spec, source);
   return image;
 }
@@ -85,8 +100,23 @@ export function buildTransform(input: string, spec: ResolvedSpec, source: Source
  * @throws {ValidationError} bad crop; {UnprocessableImageError} the engine failed on this image;
  *   {InsufficientStorageError} no room for the output
  */
-export async function transformToFile(input: string, output: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number): Promise<{ size: number; width: number; height: number }> {
+export async function transformToFile(
+  input: string | DecodedInput, output: string, spec: ResolvedSpec, source: SourceFacts, maxInputPixels: number, encodeJxl?: JxlEncoder,
+): Promise<{ size: number; width: number; height: number }> {
   const pipeline = buildTransform(input, spec, source, maxInputPixels);
+  if (spec.format === 'jxl') {
+    if (!encodeJxl) throw new ValidationError('JPEG XL output is not available here');
+    let pixels;
+    try {
+      pixels = await pipeline.toBuffer({ resolveWithObject: true });
+    } catch (err) {
+      throw engineError(err, 'the image cannot be transformed');
+    }
+    const { width, height } = pixels.info;
+    const encoded = await encodeJxl({ data: pixels.data, width, height }, spec.quality ?? 75);
+    await fs.writeFile(output, encoded).catch((err: unknown) => Promise.reject(engineError(err, 'the image cannot be written')));
+    return { size: encoded.length, width, height };
+  }
   try {
     const info = await pipeline.toFile(output);
     return { size: info.size, width: info.width, height: info.height };

@@ -30,6 +30,9 @@ export type EventInput =
       id?: string;
       size?: number;
       contentType?: string;
+      thumbhash?: string;
+      dominantColor?: string;
+      duplicateOf?: string[];
     }
   | {
       type: 'imagestore.image.renamed';

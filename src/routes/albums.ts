@@ -6,6 +6,7 @@ import type { ListingCache } from './listing-cache.js';
 import { AlbumNameBody, ListQuery } from '../contract/schemas.js';
 import { parseWith } from './schemas.js';
 import { queryFlag } from '../lib/query-flag.js';
+import { ValidationError } from '../errors.js';
 
 export interface AlbumRoutesDeps {
   albums: AlbumService;
@@ -21,6 +22,7 @@ export function albumRoutes({ albums, maxJsonBytes, listings }: AlbumRoutesDeps)
   router.get('/albums', async (ctx) => {
     await listings.send(ctx, undefined, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
+      if (query.sort === 'captured') throw new ValidationError('sort: albums are listed by name only (sort=captured is for images)');
       const details = queryFlag('details', query.details);
       const listing = await albums.listAlbums({ limit: query.limit, cursor: query.cursor }, details);
       return { albumList: listing.items, albums: listing.details, nextCursor: listing.nextCursor };

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { File } from 'formidable';
-import type { AlbumService } from '../services/album-service.js';
+import type { AlbumService, DuplicatePolicy } from '../services/album-service.js';
 import type { ImageHandle } from '../albums/types.js';
 import { checkName, checkNewName } from '../albums/names.js';
 import { NotFoundError, ValidationError } from '../errors.js';
@@ -9,7 +9,7 @@ import { ID_URL_CACHE, NAME_URL_CACHE, type ImageDelivery } from '../images/imag
 import { parseTransformSpec, type TransformSpec } from '../images/transform-spec.js';
 import { jsonBody, multipartUpload, receivedFile, takeFile } from '../middleware/body.js';
 import type { ListingCache } from './listing-cache.js';
-import { ImageNameBody, ListQuery } from '../contract/schemas.js';
+import { ImageNameBody, ListQuery, SimilarQuery } from '../contract/schemas.js';
 import { parseWith } from './schemas.js';
 import { sendImage } from './send-image.js';
 import { queryFlag } from '../lib/query-flag.js';
@@ -49,7 +49,7 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     await listings.send(ctx, album, async () => {
       const query = parseWith(ListQuery, ctx.query, 'query');
       const details = queryFlag('details', query.details);
-      const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details);
+      const listing = await albums.listImages(album, { limit: query.limit, cursor: query.cursor }, details, query.sort);
       return { imageList: listing.items, images: listing.details, nextCursor: listing.nextCursor };
     });
   });
@@ -58,10 +58,11 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
     const album = checkName('album', ctx.params.albumName);
     const file = singleFile(ctx.request.files?.file);
     const name = checkNewName('image', baseName(file.originalFilename));
+    const onDuplicate = duplicatePolicy(ctx.query.onDuplicate);
     // formidable hashed the file (sha256) while receiving it; it is fdatasynced, and a small one is still in memory.
     const received = receivedFile(ctx, file);
     const known = file.hash ? { size: file.size, sha256: file.hash, bytes: received?.bytes, synced: received?.synced } : undefined;
-    const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known);
+    const image = await albums.addImage(album, name, file.filepath, { reqId: ctx.state.requestId }, known, onDuplicate);
     takeFile(ctx, file); // the store moved it
     ctx.status = 201;
     ctx.set('Location', `/api/v1/albums/${encodeURIComponent(album)}/images/${encodeURIComponent(name)}`);
@@ -78,6 +79,12 @@ export function imageRoutes(deps: ImageRoutesDeps): Router {
 
   router.get(`${base}/:imageName/metadata`, async (ctx) => {
     ctx.body = await albums.imageInfo(checkName('album', ctx.params.albumName), checkName('image', ctx.params.imageName));
+  });
+
+  router.get('/images/:id/similar', async (ctx) => {
+    const { maxDistance, limit } = parseWith(SimilarQuery, ctx.query, 'query');
+    const id = checkId(ctx.params.id);
+    ctx.body = { id, similar: await albums.similarImages(id, maxDistance, limit) };
   });
 
   router.get('/images/:idWithExtension', async (ctx) => {
@@ -128,6 +135,11 @@ function announcer(albums: AlbumService, ctx: Context, handle: ImageHandle): (()
 
 const ID_URL = /^([A-Za-z0-9_-]{1,64})(?:\.([a-z]{3,4}))?$/;
 
+function checkId(raw: string): string {
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(raw)) throw new ValidationError(`Expected an image id but received ${JSON.stringify(raw.slice(0, 80))}`);
+  return raw;
+}
+
 /** `/images/{id}` or `/images/{id}.{ext}`: the extension asks for that format, like ?format=. */
 function parseIdUrl(ctx: Context): { id: string; spec: TransformSpec | undefined } {
   const match = ID_URL.exec(ctx.params.idWithExtension);
@@ -137,6 +149,13 @@ function parseIdUrl(ctx: Context): { id: string; spec: TransformSpec | undefined
   if (ctx.query.format !== undefined) throw new ValidationError('Expected either an extension or format, not both');
   const spec = parseTransformSpec({ ...ctx.query, format: ext });
   return { id, spec };
+}
+
+/** The upload's `onDuplicate` (allow or reject), or undefined for the configured default. */
+function duplicatePolicy(raw: string | string[] | undefined): DuplicatePolicy | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === 'allow' || raw === 'reject') return raw;
+  throw new ValidationError(`Expected allow or reject for onDuplicate but received ${JSON.stringify(raw)}`);
 }
 
 function singleFile(value: File | File[] | undefined): File {

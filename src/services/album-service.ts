@@ -1,10 +1,10 @@
-import { NotFoundError } from '../errors.js';
+import { DuplicateImageError, NotConfiguredError, NotFoundError, ValidationError } from '../errors.js';
 import type { EventInput } from '../notifier/events.js';
 import type { Notifier } from '../notifier/types.js';
 import type { StoreChange } from '../albums/changes.js';
 import { describeFile, type StoredImageMeta } from '../albums/image-meta.js';
 import { SNIFF_BYTES, sniffType } from '../albums/sniff.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from '../albums/types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile } from '../albums/types.js';
 
 /** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
 export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
@@ -27,6 +27,9 @@ export interface CallContext {
   reqId?: string;
 }
 
+/** What an upload whose exact bytes are already stored gets: stored all the same (with `duplicateOf`), or 409. */
+export type DuplicatePolicy = 'allow' | 'reject';
+
 /** A listing page of names, with details when asked for. */
 export interface Listing<T> extends Page<string> {
   details?: T[];
@@ -45,6 +48,8 @@ export class AlbumService {
     private readonly notifier: Notifier,
     private readonly inspect?: ImageInspector,
     private readonly contentReleased: ContentReleased = async () => undefined,
+    /** The policy when an upload does not name one (ON_DUPLICATE). */
+    private readonly onDuplicate: DuplicatePolicy = 'allow',
   ) {}
 
   get stagingDir(): string {
@@ -76,27 +81,63 @@ export class AlbumService {
     await Promise.all(unusedContent.map((sha) => this.contentReleased(sha)));
   }
 
-  async listImages(album: string, page: PageRequest, withDetails: boolean): Promise<Listing<ImageInfo>> {
+  /**
+   * A page of an album's images, by name, or with `sort` captured by capture time (EXIF,
+   * oldest first; images without one last), then by name.
+   */
+  async listImages(album: string, page: PageRequest, withDetails: boolean, sort: 'name' | 'captured' = 'name'): Promise<Listing<ImageInfo>> {
+    if (sort === 'captured') return this.listByCapture(album, page, withDetails);
     const listing: Listing<ImageInfo> = await this.store.listImages(album, page);
     if (withDetails) listing.details = await this.store.imageInfos(album, listing.items);
     return listing;
   }
 
   /**
+   * The album ordered by capture time, paged with a cursor holding the last (time, name) sent.
+   * Every image's metadata is read to sort them: from memory on the filesystem store; the
+   * listing cache keeps the answer until the album changes.
+   */
+  private async listByCapture(album: string, page: PageRequest, withDetails: boolean): Promise<Listing<ImageInfo>> {
+    const { items } = await this.store.listImages(album, {});
+    const keyOf = (info: ImageInfo): [string, string] => [captureKey(info.capture?.capturedAt), info.name];
+    const infos = (await this.store.imageInfos(album, items)).map((info) => ({ info, key: keyOf(info) }));
+    infos.sort((a, b) => compareKeys(a.key, b.key));
+    const after = page.cursor === undefined ? undefined : decodeCaptureCursor(page.cursor);
+    const start = after === undefined ? 0 : infos.findIndex(({ key }) => compareKeys(key, after) > 0);
+    const rest = start < 0 ? [] : infos.slice(start);
+    const chosen = page.limit === undefined ? rest : rest.slice(0, page.limit);
+    const last = chosen[chosen.length - 1];
+    return {
+      items: chosen.map(({ info }) => info.name),
+      nextCursor: last && chosen.length < rest.length ? Buffer.from(JSON.stringify(last.key)).toString('base64url') : undefined,
+      ...(withDetails ? { details: chosen.map(({ info }) => info) } : {}),
+    };
+  }
+
+  /**
    * Stores a received file (in the staging dir) as an image: checks it (415 not an
    * accepted image, 422 corrupt or too many pixels), then commits it (the store makes
-   * the file durable and takes it away from its path).
+   * the file durable and takes it away from its path). Bytes some stored image already
+   * has are stored with `duplicateOf`, or refused (409) when the policy says `reject`.
+   * @throws {DuplicateImageError} a duplicate under the `reject` policy
    */
-  async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent): Promise<ImageInfo> {
+  async addImage(album: string, name: string, file: string, ctx: CallContext = {}, known?: KnownContent, onDuplicate = this.onDuplicate): Promise<ImageInfo> {
     // The upload parser (or the importer) has often hashed the bytes already: read them again only when not.
     // Without an inspector the type comes from sniffing, so the file is read then.
     const bytes = known?.bytes;
-    const [described, facts] = await Promise.all([
-      known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file),
+    const [described, facts, knownDuplicates] = await Promise.all([
+      known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file), known ? this.store.contentIds(known.sha256) : undefined,
     ]);
+    const duplicateOf = knownDuplicates ?? (await this.store.contentIds(described.sha256));
+    if (duplicateOf.length > 0 && onDuplicate === 'reject') {
+      const existing = await this.store.findImage(duplicateOf[0]);
+      const location = existing ? `/api/v1/albums/${encodeURIComponent(existing.album)}/images/${encodeURIComponent(existing.name)}` : `/api/v1/images/${duplicateOf[0]}`;
+      throw new DuplicateImageError(`these bytes are already stored as image ${duplicateOf[0]}${existing ? ` (${existing.name} in album ${existing.album})` : ''}; upload with onDuplicate=allow to store a copy`, location);
+    }
     const { type, ...rest } = facts ?? { type: 'type' in described ? described.type : sniffType(bytes!.subarray(0, SNIFF_BYTES)) };
     const staged: StagedFile = {
       path: file, bytes, synced: known?.synced, size: described.size, sha256: described.sha256, type, facts: facts ? rest : undefined,
+      duplicateOf: duplicateOf.length > 0 ? duplicateOf : undefined,
     };
     return this.notifier.storeChange((journal) => this.store.commitImage(album, name, staged, journal), changeEvent, ctx);
   }
@@ -120,6 +161,17 @@ export class AlbumService {
   /** Records the fetch event of an opened image, once its answer is ready to send. */
   async announceFetch(image: ImageInfo, ctx: CallContext = {}): Promise<void> {
     await this.notifier.publish({ type: 'imagestore.image.fetched', ...eventFields(image) }, { reqId: ctx.reqId, durable: false });
+  }
+
+  /**
+   * Near-duplicates of an image across the store (perceptual hash within `maxDistance` bits).
+   * @throws {NotFoundError} unknown id; {NotConfiguredError} a store without the index (object storage)
+   */
+  async similarImages(id: string, maxDistance: number, limit: number): Promise<SimilarImage[]> {
+    if (!this.store.similarImages) throw new NotConfiguredError('near-duplicate search needs the filesystem store (STORAGE=fs)');
+    const found = await this.store.similarImages(id, maxDistance, limit);
+    if (!found) throw new NotFoundError(`no image with id ${id}`);
+    return found;
   }
 
   /** An image's metadata, without fetching it. */
@@ -150,6 +202,31 @@ export class AlbumService {
   }
 }
 
+/** A capture time as a sortable UTC string; no (or an unreadable) time sorts last. */
+function captureKey(capturedAt: string | undefined): string {
+  const time = capturedAt === undefined ? NaN : Date.parse(/[+-]\d{2}:\d{2}$|Z$/.test(capturedAt) ? capturedAt : `${capturedAt}Z`);
+  return Number.isNaN(time) ? '~' : new Date(time).toISOString();
+}
+
+function compareKeys(a: [string, string], b: [string, string]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0;
+}
+
+/** @throws {ValidationError} a cursor this listing did not make */
+function decodeCaptureCursor(cursor: string): [string, string] {
+  try {
+    const key = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(key) && key.length === 2 && key.every((part) => typeof part === 'string')) return key as [string, string];
+  } catch {
+    // reported below
+  }
+  throw new ValidationError('cursor: not a cursor of a sort=captured listing');
+}
+
+function defined<T extends object>(fields: T): Partial<T> {
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
 function eventFields(image: ImageInfo) {
   return { album: image.album, image: image.name, id: image.id, size: image.size, contentType: image.type };
 }
@@ -164,8 +241,11 @@ export function changeEvent(change: StoreChange): EventInput {
       return { type: 'imagestore.album.renamed', album: change.to, previousName: change.album };
     case 'album.delete':
       return { type: 'imagestore.album.deleted', album: change.album };
-    case 'image.add':
-      return { type: 'imagestore.image.created', ...image(change.meta) };
+    case 'image.add': {
+      // GPS and the other capture metadata stay out of events: only keys with read access see them (metadata answers).
+      const { thumbhash, dominantColor, duplicateOf } = change.meta;
+      return { type: 'imagestore.image.created', ...image(change.meta), ...defined({ thumbhash, dominantColor, duplicateOf }) };
+    }
     case 'image.rename':
       return { type: 'imagestore.image.renamed', ...image(change.meta), previousName: change.from };
     case 'image.delete':

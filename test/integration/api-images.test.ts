@@ -10,7 +10,8 @@ import { waitFor } from '../helpers/wait-for.js';
 import { albumPath, createAlbum, downloadImage, rawBody, sha256, uploadImage } from '../helpers/api.js';
 
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-const IMAGE_KEYS = ['album', 'createdAt', 'format', 'hasAlpha', 'height', 'id', 'modifiedAt', 'name', 'orientation', 'pages', 'sha256', 'size', 'type', 'width'];
+// Issue 18 added the placeholders (dominantColor, thumbhash) and the perceptual hash (phash).
+const IMAGE_KEYS = ['album', 'createdAt', 'dominantColor', 'format', 'hasAlpha', 'height', 'id', 'modifiedAt', 'name', 'orientation', 'pages', 'phash', 'sha256', 'size', 'thumbhash', 'type', 'width'];
 
 /** The UTF-8 name carried by `filename*=UTF-8''…` (RFC 8187), or undefined. */
 function extendedFilename(disposition: string): string | undefined {

@@ -79,6 +79,10 @@ let png: Buffer;
 interface Scenario {
   change: 'upload' | 'image-rename' | 'image-delete' | 'album-create' | 'album-rename' | 'album-delete';
   event: EventType;
+  /** Told apart in the test's title when a change has several scenarios. */
+  label?: string;
+  /** The setup reaches the same crash point this many times first. */
+  reachedInSetup?: number;
   /** Acknowledged changes made before the one under test. */
   setup(http: Http): Promise<void>;
   /** The request of the change under test (its answer never comes: the process dies). */
@@ -127,6 +131,19 @@ const scenarios: Scenario[] = [
       const names = await images(http, 'al');
       const got = await downloads(http, 'al', 'a.png');
       expect(names).to.deep.equal(got ? ['a.png'] : []);
+      return got ? 'done' : 'not-done';
+    },
+  },
+  {
+    // Issue 18: the bytes are already stored, so apply links the new name to the stored copy (one inode).
+    change: 'upload', label: 'a duplicate', reachedInSetup: 1, event: 'imagestore.image.created', eventData: { album: 'al', image: 'b.png' },
+    setup: withImage,
+    run: (http) => http('POST', '/albums/al/images', uploadForm('b.png', png)),
+    async state(http) {
+      const names = await images(http, 'al');
+      const got = await downloads(http, 'al', 'b.png');
+      expect(await downloads(http, 'al', 'a.png'), 'the stored copy is untouched').to.equal(true);
+      expect(names).to.deep.equal(got ? ['a.png', 'b.png'] : ['a.png']);
       return got ? 'done' : 'not-done';
     },
   },
@@ -256,10 +273,10 @@ describe('commit path: SIGKILL at every step of every change (issue 13 item 2, i
     for (const { step, expected, only } of STEPS) {
       if (only && !only.includes(scenario.change)) continue;
       const point = `${scenario.change}:${step}`;
-      it(`${point}: ${expected === 'done' ? 'the change is made whole and its event delivered' : 'nothing changes and no event is published'}`, async () => {
+      it(`${point}${scenario.label ? ` (${scenario.label})` : ''}: ${expected === 'done' ? 'the change is made whole and its event delivered' : 'nothing changes and no event is published'}`, async () => {
         const events = new Map<string, StoreEvent>();
-        const clientId = `commit-crash-${point.replace(':', '-')}`;
-        const first = await start(clientId, events, { CRASH_POINT: point });
+        const clientId = `commit-crash-${point.replace(':', '-')}${scenario.label ? '-dup' : ''}`;
+        const first = await start(clientId, events, { CRASH_POINT: `${point}@${(scenario.reachedInSetup ?? 0) + 1}` });
         await scenario.setup(client(first.http));
         const answer = await scenario.run(client(first.http)).then((res) => res.status, () => 'no answer');
         expect(await first.exited, `the service killed itself at ${point} (answer: ${answer})`).to.deep.equal({ code: null, signal: 'SIGKILL' });
@@ -268,7 +285,8 @@ describe('commit path: SIGKILL at every step of every change (issue 13 item 2, i
         const second = await restart(clientId, events);
         const http = client(second.service.httpUrl);
         await waitFor('every journaled event delivered', () => second.service.pendingEvents() === 0);
-        const ofChange = () => [...events.values()].filter((e) => e.type === scenario.event);
+        // The change's own event (a setup may have published others of its type).
+        const ofChange = () => [...events.values()].filter((e) => e.type === scenario.event && Object.entries(scenario.eventData).every(([k, v]) => (e.data as unknown as Record<string, unknown>)[k] === v));
         if (expected === 'done') await waitFor(`the ${scenario.event} event`, () => ofChange().length > 0);
         expect(await scenario.state(http), 'the store after restart').to.equal(expected);
         expect(ofChange().length, `${scenario.event} events`).to.equal(expected === 'done' ? 1 : 0);

@@ -105,6 +105,8 @@ describe('events: one CloudEvent on imagestore/notifier per successful change (r
     expectEnvelope(c, added, 'imagestore.image.created', 'albums/pics/images/a%20b.png', t0);
     expect(c.data).to.deep.equal({
       album: 'pics', image: 'a b.png', id: image.id, size: png.length, contentType: 'image/png', message: 'a b.png image added to album pics',
+      // Issue 18: the placeholders, so a page can paint one before the image arrives.
+      thumbhash: image.thumbhash, dominantColor: image.dominantColor,
     });
 
     const t1 = Date.now();

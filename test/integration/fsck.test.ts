@@ -7,6 +7,8 @@ import { expect } from 'chai';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { listTree, makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
 import { makeJpeg, makePng } from '../helpers/images.js';
+import sharp from 'sharp';
+import { defaultConfig } from '../../src/config.js';
 
 // `npm run fsck` (src/fsck-main.ts) run as a real process against data dirs
 // broken by hand, the way a crash, a disk tool or an operator would break them.
@@ -27,14 +29,14 @@ interface FsckJson {
   problems: Array<{ kind: string; path: string; detail: string; repaired: boolean }>;
 }
 
-/** Runs `node --import tsx src/fsck-main.ts ARGS`; killed (by its pid) if it takes over 15 s. */
+/** Runs `node --import tsx src/fsck-main.ts ARGS`; killed (by its pid) if it takes over 60 s. */
 async function runFsck(...args: string[]): Promise<FsckRun> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/fsck-main.ts', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
   const [code] = await once(child, 'close');
   clearTimeout(timer);
   return { code: code as number | null, stdout, stderr };
@@ -60,7 +62,12 @@ describe('fsck: reports every kind of damage, repairs it, and refuses to repair 
     try {
       await svc.http.post(`${API}/albums`).send({ albumName: 'a' }).expect(201);
       await svc.http.post(`${API}/albums`).send({ albumName: 'b' }).expect(201);
-      for (const name of ['1.png', '2.png', '3.png', '4.png', '5.png']) await svc.http.post(`${API}/albums/a/images`).attach('file', png, name).expect(201);
+      // 3.png has bytes of its own: the others share one inode (issue 18 stores identical bytes once), and
+      // the damage below overwrites 3.png in place, which would reach every name of a shared inode.
+      for (const name of ['1.png', '2.png', '3.png', '4.png', '5.png']) {
+        const bytes = name === '3.png' ? await makePng(8, 8, { r: 1, g: 2, b: 3 }) : png;
+        await svc.http.post(`${API}/albums/a/images`).attach('file', bytes, name).expect(201);
+      }
       await svc.http.post(`${API}/albums/b/images`).attach('file', await makeJpeg(), 'kept.jpg').expect(201);
     } finally {
       await svc.stop();
@@ -231,4 +238,38 @@ describe('fsck: reports every kind of damage, repairs it, and refuses to repair 
     expect(run.code).to.equal(2);
     expect(run.stderr).to.match(/Unknown option '--frobnicate'[\s\S]*Usage: npm run fsck/);
   });
+
+  it('issue 18: --backfill gives images stored without them placeholders and a perceptual hash (the service then finds near duplicates)', async function () {
+    this.timeout(120_000); // three starts and a spawned fsck
+    dataDir = await makeTmpDir('imagestore-fsck-');
+    const plain = await startTestService({ dataDir, config: { images: { ...defaultConfig().images, fingerprints: false } } });
+    let ids: string[];
+    try {
+      await plain.http.post(`${API}/albums`).send({ albumName: 'old' }).expect(201);
+      const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="160" height="120"><rect width="160" height="120" fill="#3060c0"/><circle cx="50" cy="60" r="30" fill="#f0d020"/><rect x="100" y="20" width="40" height="80" fill="#202020"/></svg>';
+      const big = await sharp(Buffer.from(svg)).jpeg().toBuffer();
+      const small = await sharp(big).resize(32).jpeg({ quality: 60 }).toBuffer();
+      ids = [];
+      for (const [name, bytes] of [['big.jpg', big], ['small.jpg', small]] as const) {
+        ids.push((await plain.http.post(`${API}/albums/old/images`).attach('file', bytes, name).expect(201)).body.image.id);
+      }
+      await fs.writeFile(path.join(dataDir, 'image-store', 'old', 'notes.txt'), 'not an image');
+    } finally {
+      await plain.stop();
+    }
+    const run = await runFsck(dataDir, '--backfill', '--quick');
+    expect(run.stderr, `exit ${run.code}: ${run.stdout}`).to.match(/backfill: 2 images given placeholders and a perceptual hash, 0 not decodable/);
+    const svc = await startTestService({ dataDir });
+    try {
+      const meta = await svc.http.get(`${API}/albums/old/images/big.jpg/metadata`).expect(200);
+      expect(meta.body.thumbhash).to.be.a('string');
+      expect(meta.body.dominantColor).to.match(/^#[0-9a-f]{6}$/);
+      expect(meta.body.phash).to.match(/^[0-9a-f]{16}$/);
+      const similar = await svc.http.get(`${API}/images/${ids[0]}/similar`).expect(200);
+      expect(similar.body.similar.map((s: { id: string }) => s.id)).to.include(ids[1]);
+    } finally {
+      await svc.stop();
+    }
+  });
 });
+

@@ -130,6 +130,29 @@ describe('images: transforms by query parameters (issue 5)', function () {
       });
     }
 
+    it('issue 18: position= picks what fit=cover keeps: west the left half, east the right half, centre the middle', async () => {
+      const west = await transform(QUAD, { w: 100, h: 100, position: 'west' });
+      expectColour(await pixel(west.bytes, 90, 10), RED, 40, 'west top-right');
+      expectColour(await pixel(west.bytes, 90, 90), BLUE, 40, 'west bottom-right');
+      const east = await transform(QUAD, { w: 100, h: 100, fit: 'cover', position: 'east' });
+      expectColour(await pixel(east.bytes, 10, 10), GREEN, 40, 'east top-left');
+      const centre = await transform(QUAD, { w: 100, h: 100, position: 'center' });
+      expectColour(await pixel(centre.bytes, 10, 10), RED, 40, 'centre top-left');
+      expectColour(await pixel(centre.bytes, 90, 10), GREEN, 40, 'centre top-right');
+    });
+
+    it('issue 18: position=attention and entropy crop to the salient part (a red disc on grey, off centre)', async () => {
+      const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="100"><rect width="300" height="100" fill="#808080"/><circle cx="255" cy="50" r="35" fill="#ff1010"/></svg>';
+      await uploadImage(svc.http, 't', 'salient.png', await sharp(Buffer.from(svg)).png().toBuffer());
+      for (const position of ['attention', 'entropy']) {
+        const { bytes, meta } = await transform(albumPath('t', 'salient.png'), { w: 100, h: 100, position });
+        expect([meta.width, meta.height]).to.deep.equal([100, 100]);
+        expectColour(await pixel(bytes, 55, 50), RED, 60, `${position}: the disc is kept`);
+      }
+      const centre = await transform(albumPath('t', 'salient.png'), { w: 100, h: 100 });
+      expectColour(await pixel(centre.bytes, 55, 50), [128, 128, 128], 30, 'a centre crop misses the disc');
+    });
+
     it('fit=contain letterboxes (the picture is inside, padded), fit=cover crops the middle', async () => {
       const contain = await transform(QUAD, { w: 100, h: 100, fit: 'contain' });
       expectColour(await pixel(contain.bytes, 10, 30), RED, 40, 'contain: the picture starts below the top band');

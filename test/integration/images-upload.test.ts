@@ -77,7 +77,7 @@ describe('images: upload validation and metadata (issue 5)', function () {
       });
     }
 
-    it('HEIC: not tested, since no HEIC file can be produced here (sharp\'s prebuilt libvips cannot encode HEVC, and no encoder is installed)');
+    // HEIC (decoded by libheif in WebAssembly, fixtures made with heif-enc): images-heic.test.ts.
 
     it('lists the metadata with ?details=1', async () => {
       await createAlbum(svc.http, 'listed');

@@ -10,7 +10,7 @@ import { startTestService, type TestService } from '../helpers/service.js';
 import { waitFor } from '../helpers/wait-for.js';
 
 const MAX_UPLOAD_BYTES = 256 * 1024;
-const NOT_AN_IMAGE = 'not an image this service accepts (JPEG, PNG, WebP, GIF, AVIF, TIFF)';
+const NOT_AN_IMAGE = 'not an image this service accepts (JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC, JPEG XL)';
 
 let images: ImageServer;
 let svc: TestService;

@@ -6,7 +6,8 @@ import { makePng } from '../helpers/images.js';
 import { removeDir } from '../helpers/tmp-dir.js';
 import { albumPath, createAlbum, listAll, sha256, uploadImage } from '../helpers/api.js';
 
-const IMAGE_KEYS = ['album', 'createdAt', 'format', 'hasAlpha', 'height', 'id', 'modifiedAt', 'name', 'orientation', 'pages', 'sha256', 'size', 'type', 'width'];
+// Issue 18 added the placeholders (dominantColor, thumbhash) and the perceptual hash (phash).
+const IMAGE_KEYS = ['album', 'createdAt', 'dominantColor', 'format', 'hasAlpha', 'height', 'id', 'modifiedAt', 'name', 'orientation', 'pages', 'phash', 'sha256', 'size', 'thumbhash', 'type', 'width'];
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Runs `fn` over `items`, `limit` at a time. */

@@ -229,6 +229,13 @@ describe('loadConfig', () => {
       expect(diff).to.deep.equal({ maxPixels: 1_000_000, concurrency: 3 });
     });
 
+    it('issue 18: UPLOAD_FINGERPRINTS (default on) and ON_DUPLICATE (allow or reject, default allow)', () => {
+      expect(loadConfig({}).images).to.deep.include({ fingerprints: true, onDuplicate: 'allow' });
+      expect(loadConfig({ UPLOAD_FINGERPRINTS: 'false', ON_DUPLICATE: 'reject' }).images).to.deep.include({ fingerprints: false, onDuplicate: 'reject' });
+      expect(problemsOf({ ON_DUPLICATE: 'merge' })).to.have.length(1);
+      expect(problemsOf({ ON_DUPLICATE: 'merge' })[0]).to.match(/ON_DUPLICATE/);
+    });
+
     it('refuses TRANSFORM_CONCURRENCY that would leave fewer than two libuv pool threads for file I/O', () => {
       expect(problemsOf({ TRANSFORM_CONCURRENCY: '3' })).to.deep.equal([
         'invalid TRANSFORM_CONCURRENCY: expected at most UV_THREADPOOL_SIZE - 2 = 2 (transforms must leave libuv pool threads for file I/O; raise UV_THREADPOOL_SIZE), got 3',

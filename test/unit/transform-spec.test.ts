@@ -60,6 +60,17 @@ describe('parseTransformSpec', () => {
     expect(rejection({ blur: '100.5' }).message).to.match(/for blur/);
   });
 
+  it('issue 18: position with w, h and fit=cover or contain (centre spelled either way); smart strategies with cover only', () => {
+    expect(parseTransformSpec({ w: '10', h: '10', position: 'attention' })).to.deep.equal({ width: 10, height: 10, position: 'attention' });
+    expect(parseTransformSpec({ w: '10', h: '10', fit: 'contain', position: 'north' })).to.include({ position: 'north' });
+    expect(parseTransformSpec({ w: '10', h: '10', position: 'center' })).to.include({ position: 'centre' });
+    expect(rejection({ w: '10', h: '10', position: 'middle' }).message).to.match(/^Expected one of centre, .*attention for position but received "middle"$/);
+    expect(rejection({ w: '10', position: 'entropy' }).message).to.match(/position needs both w and h/);
+    expect(rejection({ w: '10', h: '10', fit: 'fill', position: 'east' }).message).to.match(/position needs fit=cover or fit=contain/);
+    expect(rejection({ w: '10', h: '10', fit: 'contain', position: 'entropy' }).message).to.match(/needs fit=cover/);
+    expect(specKey({ width: 10, height: 10, position: 'entropy', format: 'png' })).to.not.equal(specKey({ width: 10, height: 10, format: 'png' }));
+  });
+
   it('names the parameter in every rejection', () => {
     const cases: Array<[Query, RegExp]> = [
       [{ w: '0' }, /^Expected integer between 1 and 8192 for w but received "0"$/],
@@ -112,12 +123,19 @@ describe('negotiateFormat (format=auto)', () => {
     ['image/avifx, image/webpish', 'jpeg'],
     ['image/avif;q=0, image/webp', 'webp'], // q=0: not acceptable
     ['image/avif; q=0.000, image/webp;q=0', 'jpeg'],
+    // Issue 18: JPEG XL first when named (Safari 17), passed over when refused.
+    ['image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5', 'jxl'],
+    ['image/jxl;q=0, image/avif', 'avif'],
   ];
   for (const [accept, format] of cases) {
     it(`${JSON.stringify(accept)} → ${format}`, () => {
       expect(negotiateFormat(accept, 'jpeg')).to.equal(format);
     });
   }
+
+  it('issue 18: passes over JPEG XL when it may not be made (no encoder)', () => {
+    expect(negotiateFormat('image/jxl,image/webp', 'jpeg', (format) => format !== 'jxl')).to.equal('webp');
+  });
 
   it('falls back to the original format, whatever it is', () => {
     expect(negotiateFormat('*/*', 'gif')).to.equal('gif');
