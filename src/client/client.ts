@@ -10,7 +10,7 @@ import * as webhooks from './webhooks.js';
 import type { SendResult, Webhook, WebhookDelivery, WebhookInput } from './webhooks.js';
 import type {
   AlbumList, AlbumResult, DiffOptions, DiffResult, FsckResult, ImageInfo, ImageList, ImageResult, ImportJob, ImportJobSummary, ListOptions, MessageResult, Readiness,
-  ServiceVersion, SignedUrl, SignUrlOptions,
+  ServiceVersion, SignedUrl, SignUrlOptions, SimilarOptions, SimilarResult,
 } from './types.js';
 import type { UploadOptions, UploadSource } from './upload-source.js';
 
@@ -135,6 +135,11 @@ export class ImageStoreClient {
   /** Downloads by stable id; `id.webp` converts, as `format` does. */
   getImageById(idWithExtension: string, options?: images.DownloadOptions): Promise<images.ImageDownload> {
     return images.getImageById(this.http, idWithExtension, options);
+  }
+
+  /** Near-duplicates of image `id` across the store (perceptual hash), nearest first. */
+  similarImages(id: string, options?: SimilarOptions, signal?: AbortSignal): Promise<SimilarResult> {
+    return images.similarImages(this.http, id, options, signal);
   }
 
   getImageMetadata(album: string, image: string, signal?: AbortSignal): Promise<ImageInfo> {

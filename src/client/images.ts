@@ -1,6 +1,6 @@
 import { albumPath } from './albums.js';
 import type { HttpClient, QueryValues } from './http.js';
-import type { ImageInfo, ImageList, ImageResult, ListOptions, TransformOptions } from './types.js';
+import type { ImageInfo, ImageList, ImageResult, ListOptions, SimilarOptions, SimilarResult, TransformOptions } from './types.js';
 import { uploadBody, type UploadOptions, type UploadSource } from './upload-source.js';
 
 /** `/api/v1/albums/{album}/images/{image}`, names percent-encoded. */
@@ -89,6 +89,11 @@ export function getImageById(http: HttpClient, idWithExtension: string, options:
 /** GET /albums/{album}/images/{image}/metadata. */
 export function getImageMetadata(http: HttpClient, album: string, image: string, signal?: AbortSignal): Promise<ImageInfo> {
   return http.json({ method: 'GET', path: `${imagePath(album, image)}/metadata`, signal }, 'ImageObject');
+}
+
+/** GET /images/{id}/similar: near-duplicates across the store, nearest first (filesystem store only: 501 on S3). */
+export function similarImages(http: HttpClient, id: string, options: SimilarOptions = {}, signal?: AbortSignal): Promise<SimilarResult> {
+  return http.json({ method: 'GET', path: `/api/v1/images/${encodeURIComponent(id)}/similar`, query: { maxDistance: options.maxDistance, limit: options.limit }, signal }, 'SimilarResponse');
 }
 
 /** PATCH /albums/{album}/images/{image}. */

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type {
   AlbumListResponse, AlbumObject, AlbumResponse, DiffQuery, DiffResponse, ImageListResponse, ImageObject, ImageResponse, MessageResponse, TransformQuery,
-  SignUrlBody, VersionResponse,
+  SignUrlBody, SimilarResponse, VersionResponse,
 } from '../contract/schemas.js';
 import type { FsckProblem, ImportJobSummary as JobSummary, ImportJobView, ItemState, JobState } from '../contract/types.js';
 
@@ -27,6 +27,10 @@ export type MessageResult = z.infer<typeof MessageResponse>;
  * `{ w: 320, format: 'webp', q: 80 }` becomes `?w=320&format=webp&q=80`.
  */
 export type TransformOptions = z.infer<typeof TransformQuery>;
+/** Options of similarImages: largest Hamming distance (0-16, default 8) and most images (default 20). */
+export type SimilarOptions = { maxDistance?: number; limit?: number };
+/** The near-duplicates of an image, nearest first. */
+export type SimilarResult = z.infer<typeof SimilarResponse>;
 
 /** Paging and detail options of the listings. */
 export interface ListOptions {

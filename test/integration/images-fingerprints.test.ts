@@ -7,6 +7,7 @@ import { albumPath, createAlbum, rawBody, uploadImage } from '../helpers/api.js'
 import { recordEvents } from '../helpers/mqtt.js';
 import { startTestService, type TestService } from '../helpers/service.js';
 import { defaultConfig } from '../../src/config.js';
+import { ImageStoreClient } from '../../src/client/index.js';
 
 /** A picture with structure at several scales (gradients, shapes), `seed` changing its layout. */
 async function scene(seed: number, width = 480, height = 360): Promise<Buffer> {
@@ -152,6 +153,10 @@ describe('images: placeholders, duplicates, near duplicates, capture metadata (i
       expect(found.distance).to.be.at.most(8);
       for (const id of unrelated) expect(res.body.similar.map((s: { id: string }) => s.id)).to.not.include(id);
       expect(res.body.similar.map((s: { id: string }) => s.id)).to.not.include(original.id);
+      // The client's similarImages() asks the same and checks the answer against the wire contract.
+      const client = new ImageStoreClient({ baseUrl: svc.service.httpUrl, validateResponses: true });
+      expect(await client.similarImages(original.id, { maxDistance: 8 })).to.deep.equal(res.body);
+      expect((await client.similarImages(original.id, { maxDistance: 8, limit: 1 })).similar).to.have.length.at.most(1);
     });
 
     it('404 for an unknown id, 400 for a distance over 16 or a bad limit', async () => {
