@@ -15,6 +15,15 @@ import { startService, type RunningService } from '../src/server.js';
 import { TestBucket } from '../test/helpers/s3.js';
 import { makeTmpDir, removeDir } from '../test/helpers/tmp-dir.js';
 import sharp from 'sharp';
+import { S3Client } from '@aws-sdk/client-s3';
+
+/** Every S3 request the service makes (it runs in this process): counted per operation by patching the client. */
+const s3Requests = { count: 0 };
+const send = S3Client.prototype.send as (...args: unknown[]) => Promise<unknown>;
+(S3Client.prototype as unknown as { send: typeof send }).send = function (this: S3Client, ...args: unknown[]) {
+  s3Requests.count += 1;
+  return send.apply(this, args);
+};
 
 const UPLOADS = 200;
 const DOWNLOADS = 1000;
@@ -36,17 +45,26 @@ async function check(res: Response, expected: number): Promise<void> {
   await res.arrayBuffer();
 }
 
-async function run(service: RunningService, image: Buffer): Promise<Record<string, number>> {
+/** Runs `count` operations; returns their rate and the S3 requests made per operation. */
+async function measure(count: number, work: (i: number) => Promise<void>, requests: Record<string, number>, op: string): Promise<number> {
+  const before = s3Requests.count;
+  const rate = await pool(count, work);
+  requests[op] = (s3Requests.count - before) / count;
+  return rate;
+}
+
+async function run(service: RunningService, image: Buffer, requests: Record<string, number>): Promise<Record<string, number>> {
   const api = `${service.httpUrl}/api/v1`;
   await check(await fetch(`${api}/albums`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"albumName":"bench"}' }), 201);
-  const upload = await pool(UPLOADS, async (i) => {
+  const upload = await measure(UPLOADS, async (i) => {
     const form = new FormData();
     form.append('file', new Blob([image]), `img-${String(i).padStart(4, '0')}.jpg`);
     await check(await fetch(`${api}/albums/bench/images`, { method: 'POST', body: form }), 201);
-  });
-  const download = await pool(DOWNLOADS, async (i) => check(await fetch(`${api}/albums/bench/images/img-${String(i % UPLOADS).padStart(4, '0')}.jpg`), 200));
-  const list = await pool(LISTS, async (i) => check(await fetch(`${api}/albums/bench/images?limit=50&details=true`), 200));
-  const transform = await pool(TRANSFORMS, async (i) => check(await fetch(`${api}/albums/bench/images/img-${String(i).padStart(4, '0')}.jpg?w=320&format=webp&q=${50 + i}`), 200)); // a different q each time: every request is a cache miss
+  }, requests, 'upload');
+  const download = await measure(DOWNLOADS, async (i) => check(await fetch(`${api}/albums/bench/images/img-${String(i % UPLOADS).padStart(4, '0')}.jpg`), 200), requests, 'download');
+  const list = await measure(LISTS, async () => check(await fetch(`${api}/albums/bench/images?limit=50&details=true`), 200), requests, 'list');
+  // A different q each time: every request is a cache miss.
+  const transform = await measure(TRANSFORMS, async (i) => check(await fetch(`${api}/albums/bench/images/img-${String(i).padStart(4, '0')}.jpg?w=320&format=webp&q=${50 + i}`), 200), requests, 'transform');
   return { upload, download, list, transform };
 }
 
@@ -60,6 +78,7 @@ async function main(): Promise<void> {
   const bucket = await TestBucket.create(endpoint);
   const base = loadConfig({ HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', LOG_LEVEL: 'silent' });
   const results: Record<string, Record<string, number>> = {};
+  const requests: Record<string, number> = {};
   try {
     for (const storage of ['fs', 's3'] as const) {
       const dataDir = await makeTmpDir();
@@ -67,7 +86,7 @@ async function main(): Promise<void> {
       const config: Config = { ...base, imageDbDir: dataDir, storage, s3: storage === 's3' ? settings : undefined };
       const service = await startService(config, silentLogger(), 'bench');
       try {
-        results[storage] = await run(service, image);
+        results[storage] = await run(service, image, requests);
       } finally {
         await service.close();
         await removeDir(dataDir);
@@ -79,10 +98,10 @@ async function main(): Promise<void> {
   const rows = Object.keys(results.fs).map((op) => {
     const fs = results.fs[op];
     const s3 = results.s3[op];
-    return `| ${op} | ${fs.toFixed(1)} | ${s3.toFixed(1)} | ${(s3 / fs).toFixed(2)} |`;
+    return `| ${op} | ${fs.toFixed(1)} | ${s3.toFixed(1)} | ${(s3 / fs).toFixed(2)} | ${requests[op].toFixed(2)} |`;
   });
   console.log(`image ${image.length} bytes; ${UPLOADS} uploads, ${DOWNLOADS} downloads, ${LISTS} list pages of 50 with details, ${TRANSFORMS} first transforms (w=320 webp); ${IN_FLIGHT} in flight`);
-  console.log('| operation | fs req/s | s3 req/s | s3 / fs |\n|---|---|---|---|');
+  console.log('| operation | fs req/s | s3 req/s | s3 / fs | S3 requests per operation |\n|---|---|---|---|---|');
   console.log(rows.join('\n'));
 }
 

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { buildApp } from './app.js';
 import { AlbumService } from './albums/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
-import { S3AlbumStore } from './albums/s3-store.js';
+import { S3AlbumStore, type ChangeFeed } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
 import { journalProblem, type FsckReport } from './albums/fsck.js';
 import { lockDataDir } from './albums/owner.js';
@@ -18,6 +18,7 @@ import { AedesTransport } from './notifier/aedes-transport.js';
 import { Checkpointer } from './notifier/checkpointer.js';
 import { Dispatcher } from './notifier/dispatcher.js';
 import { MqttTransport } from './notifier/mqtt-transport.js';
+import { NOTIFIER_TOPIC, type StoreEvent } from './notifier/events.js';
 import { Outbox } from './notifier/outbox.js';
 import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
@@ -84,7 +85,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     // A checkpoint's fsyncs take at most half of libuv's pool: the rest serves the requests meanwhile.
     const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
     opened = config.storage === 's3' && config.s3
-      ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, options)
+      ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, { ...options, cache: config.s3Cache })
       : await FsAlbumStore.open(config.imageDbDir, storeLog, options);
   } catch (err) {
     await outbox?.close();
@@ -117,6 +118,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     transport = new AedesTransport(broker.broker);
     mqttUrl = broker.url;
   }
+  if (store instanceof S3AlbumStore) store.follow(changeFeed(transport, log));
   const dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' }));
   dispatcher.start();
 
@@ -233,6 +235,29 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
       await broker?.close();
       await outbox.close();
       await store.close();
+    },
+  };
+}
+
+/**
+ * The broker's event stream as the S3 store's feed of changes (every node's, this one's too):
+ * without a transport that can subscribe, the feed never starts and the store's cache is not trusted.
+ */
+function changeFeed(transport: EventTransport, log: Logger): ChangeFeed {
+  return {
+    follow(listener, following) {
+      transport.subscribe?.(NOTIFIER_TOPIC, (payload) => {
+        let event: StoreEvent;
+        try {
+          event = JSON.parse(payload.toString('utf8')) as StoreEvent;
+        } catch {
+          log.warn('an unreadable message on the event topic: the S3 cache starts again');
+          following(false);
+          following(true);
+          return;
+        }
+        if (typeof event?.type === 'string' && typeof event.data?.album === 'string') listener(event);
+      }, following);
     },
   };
 }

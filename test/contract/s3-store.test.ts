@@ -54,6 +54,17 @@ describe('S3AlbumStore', function () {
     { compare: compareCodePoints },
   );
 
+  // The same contract with the node-local cache trusted (a feed that follows from the start, one node).
+  albumStoreContract(
+    'S3AlbumStore with its metadata cache',
+    async () => {
+      const store = await node(TestBucket.prefix(), { cache: { budgetBytes: 1024 * 1024, ttlMs: 60_000, strict: false } });
+      store.follow({ follow: (_listener, following) => following(true) });
+      return { store, close: async () => undefined }; // closed by the afterEach above
+    },
+    { compare: compareCodePoints },
+  );
+
   describe('conditional writes (If-None-Match: *)', function () {
     it("detects whether the backend honours If-None-Match on PUT, as a raw request shows", async function () {
       const raw = bucket!.raw();
@@ -117,17 +128,23 @@ describe('S3AlbumStore', function () {
       expect((await b.listAlbums()).items).to.deep.equal([]);
     });
 
-    it('cuts a download whose image another node replaced after it was opened, rather than mixing versions', async function () {
+    it('never mixes versions of a name another node replaced after it was opened: the opening GET\'s bytes, or an error', async function () {
       const prefix = TestBucket.prefix();
       const [a, b] = [await node(prefix), await node(prefix)];
       await a.createAlbum('album');
-      await a.commitImage('album', 'x', await stage(a, randomBytes(1000)));
-      const handle = await b.openImage('album', 'x');
+      const old = randomBytes(1000);
+      await a.commitImage('album', 'x', await stage(a, old));
+      const whole = await b.openImage('album', 'x');
+      const ranged = await b.openImage('album', 'x');
       await a.deleteImage('album', 'x');
       await a.commitImage('album', 'x', await stage(a, randomBytes(1000)));
-      const err = await readAll(handle.stream()).catch((e: Error) => e);
+      // The whole image is the body of the GET that opened it (one request per download): all of the old version.
+      expect(await readAll(whole.stream())).to.deep.equal(old);
+      // A range is a GET of its own, pinned to the opened version's ETag.
+      const err = await readAll(ranged.stream({ start: 10, end: 19 })).catch((e: Error) => e);
       expect(err).to.be.instanceOf(Error);
       expect((err as Error).message).to.match(/replaced or deleted/);
+      await Promise.all([whole.close(), ranged.close()]);
     });
   });
 
