@@ -8,7 +8,7 @@ import { AlbumService } from './albums/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
 import { S3AlbumStore, type ChangeFeed } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
-import { journalProblem, type FsckReport } from './albums/fsck.js';
+import { journalProblem, type RecoveryReport } from './albums/fsck.js';
 import { lockDataDir } from './albums/owner.js';
 import type { CrashPoint } from './albums/changes.js';
 import type { Config } from './config.js';
@@ -42,7 +42,7 @@ export interface RunningService {
   httpServer: http.Server | https.Server;
   metrics: Metrics;
   broker?: EmbeddedBroker;
-  recovery: FsckReport;
+  recovery: RecoveryReport;
   derivatives: DerivativeCache;
   /** Small files' bytes in memory (HOT_CACHE_BYTES). */
   hot: HotCache;

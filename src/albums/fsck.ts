@@ -13,7 +13,10 @@ export interface FsckProblem {
     | 'temp-file' | 'trash' | 'stray-entry' | 'invalid-name' | 'album-without-metadata'
     | 'file-without-metadata' | 'metadata-without-file' | 'bad-metadata' | 'content-mismatch'
     | 'go-index-entry-missing' | 'change-not-redone' | 'journal-changes-to-redo'
-    | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records';
+    | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records'
+    // Buckets (s3-check.ts):
+    | 'album-rename-unfinished' | 'object-metadata-missing' | 'id-entry-missing' | 'stale-id-entry'
+    | 'content-entry-missing' | 'stale-content-entry';
   path: string;
   detail: string;
   repaired: boolean;
@@ -24,6 +27,16 @@ export interface FsckOptions {
   repair: boolean;
   /** Re-hash every image and compare with its metadata (slow: reads every byte). */
   verifyContent: boolean;
+}
+
+/**
+ * What a store's open recovered. Counts only where the open counted (the filesystem store's
+ * fsck does; the S3 store's open only redoes the journal: its bucket check is `check`).
+ */
+export interface RecoveryReport {
+  problems: FsckProblem[];
+  albums?: number;
+  images?: number;
 }
 
 export interface FsckReport {

@@ -77,6 +77,11 @@ export class S3ReadCache {
     this.newEpoch();
   }
 
+  /** Nothing held so far is trusted any more (the bucket was changed behind the cache's back). */
+  forgetAll(): void {
+    this.newEpoch();
+  }
+
   /** A trusted image entry (undefined when not held, too old, or not trusted). */
   image(album: string, name: string): CachedImage | undefined {
     const entry = this.trustedEntry(imageKey(album, name));

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { FsckReport } from './fsck.js';
+import type { RecoveryReport } from './fsck.js';
 import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { Layout } from './layout.js';
 import { lockDataDir, type DataDirLock } from './owner.js';
@@ -15,7 +15,8 @@ import { metaFromObjectMetadata, metaToObjectMetadata } from './s3-object-meta.j
 import { S3ReadCache, type ChangeNotice } from './s3-read-cache.js';
 import { PARALLEL_REQUESTS, S3Objects, type AlbumMarker } from './s3-objects.js';
 import { SharedKeyedLock } from './shared-keyed-lock.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile, StoreCheck, StoreCheckOptions } from './types.js';
+import { checkBucket } from './s3-check.js';
 import { NO_CRASH, UndoFailedError, type ChangeJournal, type CrashPoint, type RecoveryJournal, type RedoOutcome, type StoreChange } from './changes.js';
 import { makeChange } from './make-change.js';
 import { redoJournal } from './redo.js';
@@ -78,6 +79,7 @@ export class S3AlbumStore implements AlbumStore {
   private readonly lock = new SharedKeyedLock();
   private counted?: { at: number; value: Promise<{ albums: number; images: number }> };
   private readonly countsTtlMs: number;
+  private readonly claimTtlMs: number;
   private readonly objects: S3Objects;
   private readonly staged: StagedUploads;
   private readonly crash: CrashPoint;
@@ -97,7 +99,8 @@ export class S3AlbumStore implements AlbumStore {
   ) {
     this.stagingDir = dataLayout.tmpDir;
     this.countsTtlMs = options.countsTtlMs ?? 60_000;
-    this.objects = new S3Objects(bucket, layout, log, options.claimTtlMs ?? 3_600_000);
+    this.claimTtlMs = options.claimTtlMs ?? 3_600_000;
+    this.objects = new S3Objects(bucket, layout, log, this.claimTtlMs);
     this.staged = new StagedUploads(dataLayout.root, dataLayout.stagedDir);
     this.crash = options.crash ?? NO_CRASH;
     this.cache = new S3ReadCache(options.cache ?? { budgetBytes: 0, ttlMs: 0, strict: true });
@@ -119,10 +122,10 @@ export class S3AlbumStore implements AlbumStore {
   /**
    * Connects to the bucket (which must exist), finds out whether it honours
    * conditional writes, and claims the local data dir (staging, emptied).
-   * `recovery` is empty: there is no local state to recover.
+   * `recovery` lists what redoing the journal found; the bucket is not scanned (see `check`).
    * @throws {Error} bucket not accessible, or data dir used by another process
    */
-  static async open(settings: S3Settings, dataDir: string, log: Logger, options: S3StoreOptions = {}): Promise<{ store: S3AlbumStore; recovery: FsckReport }> {
+  static async open(settings: S3Settings, dataDir: string, log: Logger, options: S3StoreOptions = {}): Promise<{ store: S3AlbumStore; recovery: RecoveryReport }> {
     const dataLayout = new Layout(path.resolve(dataDir));
     await fs.mkdir(dataLayout.tmpDir, { recursive: true });
     await fs.mkdir(dataLayout.stagedDir, { recursive: true });
@@ -140,7 +143,7 @@ export class S3AlbumStore implements AlbumStore {
       }
       log.info({ bucket: settings.bucket, prefix: layout.prefix, conditionalWrites: bucket.conditionalWrites }, 'S3 store opened');
       const store = new S3AlbumStore(bucket, layout, dataLayout, owner, log, options);
-      const recovery: FsckReport = { problems: [], albums: 0, images: 0, index: new Map() };
+      const recovery: RecoveryReport = { problems: [] };
       if (options.journal) {
         const redone = await redoJournal(options.journal, (change) => store.redo(change), async () => undefined, log);
         recovery.problems.push(...redone.problems);
@@ -472,6 +475,23 @@ export class S3AlbumStore implements AlbumStore {
       });
     }
     return this.counted.value;
+  }
+
+  /**
+   * fsck of the bucket (s3-check.ts). Repairs are safe beside running nodes except for two
+   * races: a rename or delete of the same album meanwhile, and an upload that claimed its name
+   * longer ago than the claim TTL. The nodes' own journals are redone at their starts, not here.
+   */
+  async check(options: StoreCheckOptions): Promise<StoreCheck> {
+    const report = await checkBucket({
+      bucket: this.bucket, layout: this.layout, objects: this.objects, claimTtlMs: this.claimTtlMs,
+      finishRename: (from, to, marker) => this.lockAlbums([from, to], async () => this.moveAlbum(from, to, marker, await this.objects.marker(to))),
+    }, options);
+    if (options.repair && report.problems.length > 0) {
+      this.changed();
+      this.cache.forgetAll(); // whatever was repaired is read again
+    }
+    return report;
   }
 
   async isContentUsed(sha256: string): Promise<boolean> {

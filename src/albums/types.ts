@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { ChangeJournal, Checkpointable } from './changes.js';
+import type { FsckProblem } from './fsck.js';
 
 /** An album as the API shows it. */
 export interface AlbumInfo {
@@ -123,9 +124,31 @@ export interface AlbumStore extends Checkpointable {
   /** True while some stored image has this content. */
   isContentUsed(sha256: string): Promise<boolean>;
 
+  /**
+   * fsck of this store, wherever it keeps its data (the data dir, a bucket): what is wrong
+   * and, with `repair`, fixed; `verify` re-hashes every image. Callers never check a place
+   * themselves, so a check can never look at the wrong one.
+   */
+  check(options: StoreCheckOptions): Promise<StoreCheck>;
+
   /** Directory where uploads are received (same filesystem as the store, so commits are renames and links). */
   readonly stagingDir: string;
   /** Checks that the store can be written (for /readyz). */
   checkWritable(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What AlbumStore.check does. */
+export interface StoreCheckOptions {
+  /** Re-hash every image and compare with its metadata (reads every byte). */
+  verify: boolean;
+  /** Fix what can be fixed. */
+  repair: boolean;
+}
+
+/** AlbumStore.check's answer: albums and images found, and every problem (repaired or not). */
+export interface StoreCheck {
+  albums: number;
+  images: number;
+  problems: FsckProblem[];
 }

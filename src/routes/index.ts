@@ -49,7 +49,7 @@ export function buildRouter({ config, albums, delivery, diffs, imports, readines
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());
-  const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
+  const admin = adminRoutes({ metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
   const health = healthRoutes(readiness);
   root.use(health.routes(), health.allowedMethods());
