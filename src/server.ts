@@ -170,6 +170,7 @@ export async function startService(config: Config, log: Logger, version = '0.0.0
     broker: () => broker?.stats(),
     cache: () => derivatives.stats(),
     hotCache: () => hot.stats(),
+    s3Cache: () => (store instanceof S3AlbumStore ? { ...store.cache.stats(), requests: store.bucket.requests } : undefined),
   });
   const app = await buildApp({ config, log, albums, delivery, diffs, imports, readiness, version, metrics });
   const { headersTimeoutMs, requestTimeoutMs, keepAliveTimeoutMs } = config.http;

@@ -122,13 +122,21 @@ function isNotImplemented(err: unknown): boolean {
 export class S3Bucket {
   /** Unknown until `detectConditionalWrites` (or the first conditional write) runs. */
   conditionalWrites: ConditionalWrites | undefined;
+  /** Requests sent through the client (each attempt of the SDK's retries aside), for metrics. */
+  requests = 0;
 
   constructor(
     readonly client: S3Client,
     readonly name: string,
     /** Objects above this are copied with UploadPartCopy in parts of this size (tests lower it). */
     readonly copyPartBytes = MAX_SINGLE_COPY_BYTES,
-  ) {}
+  ) {
+    // One counter per client: a later S3Bucket over the same client takes it over.
+    client.middlewareStack.add((next) => async (args) => {
+      this.requests += 1;
+      return next(args);
+    }, { step: 'initialize', name: 'imagestoreRequestCount', override: true });
+  }
 
   /** @throws {Error} naming the bucket when it is missing or not accessible */
   async checkExists(): Promise<void> {

@@ -54,6 +54,7 @@ export class S3ReadCache {
   private epoch = 0;
   private epochAt = 0;
   private following = false;
+  private events = 0;
   private readonly versions = new Map<string, number>();
   private readonly now: () => number;
 
@@ -66,9 +67,9 @@ export class S3ReadCache {
     return this.following && !this.options.strict && this.options.budgetBytes > 0;
   }
 
-  /** Bytes held (at most the budget) and entries, for tests and metrics. */
-  stats(): { bytes: number; entries: number } {
-    return { bytes: this.bytes, entries: this.entries.size };
+  /** Bytes held (at most the budget), entries, change events applied, and whether the stream is followed, for tests and metrics. */
+  stats(): { bytes: number; entries: number; events: number; following: boolean } {
+    return { bytes: this.bytes, entries: this.entries.size, events: this.events, following: this.following };
   }
 
   /** The event stream is followed from now on (subscribed), or not any more: either way nothing older is trusted. */
@@ -145,9 +146,11 @@ export class S3ReadCache {
     const { album, image, previousName } = event.data;
     if (typeof album !== 'string') return;
     if (event.type.startsWith('imagestore.image.') && event.type !== 'imagestore.image.fetched' && typeof image === 'string') {
+      this.events += 1;
       this.imageChanged(album, image);
       if (typeof previousName === 'string') this.imageChanged(album, previousName);
     } else if (event.type.startsWith('imagestore.album.')) {
+      this.events += 1;
       this.albumChanged(album);
       if (typeof previousName === 'string') this.albumChanged(previousName);
     }

@@ -144,7 +144,7 @@ describe('API on the S3 backend (STORAGE=s3)', function () {
       'stale-id-entry ids/no-such-image-id',
     ]);
     // Metadata without bytes is taken for an upload in flight for the claim TTL (1 h): neither it nor its id is reported yet.
-    expect(found.filter((p) => p.includes('bytes-gone.png') || p.includes(gone.body.id))).to.deep.equal([]);
+    expect(found.filter((p) => p.includes('bytes-gone.png') || p.includes(gone.body.image.id))).to.deep.equal([]);
     expect(body.problems.every((p: { repaired: boolean }) => !p.repaired)).to.equal(true);
   });
 });
