@@ -18,6 +18,7 @@ import type { ImageHandle, ImageInfo } from './types.js';
  * dir, removed on close.
  */
 export class S3ImageHandle implements ImageHandle {
+  readonly remote = true;
   private local?: Promise<string>;
 
   constructor(

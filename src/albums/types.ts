@@ -64,6 +64,12 @@ export interface StagedFile {
 export interface ImageHandle {
   info: ImageInfo;
   /**
+   * Optional: true when every use of the bytes is a network round trip (object storage), so
+   * the delivery keeps a local copy of the original to serve it again (content-addressed:
+   * never stale).
+   */
+  readonly remote?: boolean;
+  /**
    * Optional: opens the bytes now if the store opens them lazily, so that a missing
    * file is an error before a response starts, not in the middle of its stream.
    * @throws {NotFoundError} the image was deleted or replaced since the handle was made

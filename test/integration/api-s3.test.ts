@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -32,6 +33,7 @@ describe('API on the S3 backend (STORAGE=s3)', function () {
       HOST: '127.0.0.1', PORT: '0', MQTT_PORT: '0', LOG_LEVEL: 'silent',
       STORAGE: 's3', S3_ENDPOINT: endpoint, S3_BUCKET: s3.bucket, S3_REGION: s3.region, S3_ACCESS_KEY_ID: s3.accessKeyId,
       S3_SECRET_ACCESS_KEY: s3.secretAccessKey, S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: prefix,
+      HOT_CACHE_MAX_FILE_BYTES: '1024', // originals stay out of memory: their local copy on disk is what is tested
     });
     svc = await startTestService({ config });
   });
@@ -118,6 +120,20 @@ describe('API on the S3 backend (STORAGE=s3)', function () {
     await http().delete(albumPath('bin')).expect(200);
     await http().get(`${albumPath('bin')}/images`).expect(404);
     expect(await bucket!.raw().hasAny(layout.imagesPrefix('bin'))).to.equal(false);
+  });
+
+  it('downloads an original once from the bucket, then from its local copy: no S3 request, byte-identical, ranges too', async function () {
+    await createAlbum(http(), 'local');
+    const png = await sharp(randomBytes(64 * 64 * 3), { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer(); // noise: ~12 KB
+    expect(png.length).to.be.above(1024);
+    await uploadImage(http(), 'local', 'big.png', png);
+    const requests = async () => Number(/^imagestore_s3_requests_total (\d+)/m.exec((await http().get('/metrics').expect(200)).text)?.[1]);
+    expect((await downloadImage(http(), 'local', 'big.png')).bytes).to.deep.equal(png);
+    const before = await requests();
+    expect((await downloadImage(http(), 'local', 'big.png')).bytes).to.deep.equal(png);
+    const part = await http().get(albumPath('local', 'big.png')).set('Range', 'bytes=100-199').buffer(true).parse(rawBody).expect(206);
+    expect(part.body).to.deep.equal(png.subarray(100, 200));
+    expect(await requests(), 'S3 requests for two more downloads').to.equal(before);
   });
 
   it('reports ready (the bucket is writable)', async function () {
