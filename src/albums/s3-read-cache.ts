@@ -112,7 +112,17 @@ export class S3ReadCache {
     }
   }
 
-  setImage(album: string, name: string, value: CachedImage): void {
+  /**
+   * Taken before a read of the bucket and given to setImage/setMarker with its result: a change
+   * to the album told meanwhile (an event that overtook the read's answer) makes that result
+   * too old to keep.
+   */
+  stamp(album: string): number {
+    return this.versions.get(album) ?? 0;
+  }
+
+  setImage(album: string, name: string, value: CachedImage, stamp?: number): void {
+    if (stamp !== undefined && stamp !== this.stamp(album)) return;
     this.set(imageKey(album, name), { kind: 'image', value, epoch: this.currentEpoch(), bytes: estimate(album, name, value) });
   }
 
@@ -122,7 +132,8 @@ export class S3ReadCache {
     return entry?.kind === 'marker' ? entry.value : undefined;
   }
 
-  setMarker(album: string, marker: AlbumMarker): void {
+  setMarker(album: string, marker: AlbumMarker, stamp?: number): void {
+    if (stamp !== undefined && stamp !== this.stamp(album)) return;
     this.set(markerKey(album), { kind: 'marker', value: marker, epoch: this.currentEpoch(), bytes: estimate(album, '', marker) });
   }
 

@@ -309,6 +309,7 @@ export class S3AlbumStore implements AlbumStore {
     const key = this.layout.imageKey(album, name);
     const cached = this.cache.image(album, name);
     if (cached) return new S3ImageHandle({ ...cached.meta, album }, this.bucket, key, cached.etag, this.stagingDir);
+    const stamp = this.cache.stamp(album);
     let got;
     try {
       got = await this.bucket.get(key);
@@ -322,7 +323,7 @@ export class S3AlbumStore implements AlbumStore {
       got.body.destroy();
       throw new NotFoundError(`${name} image is not present`);
     }
-    this.cache.setImage(album, name, { meta, etag: got.etag, lastModified: got.lastModified });
+    this.cache.setImage(album, name, { meta, etag: got.etag, lastModified: got.lastModified }, stamp);
     return new S3ImageHandle({ ...meta, album }, this.bucket, key, got.etag, this.stagingDir, got.body);
   }
 
@@ -583,8 +584,9 @@ export class S3AlbumStore implements AlbumStore {
   private async marker(album: string): Promise<AlbumMarker | undefined> {
     const cached = this.cache.marker(album);
     if (cached) return cached;
+    const stamp = this.cache.stamp(album);
     const marker = await this.objects.marker(album);
-    if (marker) this.cache.setMarker(album, marker);
+    if (marker) this.cache.setMarker(album, marker, stamp);
     return marker;
   }
 
@@ -596,11 +598,12 @@ export class S3AlbumStore implements AlbumStore {
 
   /** An image's metadata and version from a HEAD of its bytes object (kept in the cache); undefined when absent. */
   private async readImage(album: string, name: string): Promise<{ meta: StoredImageMeta } | undefined> {
+    const stamp = this.cache.stamp(album);
     const facts = await this.bucket.head(this.layout.imageKey(album, name));
     if (!facts) return undefined;
     const meta = metaFromObjectMetadata(facts.metadata, name) ?? (await this.legacyMeta(album, name, facts.size));
     if (!meta) return undefined;
-    this.cache.setImage(album, name, { meta, etag: facts.etag, lastModified: facts.lastModified });
+    this.cache.setImage(album, name, { meta, etag: facts.etag, lastModified: facts.lastModified }, stamp);
     return { meta };
   }
 

@@ -84,4 +84,14 @@ describe('S3ReadCache', function () {
     expect(cache.image('a', 'same')?.lastModified).to.equal(9000);
     expect(cache.imageToRevalidate('a', 'other')).to.equal(undefined);
   });
+
+  it('does not keep a read\'s answer when an event about its album overtook it', function () {
+    const cache = make();
+    const stamp = cache.stamp('a');
+    cache.changed({ type: 'imagestore.image.deleted', data: { album: 'a', image: 'x' } }); // arrives while the GET is in flight
+    cache.setImage('a', 'x', { meta: meta('x'), etag: '"old"' }, stamp);
+    expect(cache.image('a', 'x')).to.equal(undefined);
+    cache.setImage('a', 'x', { meta: meta('x'), etag: '"new"' }, cache.stamp('a'));
+    expect(cache.image('a', 'x')?.etag).to.equal('"new"');
+  });
 });
