@@ -7,9 +7,7 @@ import { fsck, journalProblem, type FsckProblem } from './albums/fsck.js';
 import { redoChanges } from './albums/fs-store.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
-import { S3AlbumStore } from './albums/s3-store.js';
 import type { StoreCheck } from './albums/types.js';
-import { s3SettingsFromEnv } from './migrate/s3-env.js';
 import { silentLogger } from './logger.js';
 import { changesToRedo, Outbox, scanJournal } from './notifier/outbox.js';
 
@@ -78,6 +76,8 @@ function printReport(report: StoreCheck & { root: string }, json: boolean): numb
 
 /** --storage s3: the store's own check of the bucket, from a throw-away staging dir (the nodes keep theirs). */
 async function checkBucket(repair: boolean, verify: boolean): Promise<StoreCheck & { root: string }> {
+  // Loaded only here: the AWS SDK would slow every check of a data dir.
+  const [{ S3AlbumStore }, { s3SettingsFromEnv }] = await Promise.all([import('./albums/s3-store.js'), import('./migrate/s3-env.js')]);
   const settings = s3SettingsFromEnv(process.env);
   const staging = await mkdtemp(path.join(os.tmpdir(), 'imagestore-fsck-'));
   try {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -9,6 +11,8 @@ import { albumPath, createAlbum, downloadImage, listAll, rawBody, sha256, upload
 import { makeJpeg, makePng } from '../helpers/images.js';
 import { requireS3, TestBucket } from '../helpers/s3.js';
 import { startTestService, type TestService } from '../helpers/service.js';
+
+const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 
 /**
  * The API with STORAGE=s3, against the real S3 server of S3_TEST_ENDPOINT: the
@@ -134,6 +138,34 @@ describe('API on the S3 backend (STORAGE=s3)', function () {
     const part = await http().get(albumPath('local', 'big.png')).set('Range', 'bytes=100-199').buffer(true).parse(rawBody).expect(206);
     expect(part.body).to.deep.equal(png.subarray(100, 200));
     expect(await requests(), 'S3 requests for two more downloads').to.equal(before);
+  });
+
+  it('npm run fsck -- --storage s3 checks the bucket of the S3_* variables, repairs it with --repair, then finds it clean', async function () {
+    this.timeout(150_000); // three runs of the command, each loading the AWS SDK through tsx
+    await createAlbum(http(), 'cli');
+    const image = (await uploadImage(http(), 'cli', 'x.png', await makePng(3, 3))).body.image;
+    await bucket!.raw().delete(layout.idKey(image.id));
+    const s3 = bucket!.settings();
+    const env = {
+      ...process.env, S3_ENDPOINT: s3.endpoint!, S3_BUCKET: s3.bucket, S3_ACCESS_KEY_ID: s3.accessKeyId!, S3_SECRET_ACCESS_KEY: s3.secretAccessKey!,
+      S3_FORCE_PATH_STYLE: 'true', S3_PREFIX: layout.prefix,
+    };
+    const fsckCli = async (...args: string[]) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/fsck-main.ts', '--storage', 's3', '--json', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+      const [code] = await once(child, 'close');
+      clearTimeout(timer);
+      return { code, report: JSON.parse(stdout) as { problems: Array<{ kind: string; repaired: boolean }> } };
+    };
+    const found = await fsckCli();
+    expect(found.code).to.equal(1);
+    expect(found.report.problems).to.deep.include({ kind: 'id-entry-missing', path: `s3://${s3.bucket}/${layout.idKey(image.id)}`, detail: `missing; the image is cli/x.png: rewritten`, repaired: false });
+    const repaired = await fsckCli('--repair');
+    expect(repaired.code).to.equal(0);
+    expect((await fsckCli()).report.problems).to.deep.equal([]);
+    await http().get(`/api/v1/images/${image.id}`).expect(200);
   });
 
   it('reports ready (the bucket is writable)', async function () {
