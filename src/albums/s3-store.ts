@@ -158,7 +158,8 @@ export class S3AlbumStore implements AlbumStore {
   }
 
   async listAlbums(page?: PageRequest): Promise<Page<string>> {
-    return this.objects.page(this.layout.albumsPrefix, page);
+    const { versions: _versions, ...listing } = await this.objects.page(this.layout.albumsPrefix, page);
+    return listing;
   }
 
   async albumInfos(names: string[]): Promise<AlbumInfo[]> {
