@@ -23,6 +23,15 @@ export interface Config {
   /** Where albums and images live: the data dir (`fs`) or an S3 bucket (`s3`, with `s3`). */
   storage: 'fs' | 's3';
   s3?: S3Settings;
+  /** The S3 store's node-local metadata cache, kept coherent by the event stream (S3ReadCache). */
+  s3Cache: {
+    /** S3_STRICT_READS: every read asks the bucket (no answer from memory, ever). */
+    strict: boolean;
+    /** S3_CACHE_BYTES: metadata kept in memory at most; 0 turns the cache off. */
+    budgetBytes: number;
+    /** S3_CACHE_TTL_MS: no entry is used unchecked past this age, even when no event said it changed. */
+    ttlMs: number;
+  };
   mqtt: {
     /** External broker; when set, no embedded broker is started. */
     url?: string;
@@ -370,6 +379,11 @@ export function loadConfig(env: Env = process.env, readFile: (file: string) => s
     imageDbDir: path.resolve(r.string('IMAGE_DB_DIR', './image-db')),
     storage: r.oneOf('STORAGE', 'fs', ['fs', 's3']) as 'fs' | 's3',
     s3: readS3(env, r),
+    s3Cache: {
+      strict: r.bool('S3_STRICT_READS', false),
+      budgetBytes: r.int('S3_CACHE_BYTES', 32 * MiB, 0, Number.MAX_SAFE_INTEGER),
+      ttlMs: r.int('S3_CACHE_TTL_MS', 60_000, 0, 86_400_000),
+    },
     mqtt: {
       url: r.url('MQTT_URL', MQTT_SCHEMES),
       port: r.int('MQTT_PORT', 1883, 0, 65535),

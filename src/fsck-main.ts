@@ -1,3 +1,5 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RedoRecord } from './albums/changes.js';
@@ -8,19 +10,24 @@ import { inspectImage } from './images/inspect.js';
 import { redoChanges } from './albums/fs-store.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
-import { loadConfig, loadToolConfig } from './config.js';
+import type { StoreCheck } from './albums/types.js';
+import { loadConfig, loadS3Settings, loadToolConfig } from './config.js';
 import { silentLogger } from './logger.js';
 import { changesToRedo, journalProblem, KEEP_ALL, Outbox, scanJournal } from './notifier/outbox.js';
 
 const USAGE = `Usage: npm run fsck -- [DATA_DIR] [--repair] [--backfill] [--quick] [--json]
+       npm run fsck -- --storage s3 [--repair] [--verify] [--json]
 
-Checks an imagestore data dir (default: $IMAGE_DB_DIR or ./image-db) and reports every problem.
-  --repair  fix what can be fixed (needs the service stopped); first redoes the changes
-            the event journal committed after its last checkpoint, as a start does
-  --backfill  give images stored before issue 18 their placeholders (ThumbHash, dominant
+Checks an imagestore data dir (default: $IMAGE_DB_DIR or ./image-db), or with --storage s3 the
+bucket the S3_* variables name (S3_BUCKET, S3_ENDPOINT, S3_PREFIX...), and reports every problem.
+  --repair  fix what can be fixed. Data dir: needs the service stopped; first redoes the changes
+            the event journal committed after its last checkpoint, as a start does. Bucket: safe
+            beside running nodes, except for an album renamed or deleted meanwhile
+  --backfill  data dir: give images stored before issue 18 their placeholders (ThumbHash, dominant
             colour), perceptual hash and capture metadata (needs the service stopped; redoes
             the journal first, as --repair does)
-  --quick   skip re-hashing every image (names and metadata only)
+  --quick   data dir: skip re-hashing every image (names and metadata only)
+  --verify  bucket: re-hash every image (reads every byte; a data dir is re-hashed unless --quick)
   --json    print the report as JSON
 Exit status: 0 clean (or everything repaired), 1 problems remain, 2 usage error.`;
 
@@ -28,7 +35,15 @@ Exit status: 0 clean (or everything repaired), 1 problems remain, 2 usage error.
 async function main(): Promise<number> {
   let args;
   try {
-    args = parseArgs({ allowPositionals: true, options: { repair: { type: 'boolean' }, backfill: { type: 'boolean' }, quick: { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean' } } });
+    args = parseArgs({
+      allowPositionals: true,
+      options: {
+        repair: { type: 'boolean' }, backfill: { type: 'boolean' }, quick: { type: 'boolean' }, verify: { type: 'boolean' }, json: { type: 'boolean' },
+        help: { type: 'boolean' }, storage: { type: 'string' },
+      },
+    });
+    if (args.values.storage !== undefined && args.values.storage !== 'fs' && args.values.storage !== 's3') throw new Error(`--storage: expected fs or s3, got ${args.values.storage}`);
+    if (args.values.storage === 's3' && args.values.backfill) throw new Error('--backfill: for a data dir only (a bucket\'s images get their fingerprints at upload)');
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n${USAGE}\n`);
     return 2;
@@ -37,8 +52,9 @@ async function main(): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const root = args.positionals[0] !== undefined ? path.resolve(args.positionals[0]) : loadToolConfig(process.env).imageDbDir;
   const repair = args.values.repair ?? false;
+  if (args.values.storage === 's3') return printReport(await checkBucket(repair, args.values.verify ?? false), args.values.json ?? false);
+  const root = args.positionals[0] !== undefined ? path.resolve(args.positionals[0]) : loadToolConfig(process.env).imageDbDir;
   const backfill = args.values.backfill ?? false;
   const layout = new Layout(root);
   const owner = repair || backfill ? await lockDataDir(layout.ownerFile) : undefined; // refuses while the service runs on this dir
@@ -54,14 +70,7 @@ async function main(): Promise<number> {
     }
     report.problems.unshift(...before);
     report.problems.push(...scan.problems.map(journalProblem));
-    const remaining = report.problems.filter((p) => !p.repaired);
-    if (args.values.json) {
-      process.stdout.write(`${JSON.stringify({ root, albums: report.albums, images: report.images, problems: report.problems }, null, 2)}\n`);
-    } else {
-      for (const p of report.problems) process.stdout.write(`${p.repaired ? 'REPAIRED' : 'PROBLEM '} ${p.kind}: ${p.path}: ${p.detail}\n`);
-      process.stdout.write(`${root}: ${report.albums} albums, ${report.images} images, ${report.problems.length} problems, ${remaining.length} left\n`);
-    }
-    return remaining.length === 0 ? 0 : 1;
+    return printReport({ root, ...report }, args.values.json ?? false);
   } finally {
     await owner?.release();
   }
@@ -75,6 +84,36 @@ async function runBackfill(layout: Layout) {
     return await backfillFingerprints(layout, (file) => inspectImage(file, { maxInputPixels, allowSvg, decode: decoders.decode, fingerprints: true }));
   } finally {
     await decoders.close();
+  }
+}
+
+/** Prints a report; the exit status: 0 when nothing is left to repair, else 1. */
+function printReport(report: StoreCheck & { root: string }, json: boolean): number {
+  const remaining = report.problems.filter((p) => !p.repaired);
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ root: report.root, albums: report.albums, images: report.images, problems: report.problems }, null, 2)}\n`);
+  } else {
+    for (const p of report.problems) process.stdout.write(`${p.repaired ? 'REPAIRED' : 'PROBLEM '} ${p.kind}: ${p.path}: ${p.detail}\n`);
+    process.stdout.write(`${report.root}: ${report.albums} albums, ${report.images} images, ${report.problems.length} problems, ${remaining.length} left\n`);
+  }
+  return remaining.length === 0 ? 0 : 1;
+}
+
+/** --storage s3: the store's own check of the bucket, from a throw-away staging dir (the nodes keep theirs). */
+async function checkBucket(repair: boolean, verify: boolean): Promise<StoreCheck & { root: string }> {
+  // Loaded only here: the AWS SDK would slow every check of a data dir.
+  const { S3AlbumStore } = await import('./albums/s3-store.js');
+  const settings = loadS3Settings(process.env);
+  const staging = await mkdtemp(path.join(os.tmpdir(), 'imagestore-fsck-'));
+  try {
+    const { store } = await S3AlbumStore.open(settings, staging, silentLogger());
+    try {
+      return { root: `s3://${settings.bucket}/${store.layout.prefix}`, ...(await store.check({ repair, verify })) };
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await rm(staging, { recursive: true, force: true });
   }
 }
 

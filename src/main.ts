@@ -58,7 +58,7 @@ async function main(): Promise<void> {
     // After the log lines of this turn, which are written at its end.
     const banner = formatBanner({
       version: packageVersion(), httpUrl: service.httpUrl, mqttUrl: service.mqttUrl, embeddedBroker: service.broker !== undefined,
-      dataDir: config.imageDbDir, docsUrl: config.prodMode ? undefined : `${service.httpUrl}/swagger`,
+      dataDir: config.imageDbDir, docsUrl: config.prodMode ? undefined : `${service.httpUrl}/swagger`, galleryUrl: config.uiEnabled ? `${service.httpUrl}/` : undefined,
       albums: service.recovery.albums, images: service.recovery.images, warning: exposed ? openWarning : undefined,
     });
     setImmediate(() => process.stdout.write(banner));

@@ -19,6 +19,8 @@ export interface MetricSources {
   cache(): { hits: number; misses: number; transforms: number; evictions: number; bytes: number };
   /** The hot-file cache (HOT_CACHE_BYTES). */
   hotCache(): { hits: number; misses: number; evictions: number; bytes: number; entries: number };
+  /** The S3 store's metadata cache (S3_CACHE_BYTES); undefined on the filesystem store. */
+  s3Cache?(): { bytes: number; entries: number; events: number; following: boolean; requests: number } | undefined;
 }
 
 /** The Prometheus registry, and what feeds its HTTP figures. */
@@ -72,6 +74,11 @@ export function createMetrics(sources: MetricSources): Metrics {
   counter(registry, 'imagestore_hot_cache_hits_total', 'Downloads answered from memory (hot-file cache)', () => sources.hotCache().hits);
   counter(registry, 'imagestore_hot_cache_misses_total', 'Hot-file cache lookups that had to read the disk', () => sources.hotCache().misses);
   counter(registry, 'imagestore_hot_cache_evictions_total', 'Files dropped from memory to stay within HOT_CACHE_BYTES', () => sources.hotCache().evictions);
+  gauge(registry, 'imagestore_s3_cache_bytes', 'Bytes of S3 metadata held in memory (at most S3_CACHE_BYTES; 0 on the filesystem store)', () => sources.s3Cache?.()?.bytes ?? 0);
+  gauge(registry, 'imagestore_s3_cache_entries', 'S3 metadata entries held in memory', () => sources.s3Cache?.()?.entries ?? 0);
+  gauge(registry, 'imagestore_s3_cache_following', '1 while the S3 metadata cache follows the event stream (its entries are trusted), else 0', () => (sources.s3Cache?.()?.following ? 1 : 0));
+  counter(registry, 'imagestore_s3_requests_total', 'Requests sent to the S3 backend (0 on the filesystem store)', () => sources.s3Cache?.()?.requests ?? 0);
+  counter(registry, 'imagestore_s3_cache_events_total', 'Change events (any node\'s) the S3 metadata cache has applied', () => sources.s3Cache?.()?.events ?? 0);
 
   /** Label objects per series, made once: the few routes × methods × statuses a service answers. */
   const series = new Map<string, { labels: { method: string; route: string; status: string }; byRoute: { route: string } }>();

@@ -41,8 +41,11 @@ export interface BannerInfo {
   dataDir: string;
   /** Swagger UI's URL, or undefined in PRODMODE. */
   docsUrl?: string;
-  albums: number;
-  images: number;
+  /** The web gallery's URL, or undefined with UI_ENABLED=false. */
+  galleryUrl?: string;
+  /** Counted at start by the filesystem store's recovery; unknown on S3. */
+  albums?: number;
+  images?: number;
   /** A warning to repeat in the banner (e.g. open beyond loopback without keys). */
   warning?: string;
 }
@@ -52,11 +55,13 @@ export interface BannerInfo {
  * (which go on as before; a pipe or a file gets only those).
  */
 export function formatBanner(info: BannerInfo): string {
+  const counts = info.albums === undefined || info.images === undefined ? '' : ` (${info.albums} albums, ${info.images} images)`;
   const rows: Array<[string, string]> = [
+    ...(info.galleryUrl ? [['Gallery', info.galleryUrl] as [string, string]] : []),
     ['API', `${info.httpUrl}/api/v1`],
     ...(info.docsUrl ? [['Swagger UI', info.docsUrl] as [string, string]] : []),
     ['MQTT events', `${info.mqttUrl} (topic imagestore/notifier${info.embeddedBroker ? ', embedded broker' : ''})`],
-    ['Data', `${info.dataDir} (${info.albums} albums, ${info.images} images)`],
+    ['Data', `${info.dataDir}${counts}`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   const lines = [`imagestore ${info.version} is ready`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)];

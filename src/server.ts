@@ -7,9 +7,9 @@ import { buildApp } from './app.js';
 import { type AppError, HeadersTooLargeError, RequestTimeoutError, toErrorBody, ValidationError } from './errors.js';
 import { AlbumService } from './services/album-service.js';
 import { FsAlbumStore } from './albums/fs-store.js';
-import { S3AlbumStore } from './albums/s3-store.js';
+import { S3AlbumStore, type ChangeFeed } from './albums/s3-store.js';
 import { Layout } from './albums/layout.js';
-import type { FsckReport } from './albums/fsck.js';
+import type { RecoveryReport } from './albums/fsck.js';
 import { lockDataDir, type DataDirLock } from './albums/owner.js';
 import type { AlbumStore } from './albums/types.js';
 import type { CrashPoint } from './albums/changes.js';
@@ -20,6 +20,7 @@ import { AedesTransport } from './notifier/aedes-transport.js';
 import { Checkpointer } from './notifier/checkpointer.js';
 import { Dispatcher } from './notifier/dispatcher.js';
 import { MqttTransport } from './notifier/mqtt-transport.js';
+import { NOTIFIER_TOPIC, type StoreEvent } from './notifier/events.js';
 import { journalProblem, Outbox } from './notifier/outbox.js';
 import { OutboxNotifier } from './notifier/outbox-notifier.js';
 import { topicsFor } from './notifier/topics.js';
@@ -48,7 +49,7 @@ export interface RunningService {
   httpServer: http.Server | https.Server;
   metrics: Metrics;
   broker?: EmbeddedBroker;
-  recovery: FsckReport;
+  recovery: RecoveryReport;
   derivatives: DerivativeCache;
   /** Small files' bytes in memory (HOT_CACHE_BYTES). */
   hot: HotCache;
@@ -134,7 +135,7 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
     const options = { owner, journal: outbox, crash: edges.crash, flushConcurrency: Math.max(1, Math.floor(config.images.threadPoolSize / 2)) };
     const storeLog = log.child({ component: 'store' });
     const { store, recovery } = config.storage === 's3' && config.s3
-      ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, options)
+      ? await S3AlbumStore.open(config.s3, config.imageDbDir, storeLog, { ...options, cache: config.s3Cache })
       : await FsAlbumStore.open(config.imageDbDir, storeLog, options);
     parts.store = store;
     if (outbox.pendingCount > 0) log.info({ pending: outbox.pendingCount }, 'undelivered events found in the outbox');
@@ -191,6 +192,7 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
       broker: () => parts.broker?.stats(),
       cache: () => derivatives.stats(),
       hotCache: () => hot.stats(),
+      s3Cache: () => (store instanceof S3AlbumStore ? { ...store.cache.stats(), requests: store.bucket.requests } : undefined),
     });
     const feed = new EventFeed(outbox);
     const streams = (parts.streams = new EventStreams(feed, { heartbeatMs: config.events.heartbeatMs, maxLag: config.events.streamMaxLag }));
@@ -205,6 +207,7 @@ export async function buildService(config: Config, log: Logger, version = '0.0.0
     const listen = async (): Promise<RunningService> => {
       try {
         const { broker, transport, mqttUrl } = await connectEvents(config, log, layout, parts);
+        if (store instanceof S3AlbumStore) store.follow(changeFeed(transport, log));
         const dispatcher = (parts.dispatcher = new Dispatcher(outbox, transport, topicsFor, log.child({ component: 'dispatcher' })));
         dispatcher.start();
         await imports.start();
@@ -361,6 +364,29 @@ async function closeHttp(httpServer: http.Server | https.Server, broker: Embedde
   await closed;
   clearTimeout(timer);
   clearInterval(sweep);
+}
+
+/**
+ * The broker's event stream as the S3 store's feed of changes (every node's, this one's too):
+ * without a transport that can subscribe, the feed never starts and the store's cache is not trusted.
+ */
+function changeFeed(transport: EventTransport, log: Logger): ChangeFeed {
+  return {
+    follow(listener, following) {
+      transport.subscribe?.(NOTIFIER_TOPIC, (payload) => {
+        let event: StoreEvent;
+        try {
+          event = JSON.parse(payload.toString('utf8')) as StoreEvent;
+        } catch {
+          log.warn('an unreadable message on the event topic: the S3 cache starts again');
+          following(false);
+          following(true);
+          return;
+        }
+        if (typeof event?.type === 'string' && typeof event.data?.album === 'string') listener(event);
+      }, following);
+    },
+  };
 }
 
 /**

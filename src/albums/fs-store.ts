@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile } from './types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile, StoreCheck, StoreCheckOptions } from './types.js';
 import { NO_CRASH, type ChangeJournal, type CrashPoint, type RecoveryJournal } from './changes.js';
 import { Layout } from './layout.js';
 import { SharedKeyedLock } from '../lib/shared-keyed-lock.js';
@@ -360,6 +360,18 @@ export class FsAlbumStore implements AlbumStore {
       const where = this.ids.find(other);
       return where ? [{ id: other, ...where, distance }] : [];
     });
+  }
+
+  /**
+   * fsck of the data dir (fsck.ts), read-only: repairs change files under the running store
+   * (temporary files of uploads in flight among them), so they are made at every open and by
+   * `npm run fsck -- --repair` with the service stopped.
+   * @throws {ConflictError} asked to repair
+   */
+  async check(options: StoreCheckOptions): Promise<StoreCheck> {
+    if (options.repair) throw new ConflictError('a data dir is repaired with the service stopped (npm run fsck -- --repair) or by its next start');
+    const { albums, images, problems } = await fsck(this.layout.root, { repair: false, verifyContent: options.verify });
+    return { albums, images, problems };
   }
 
   /** Gives up ownership of the data dir. */

@@ -16,6 +16,16 @@ export interface FsckOptions {
   verifyContent: boolean;
 }
 
+/**
+ * What a store's open recovered. Counts only where the open counted (the filesystem store's
+ * fsck does; the S3 store's open only redoes the journal: its bucket check is `check`).
+ */
+export interface RecoveryReport {
+  problems: FsckProblem[];
+  albums?: number;
+  images?: number;
+}
+
 export interface FsckReport {
   problems: FsckProblem[];
   albums: number;

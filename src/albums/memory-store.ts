@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -6,7 +6,8 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { ChangeJournal, StoreChange } from './changes.js';
 import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { SortedNames } from './sorted-names.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile } from './types.js';
+import type { FsckProblem } from './fsck.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile, StoreCheck, StoreCheckOptions } from './types.js';
 
 interface MemoryAlbum {
   createdAt: string;
@@ -193,6 +194,21 @@ export class MemoryAlbumStore implements AlbumStore {
     const ids: string[] = [];
     for (const album of this.albums.values()) for (const image of album.images.values()) if (image.meta.sha256 === sha256) ids.push(image.meta.id);
     return ids;
+  }
+
+  /** Counts; with `verify`, each image's bytes against its sha256 (nothing in memory can be repaired). */
+  async check({ verify }: StoreCheckOptions): Promise<StoreCheck> {
+    const problems: FsckProblem[] = [];
+    let images = 0;
+    for (const [name, album] of this.albums) {
+      for (const [imageName, image] of album.images) {
+        images += 1;
+        if (verify && createHash('sha256').update(image.bytes).digest('hex') !== image.meta.sha256) {
+          problems.push({ kind: 'content-mismatch', path: `${name}/${imageName}`, detail: 'the bytes do not match the metadata\'s sha256', repaired: false });
+        }
+      }
+    }
+    return { albums: this.albums.size, images, problems };
   }
 
   async checkWritable(): Promise<void> {}

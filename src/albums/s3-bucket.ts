@@ -22,6 +22,19 @@ import { ConflictError, ServiceUnavailableError } from '../errors.js';
  */
 export type ConditionalWrites = 'put' | 'none';
 
+/** What a listing tells of an object's version: a rewrite changes at least one. */
+export interface ObjectVersion {
+  etag: string;
+  /** Milliseconds since the epoch. */
+  lastModified: number;
+}
+
+/** An object's size, version and user metadata (x-amz-meta-*, keys in lower case). */
+export interface ObjectFacts extends ObjectVersion {
+  size: number;
+  metadata: Record<string, string>;
+}
+
 /** S3 allows at most 5 GiB in one CopyObject; larger objects are copied in parts. */
 export const MAX_SINGLE_COPY_BYTES = 5 * 1024 ** 3;
 /** Parts of streamed uploads: memory per upload is about partSize × (queueSize + 1), whatever the file's size. */
@@ -95,13 +108,21 @@ function isNotImplemented(err: unknown): boolean {
 export class S3Bucket {
   /** Unknown until `detectConditionalWrites` (or the first conditional write) runs. */
   conditionalWrites: ConditionalWrites | undefined;
+  /** Requests sent through the client (each attempt of the SDK's retries aside), for metrics. */
+  requests = 0;
 
   constructor(
     readonly client: S3Client,
     readonly name: string,
     /** Objects above this are copied with UploadPartCopy in parts of this size (tests lower it). */
     readonly copyPartBytes = MAX_SINGLE_COPY_BYTES,
-  ) {}
+  ) {
+    // One counter per client: a later S3Bucket over the same client takes it over.
+    client.middlewareStack.add((next) => async (args) => {
+      this.requests += 1;
+      return next(args);
+    }, { step: 'initialize', name: 'imagestoreRequestCount', override: true });
+  }
 
   /** @throws {Error} naming the bucket when it is missing or not accessible */
   async checkExists(): Promise<void> {
@@ -148,11 +169,11 @@ export class S3Bucket {
     await this.client.send(new PutObjectCommand({ Bucket: this.name, Key: key, Body: JSON.stringify(value), ContentType: 'application/json' }));
   }
 
-  /** Size and ETag of an object, or undefined when it does not exist. */
-  async head(key: string): Promise<{ size: number; etag: string } | undefined> {
+  /** Size, ETag, last change and user metadata of an object, or undefined when it does not exist. */
+  async head(key: string): Promise<ObjectFacts | undefined> {
     try {
       const res = await this.client.send(new HeadObjectCommand({ Bucket: this.name, Key: key }));
-      return { size: res.ContentLength ?? 0, etag: res.ETag ?? '' };
+      return { size: res.ContentLength ?? 0, etag: res.ETag ?? '', lastModified: res.LastModified?.getTime() ?? 0, metadata: res.Metadata ?? {} };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -209,19 +230,23 @@ export class S3Bucket {
   /**
    * One page of keys under `prefix`, in S3 order (UTF-8 bytes), strictly after `startAfter`.
    * @param limit at most this many keys (any number: several requests of up to 1000)
-   * @returns the keys and whether more follow
+   * @returns the keys, the objects' ETags and last changes (same order), and whether more follow
    */
-  async listPage(prefix: string, startAfter: string | undefined, limit: number): Promise<{ keys: string[]; more: boolean }> {
+  async listPage(prefix: string, startAfter: string | undefined, limit: number): Promise<{ keys: string[]; versions: ObjectVersion[]; more: boolean }> {
     const keys: string[] = [];
+    const versions: ObjectVersion[] = [];
     let token: string | undefined;
     for (;;) {
       const res = await this.client.send(new ListObjectsV2Command({
         Bucket: this.name, Prefix: prefix, MaxKeys: Math.min(1000, limit - keys.length),
         ...(token ? { ContinuationToken: token } : startAfter !== undefined ? { StartAfter: startAfter } : {}),
       }));
-      for (const item of res.Contents ?? []) keys.push(item.Key!);
-      if (!res.IsTruncated || !res.NextContinuationToken) return { keys, more: false };
-      if (keys.length >= limit) return { keys, more: true };
+      for (const item of res.Contents ?? []) {
+        keys.push(item.Key!);
+        versions.push({ etag: item.ETag ?? '', lastModified: item.LastModified?.getTime() ?? 0 });
+      }
+      if (!res.IsTruncated || !res.NextContinuationToken) return { keys, versions, more: false };
+      if (keys.length >= limit) return { keys, versions, more: true };
       token = res.NextContinuationToken;
     }
   }
@@ -296,14 +321,16 @@ export class S3Bucket {
   /**
    * Server-side copy; in parts (UploadPartCopy) above `copyPartBytes`, since
    * S3 copies at most 5 GiB at once. The bytes never pass through this process.
+   * @param replace new user metadata and type for the copy (else the source's are kept)
    */
-  async copy(from: string, to: string, size: number): Promise<void> {
+  async copy(from: string, to: string, size: number, replace?: { metadata: Record<string, string>; contentType: string }): Promise<void> {
     const CopySource = encodeURIComponent(`${this.name}/${from}`);
+    const fields = replace ? { Metadata: replace.metadata, ContentType: replace.contentType } : {};
     if (size <= this.copyPartBytes) {
-      await this.client.send(new CopyObjectCommand({ Bucket: this.name, Key: to, CopySource, MetadataDirective: 'COPY' }));
+      await this.client.send(new CopyObjectCommand({ Bucket: this.name, Key: to, CopySource, MetadataDirective: replace ? 'REPLACE' : 'COPY', ...fields }));
       return;
     }
-    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.name, Key: to }));
+    const { UploadId } = await this.client.send(new CreateMultipartUploadCommand({ Bucket: this.name, Key: to, ...fields }));
     try {
       const parts: CompletedPart[] = [];
       for (let start = 0, n = 1; start < size; start += this.copyPartBytes, n++) {
@@ -321,22 +348,43 @@ export class S3Bucket {
   }
 
   /**
-   * Streams a local file into an object (multipart above 8 MiB, 2 parts in flight):
-   * memory stays at a few parts (about 24 MiB) whatever the file's size.
-   * @param ifAbsent add `If-None-Match: *` (only when the backend honours it)
+   * Writes a local file into an object: bytes already in memory (a small upload) in one
+   * PutObject, else streamed (multipart above 8 MiB, 2 parts in flight), so memory stays at
+   * a few parts (about 24 MiB) whatever the file's size.
+   * @param options.ifAbsent add `If-None-Match: *` (only when the backend honours it)
+   * @param options.metadata user metadata (x-amz-meta-*)
+   * @param options.bytes the file's content, when the caller holds it
+   * @returns the new object's ETag
    * @throws {ConflictError} when `ifAbsent` and the key exists
    */
-  async upload(key: string, file: string, contentType: string, ifAbsent = false): Promise<void> {
-    const upload = new Upload({
-      client: this.client, partSize: UPLOAD_PART_BYTES, queueSize: UPLOAD_QUEUE_SIZE,
-      params: { Bucket: this.name, Key: key, Body: createReadStream(file), ContentType: contentType, ...(ifAbsent ? { IfNoneMatch: '*' } : {}) },
-    });
+  async upload(key: string, file: string, contentType: string, options: { ifAbsent?: boolean; metadata?: Record<string, string>; bytes?: Buffer } = {}): Promise<string> {
+    const { ifAbsent = false, metadata, bytes } = options;
+    const params = { Bucket: this.name, Key: key, ContentType: contentType, Metadata: metadata, ...(ifAbsent ? { IfNoneMatch: '*' } : {}) };
     try {
-      await upload.done();
+      if (bytes !== undefined && bytes.length <= UPLOAD_PART_BYTES) {
+        return (await this.client.send(new PutObjectCommand({ ...params, Body: bytes }))).ETag ?? '';
+      }
+      const upload = new Upload({ client: this.client, partSize: UPLOAD_PART_BYTES, queueSize: UPLOAD_QUEUE_SIZE, params: { ...params, Body: createReadStream(file) } });
+      return (await upload.done()).ETag ?? '';
     } catch (err) {
       if (ifAbsent && isPreconditionFailed(err)) throw new ConflictError(`${key} already exists in the bucket`);
       throw err;
     }
+  }
+
+  /**
+   * Opens an object for reading, with its facts (one GetObject).
+   * @param range inclusive byte range
+   * @param ifMatch ETag the object must still have (else HTTP 412)
+   */
+  async get(key: string, options: { range?: { start: number; end: number }; ifMatch?: string; signal?: AbortSignal } = {}): Promise<{ body: Readable } & ObjectFacts> {
+    const { range, ifMatch, signal } = options;
+    const res = await this.client.send(
+      new GetObjectCommand({ Bucket: this.name, Key: key, Range: range ? `bytes=${range.start}-${range.end}` : undefined, IfMatch: ifMatch }),
+      { abortSignal: signal },
+    );
+    const size = range ? Number(/\/(\d+)$/.exec(res.ContentRange ?? '')?.[1] ?? res.ContentLength ?? 0) : (res.ContentLength ?? 0);
+    return { body: res.Body as Readable, size, etag: res.ETag ?? '', lastModified: res.LastModified?.getTime() ?? 0, metadata: res.Metadata ?? {} };
   }
 
   /**

@@ -2,7 +2,7 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { parseImageMeta, type StoredImageMeta } from './image-meta.js';
 import { mapLimit } from '../lib/map-limit.js';
-import type { S3Bucket } from './s3-bucket.js';
+import type { ObjectVersion, S3Bucket } from './s3-bucket.js';
 import type { S3Layout } from './s3-layout.js';
 import { decodeCursor, encodeCursor } from './sorted-names.js';
 import type { Page, PageRequest } from './types.js';
@@ -32,12 +32,13 @@ export class S3Objects {
     private readonly claimTtlMs: number,
   ) {}
 
-  async page(prefix: string, request: PageRequest = {}): Promise<Page<string>> {
+  /** One page of names under `prefix`, with their objects' versions (same order). */
+  async page(prefix: string, request: PageRequest = {}): Promise<Page<string> & { versions?: ObjectVersion[] }> {
     if (request.limit === 0) return { items: [] };
     const after = request.cursor === undefined ? undefined : prefix + decodeCursor(request.cursor);
-    const { keys, more } = await this.bucket.listPage(prefix, after, request.limit ?? Number.POSITIVE_INFINITY);
+    const { keys, versions, more } = await this.bucket.listPage(prefix, after, request.limit ?? Number.POSITIVE_INFINITY);
     const items = keys.map((key) => key.slice(prefix.length));
-    return more && items.length > 0 ? { items, nextCursor: encodeCursor(items[items.length - 1]) } : { items };
+    return more && items.length > 0 ? { items, versions, nextCursor: encodeCursor(items[items.length - 1]) } : { items, versions };
   }
 
   async marker(album: string): Promise<AlbumMarker | undefined> {

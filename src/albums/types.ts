@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { CaptureMeta } from '../contract/types.js';
 import type { ChangeJournal, Checkpointable } from './changes.js';
+import type { FsckProblem } from './fsck.js';
 
 /** An album as the API shows it. */
 export interface AlbumInfo {
@@ -84,6 +85,12 @@ export interface StagedFile {
 export interface ImageHandle {
   info: ImageInfo;
   /**
+   * Optional: true when every use of the bytes is a network round trip (object storage), so
+   * the delivery keeps a local copy of the original to serve it again (content-addressed:
+   * never stale).
+   */
+  readonly remote?: boolean;
+  /**
    * Optional: opens the bytes now if the store opens them lazily, so that a missing
    * file is an error before a response starts, not in the middle of its stream.
    * @throws {NotFoundError} the image was deleted or replaced since the handle was made
@@ -154,9 +161,31 @@ export interface AlbumStore extends Checkpointable {
    */
   similarImages?(id: string, maxDistance: number, limit: number): Promise<SimilarImage[] | undefined>;
 
+  /**
+   * fsck of this store, wherever it keeps its data (the data dir, a bucket): what is wrong
+   * and, with `repair`, fixed; `verify` re-hashes every image. Callers never check a place
+   * themselves, so a check can never look at the wrong one.
+   */
+  check(options: StoreCheckOptions): Promise<StoreCheck>;
+
   /** Directory where uploads are received (same filesystem as the store, so commits are renames and links). */
   readonly stagingDir: string;
   /** Checks that the store can be written (for /readyz). */
   checkWritable(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** What AlbumStore.check does. */
+export interface StoreCheckOptions {
+  /** Re-hash every image and compare with its metadata (reads every byte). */
+  verify: boolean;
+  /** Fix what can be fixed. */
+  repair: boolean;
+}
+
+/** AlbumStore.check's answer: albums and images found, and every problem (repaired or not). */
+export interface StoreCheck {
+  albums: number;
+  images: number;
+  problems: FsckProblem[];
 }

@@ -62,7 +62,7 @@ export class DerivativeCache {
 
   private constructor(
     private readonly dir: string,
-    private readonly budgetBytes: number,
+    readonly budgetBytes: number,
     private readonly hot?: HotCache,
   ) {}
 

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { readRange } from '../lib/read-range.js';
 import type { ImageHandle, ImageInfo } from '../albums/types.js';
 import { UnsupportedMediaTypeError } from '../errors.js';
 import { SMALL_BODY_BYTES, type ImageBody } from './image-body.js';
-import type { DerivativeCache } from './derivative-cache.js';
+import type { DerivativeCache, OpenDerivative } from './derivative-cache.js';
 import { HotCache } from './hot-cache.js';
 import { ReadyHeadersCache } from './ready-headers.js';
 import { DECODED_FORMATS, type DecodedFormat, type Decoder, type JxlEncoder } from './decode-pool.js';
@@ -69,9 +72,15 @@ export class ImageDelivery {
     const etag = `"${info.sha256}"`;
     const head = this.headers.get(`${info.id} ${cacheControl}`, { etag, modifiedAt: info.modifiedAt, name: info.name, type: info.type, cacheControl, varyAccept });
     const { hot } = this;
+    const copies = this.localCopy.bind(this);
+    let file: FileHandle | undefined;
     return {
       head,
-      close: () => handle.close(),
+      // FileHandle.close() may be called again: the later calls do nothing.
+      close: async () => {
+        await handle.close();
+        await file?.close();
+      },
       load: async () => ({
         size: info.size,
         async bytes(range) {
@@ -79,6 +88,14 @@ export class ImageDelivery {
           if (held !== undefined) {
             await handle.close();
             return range ? held.subarray(range.start, range.end + 1) : held;
+          }
+          const local = handle.remote && !hot.accepts(info.size) ? await copies(handle) : undefined;
+          if (local?.bytes !== undefined) return range ? local.bytes.subarray(range.start, range.end + 1) : local.bytes;
+          if (local?.handle !== undefined) {
+            const opened = (file = local.handle);
+            const length = range ? range.end - range.start + 1 : info.size;
+            if (length <= SMALL_BODY_BYTES) return readRange(opened, range?.start ?? 0, length).finally(() => opened.close());
+            return opened.createReadStream(range ?? {});
           }
           if (hot.accepts(info.size)) {
             const whole = handle.read ? await handle.read() : await readWhole(handle);
@@ -92,6 +109,33 @@ export class ImageDelivery {
         },
       }),
     };
+  }
+
+  /**
+   * A remote original's local copy in the derivative cache (under its sha256: content never
+   * changes under it, so the copy is never stale), made from one GET, checked against the
+   * sha256 as it is written. Undefined when the cache is off or the bytes are not the
+   * metadata's (then they are sent as the store has them, as before).
+   */
+  private async localCopy(handle: ImageHandle): Promise<OpenDerivative | undefined> {
+    if (this.cache.budgetBytes === 0) return undefined;
+    const { info } = handle;
+    try {
+      const copy = await this.cache.get(this.cache.keyOf(info.sha256, 'original', 'orig'), async (tmp) => {
+        const hash = createHash('sha256');
+        await pipeline(handle.stream(), new Transform({
+          transform(chunk: Buffer, _encoding, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }), createWriteStream(tmp));
+        if (hash.digest('hex') !== info.sha256) throw new Error('the stored bytes do not have the sha256 of their metadata');
+      });
+      await handle.close();
+      return copy;
+    } catch {
+      return undefined;
+    }
   }
 
   private derivative(handle: ImageHandle, spec: TransformSpec, accept: string, cacheControl: string): ImageBody {

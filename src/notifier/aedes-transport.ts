@@ -33,6 +33,15 @@ export class AedesTransport implements EventTransport {
     });
   }
 
+  /** In process: subscribed as soon as aedes calls back, and never disconnected while the broker runs. */
+  subscribe(topic: string, onMessage: (payload: Buffer) => void, following: (on: boolean) => void): void {
+    this.broker.subscribe(topic, (packet, done) => {
+      onMessage(Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload));
+      done();
+    }, () => following(true));
+    this.broker.once('closed', () => following(false));
+  }
+
   async close(): Promise<void> {
     // The broker is closed by its owner (broker.ts).
   }

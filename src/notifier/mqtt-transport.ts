@@ -33,7 +33,10 @@ export class MqttTransport implements EventTransport {
   private readonly client: MqttClient;
   private readonly ackTimeoutMs: number;
 
-  constructor(options: MqttTransportOptions, log: Logger) {
+  constructor(
+    options: MqttTransportOptions,
+    private readonly log: Logger,
+  ) {
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10_000;
     this.client = mqtt.connect(options.url, {
       clientId: options.clientId,
@@ -95,6 +98,26 @@ export class MqttTransport implements EventTransport {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * QoS 1 on the same connection. The session is clean, so each (re)connection subscribes
+   * again; messages published while disconnected are lost, hence `following(false)` then.
+   */
+  subscribe(topic: string, onMessage: (payload: Buffer) => void, following: (on: boolean) => void): void {
+    const subscribe = () => {
+      this.client.subscribe(topic, { qos: 1 }, (err, granted) => {
+        const refused = err !== null && err !== undefined ? err.message : granted?.some((g) => g.qos === 128) ? 'refused by the broker' : undefined;
+        if (refused) this.log.warn({ topic, err: refused }, 'could not subscribe to the event stream: the S3 cache is not trusted');
+        else following(true);
+      });
+    };
+    this.client.on('message', (received, payload) => {
+      if (received === topic) onMessage(payload);
+    });
+    this.client.on('connect', subscribe);
+    this.client.on('close', () => following(false));
+    if (this.client.connected) subscribe();
   }
 
   async close(): Promise<void> {

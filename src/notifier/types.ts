@@ -49,5 +49,11 @@ export interface EventTransport {
   deliver(event: StoreEvent, topics: string[], payload?: string): Promise<void>;
   /** Calls `listener` whenever the transport (re)connects. */
   onConnect(listener: () => void): void;
+  /**
+   * Optional: receives every message on `topic` (the other nodes' events too) with `onMessage`,
+   * and tells with `following` when the subscription starts (true) and when messages may be
+   * missed (false: disconnected; a reconnection subscribes again and says true).
+   */
+  subscribe?(topic: string, onMessage: (payload: Buffer) => void, following: (on: boolean) => void): void;
   close(): Promise<void>;
 }

@@ -1,6 +1,5 @@
 import Router from '@koa/router';
 import type { AlbumService } from '../services/album-service.js';
-import { fsck } from '../albums/fsck.js';
 import { checkName } from '../albums/names.js';
 import { NotConfiguredError, ValidationError } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -12,12 +11,11 @@ import { queryFlag } from '../lib/query-flag.js';
 
 
 export interface AdminRoutesDeps {
-  dataDir: string;
   metrics: Metrics;
   signingSecret?: string;
   maxJsonBytes: number;
-  /** Finds the image a URL by name is signed for. */
-  albums: Pick<AlbumService, 'imageInfo'>;
+  /** Finds the image a URL by name is signed for; checks the store (fsck), wherever it keeps its data. */
+  albums: Pick<AlbumService, 'imageInfo' | 'check'>;
 }
 
 /**
@@ -25,7 +23,7 @@ export interface AdminRoutesDeps {
  * the running store), POST /api/v1/signed-urls (a URL for <img> tags that works
  * without a key until it expires). Roles are enforced by the auth middleware.
  */
-export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes, albums }: AdminRoutesDeps): Router {
+export function adminRoutes({ metrics, signingSecret, maxJsonBytes, albums }: AdminRoutesDeps): Router {
   const router = new Router();
   router.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
@@ -33,7 +31,7 @@ export function adminRoutes({ dataDir, metrics, signingSecret, maxJsonBytes, alb
   });
   router.get('/api/v1/admin/fsck', async (ctx) => {
     const verify = queryFlag('verify', ctx.query.verify);
-    const report = await fsck(dataDir, { repair: false, verifyContent: verify });
+    const report = await albums.check({ repair: false, verify });
     ctx.body = { albums: report.albums, images: report.images, problems: report.problems };
   });
   router.post('/api/v1/signed-urls', jsonBody(maxJsonBytes), async (ctx) => {

@@ -71,7 +71,7 @@ export function buildRouter({ config, albums, delivery, engine, diffs, imports, 
 
   const root = new Router();
   root.use(api.routes(), api.allowedMethods());
-  const admin = adminRoutes({ dataDir: config.imageDbDir, metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
+  const admin = adminRoutes({ metrics, signingSecret: config.security.signingSecret, maxJsonBytes: limits.maxJsonBytes, albums });
   root.use(admin.routes(), admin.allowedMethods());
   const session = sessionRoutes({ secret: sessionSecret, secure: config.tls.certFile !== undefined });
   root.use(session.routes(), session.allowedMethods());

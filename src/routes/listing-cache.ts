@@ -15,6 +15,7 @@ export const LISTING_CACHE_MAX_PAGE_BYTES = 2 * 1024 * 1024;
  */
 export class ListingCache {
   private readonly pages = new HotCache(LISTING_CACHE_BYTES, LISTING_CACHE_MAX_PAGE_BYTES);
+  private readonly making = new Map<string, Promise<Buffer>>();
 
   /** @param version AlbumService.version */
   constructor(private readonly version: (album?: string) => number | undefined) {}
@@ -28,9 +29,17 @@ export class ListingCache {
     const version = this.version(album);
     const key = version === undefined ? undefined : `${album ?? ''}\n${version}\n${ctx.querystring}`;
     let bytes = key === undefined ? undefined : this.pages.get(key);
-    if (bytes === undefined) {
+    if (bytes === undefined && key !== undefined) {
+      // Requests for a page being made wait for it (one listing, not one per request: on S3 each is a round trip).
+      let making = this.making.get(key);
+      if (!making) {
+        making = make().then((page) => Buffer.from(JSON.stringify(page))).finally(() => this.making.delete(key));
+        this.making.set(key, making);
+      }
+      bytes = await making;
+      this.pages.set(key, bytes);
+    } else if (bytes === undefined) {
       bytes = Buffer.from(JSON.stringify(await make()));
-      if (key !== undefined) this.pages.set(key, bytes);
     }
     ctx.type = 'json';
     ctx.body = bytes;

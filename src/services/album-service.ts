@@ -4,7 +4,7 @@ import type { Notifier } from '../notifier/types.js';
 import type { StoreChange } from '../albums/changes.js';
 import { describeFile, type StoredImageMeta } from '../albums/image-meta.js';
 import { SNIFF_BYTES, sniffType } from '../albums/sniff.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile } from '../albums/types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, SimilarImage, StagedFile, StoreCheck, StoreCheckOptions } from '../albums/types.js';
 
 /** Checks an uploaded file (its path, or its bytes) is an acceptable image and tells what it is (images/inspect.ts). */
 export type ImageInspector = (file: string | Buffer) => Promise<NonNullable<StagedFile['facts']> & { type: string }>;
@@ -199,6 +199,11 @@ export class AlbumService {
 
   async checkWritable(): Promise<void> {
     await this.store.checkWritable();
+  }
+
+  /** fsck of the store, wherever it keeps its data (AlbumStore.check). */
+  async check(options: StoreCheckOptions): Promise<StoreCheck> {
+    return this.store.check(options);
   }
 }
 

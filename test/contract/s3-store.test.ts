@@ -54,6 +54,17 @@ describe('S3AlbumStore', function () {
     { compare: compareCodePoints },
   );
 
+  // The same contract with the node-local cache trusted (a feed that follows from the start, one node).
+  albumStoreContract(
+    'S3AlbumStore with its metadata cache',
+    async () => {
+      const store = await node(TestBucket.prefix(), { cache: { budgetBytes: 1024 * 1024, ttlMs: 60_000, strict: false } });
+      store.follow({ follow: (_listener, following) => following(true) });
+      return { store, close: async () => undefined }; // closed by the afterEach above
+    },
+    { compare: compareCodePoints },
+  );
+
   describe('conditional writes (If-None-Match: *)', function () {
     it("detects whether the backend honours If-None-Match on PUT, as a raw request shows", async function () {
       const raw = bucket!.raw();
@@ -117,17 +128,23 @@ describe('S3AlbumStore', function () {
       expect((await b.listAlbums()).items).to.deep.equal([]);
     });
 
-    it('cuts a download whose image another node replaced after it was opened, rather than mixing versions', async function () {
+    it('never mixes versions of a name another node replaced after it was opened: the opening GET\'s bytes, or an error', async function () {
       const prefix = TestBucket.prefix();
       const [a, b] = [await node(prefix), await node(prefix)];
       await a.createAlbum('album');
-      await a.commitImage('album', 'x', await stage(a, randomBytes(1000)));
-      const handle = await b.openImage('album', 'x');
+      const old = randomBytes(1000);
+      await a.commitImage('album', 'x', await stage(a, old));
+      const whole = await b.openImage('album', 'x');
+      const ranged = await b.openImage('album', 'x');
       await a.deleteImage('album', 'x');
       await a.commitImage('album', 'x', await stage(a, randomBytes(1000)));
-      const err = await readAll(handle.stream()).catch((e: Error) => e);
+      // The whole image is the body of the GET that opened it (one request per download): all of the old version.
+      expect(await readAll(whole.stream())).to.deep.equal(old);
+      // A range is a GET of its own, pinned to the opened version's ETag.
+      const err = await readAll(ranged.stream({ start: 10, end: 19 })).catch((e: Error) => e);
       expect(err).to.be.instanceOf(Error);
       expect((err as Error).message).to.match(/replaced or deleted/);
+      await Promise.all([whole.close(), ranged.close()]);
     });
   });
 
@@ -238,6 +255,121 @@ describe('S3AlbumStore', function () {
     });
   });
 
+  describe('requests per operation', function () {
+    /** Counts the store's S3 requests (every command its client sends, retries aside). */
+    function countRequests(store: S3AlbumStore): { n: number } {
+      const counter = { n: 0 };
+      store.bucket.client.middlewareStack.add((next) => async (args) => {
+        counter.n += 1;
+        return next(args);
+      }, { step: 'initialize', name: `count-${randomBytes(4).toString('hex')}` });
+      return counter;
+    }
+
+    it('downloads an image in one GET, and reads its metadata with at most a HEAD, on a node that never saw it', async function () {
+      const prefix = TestBucket.prefix();
+      const [a, b] = [await node(prefix), await node(prefix)];
+      await a.createAlbum('album');
+      const bytes = randomBytes(3000);
+      const info = await a.commitImage('album', 'pic.bin', await stage(a, bytes));
+      const requests = countRequests(b);
+      const handle = await b.openImage('album', 'pic.bin');
+      expect(handle.info).to.deep.equal(info);
+      expect(await readAll(handle.stream())).to.deep.equal(bytes);
+      await handle.close();
+      expect(requests.n, 'requests for one download').to.equal(1);
+      requests.n = 0;
+      expect(await b.imageInfos('album', ['pic.bin'])).to.deep.equal([info]);
+      expect(requests.n, 'requests for one image\'s metadata').to.equal(1);
+    });
+
+    it('lists a page of 20 with details in one request where the cache is trusted, and asks again only for what changed', async function () {
+      const prefix = TestBucket.prefix();
+      const cache = { budgetBytes: 1024 * 1024, ttlMs: 60_000, strict: false };
+      const [a, b] = [await node(prefix, { cache }), await node(prefix, { cache })];
+      for (const store of [a, b]) store.follow({ follow: (_listener, following) => following(true) });
+      await a.createAlbum('album');
+      const names = Array.from({ length: 20 }, (_, i) => `img-${String(i).padStart(2, '0')}`);
+      await Promise.all(names.map(async (name) => a.commitImage('album', name, await stage(a, randomBytes(50)))));
+      const requests = countRequests(a);
+      const page = await a.listImages('album', { limit: 20 });
+      const details = await a.imageInfos('album', page.items);
+      expect(details.map((d) => d.name)).to.deep.equal(names);
+      expect(requests.n, 'requests for a page of 20 with details on the node that uploaded them').to.equal(1);
+      // Node B: the first page fills its cache (HEADs), the next costs the listing alone.
+      const seen = countRequests(b);
+      await b.imageInfos('album', (await b.listImages('album', { limit: 20 })).items);
+      expect(seen.n).to.be.at.most(2 + names.length);
+      seen.n = 0;
+      expect(await b.imageInfos('album', (await b.listImages('album', { limit: 20 })).items)).to.deep.equal(details);
+      expect(seen.n).to.equal(1);
+      // A replaced image (no event told B): the listing's ETag shows it, and only it is read again.
+      await a.deleteImage('album', 'img-05');
+      const replaced = await a.commitImage('album', 'img-05', await stage(a, randomBytes(60)));
+      seen.n = 0;
+      const again = await b.imageInfos('album', (await b.listImages('album', { limit: 20 })).items);
+      expect(again[5]).to.deep.equal(replaced);
+      expect(seen.n).to.equal(2);
+    });
+  });
+
+  describe('bucket check (fsck)', function () {
+    it('finds each kind of damage made by hand in the bucket, repairs it, and then finds nothing', async function () {
+      const prefix = TestBucket.prefix();
+      const layout = new S3Layout(prefix);
+      const raw = bucket!.raw();
+      const store = await node(prefix, { claimTtlMs: 0 });
+      await store.createAlbum('a');
+      const add = async (album: string, name: string, bytes = randomBytes(40)) => store.commitImage(album, name, await stage(store, bytes));
+      const [gone, metaless, , plain, lost, contentless, changed] = await Promise.all(
+        ['bytes-gone', 'meta-gone', 'spare', 'plain', 'id-lost', 'content-lost', 'changed'].map((name) => add('a', name)),
+      );
+      await store.createAlbum('old');
+      const moving = await add('old', 'moving');
+      const [oldMarker] = await store.albumInfos(['old']);
+
+      await raw.delete(layout.imageKey('a', gone.name)); // metadata without bytes
+      await raw.delete(layout.metaKey('a', metaless.name)); // bytes without metadata (the object still carries it)
+      await raw.putJson(layout.imageKey('a', 'foreign.json'), { put: 'by another tool' }); // bytes without any metadata
+      await raw.client.send(new PutObjectCommand({ Bucket: raw.name, Key: layout.imageKey('a', plain.name), Body: (await readAll((await store.openImage('a', plain.name)).stream())) })); // no user metadata
+      await raw.delete(layout.idKey(lost.id));
+      await raw.putJson(layout.idKey('stale-id'), { album: 'a', name: 'nothing' });
+      await raw.delete(layout.contentKey(contentless.sha256, contentless.id));
+      await raw.putJson(layout.contentKey('f'.repeat(64), 'stale-id'), {});
+      const tampered = randomBytes(40);
+      const head = await raw.head(layout.imageKey('a', changed.name));
+      await raw.client.send(new PutObjectCommand({ Bucket: raw.name, Key: layout.imageKey('a', changed.name), Body: tampered, Metadata: head!.metadata }));
+      await raw.putJson(layout.albumKey('old'), { createdAt: oldMarker.createdAt, renamingTo: 'new' }); // a rename cut short
+      await raw.putJson(layout.imageKey('ghost', 'left.bin'), {}); // an album without its marker
+
+      const expected = [
+        'metadata-without-file meta/a/bytes-gone', 'file-without-metadata images/a/meta-gone', 'file-without-metadata images/a/foreign.json',
+        'object-metadata-missing images/a/plain', `id-entry-missing ids/${lost.id}`, 'stale-id-entry ids/stale-id',
+        `content-entry-missing content/${contentless.sha256}/${contentless.id}`, `stale-content-entry content/${'f'.repeat(64)}/stale-id`,
+        'content-mismatch images/a/changed', 'album-rename-unfinished albums/old', 'album-without-metadata albums/ghost',
+      ];
+      const kinds = (report: { problems: Array<{ kind: string; path: string }> }) => report.problems.map((p) => `${p.kind} ${p.path.slice(p.path.indexOf(prefix) + prefix.length)}`);
+      const found = await store.check({ verify: true, repair: false });
+      expect(kinds(found)).to.include.members(expected);
+      expect(found.problems.every((p) => !p.repaired)).to.equal(true);
+      expect(await raw.head(layout.metaKey('a', gone.name)), 'nothing repaired without repair').to.not.equal(undefined);
+
+      const repaired = await store.check({ verify: true, repair: true });
+      expect(kinds(repaired)).to.include.members(expected);
+      const after = await store.check({ verify: true, repair: false });
+      expect(after.problems).to.deep.equal([]);
+      expect(after).to.include({ albums: 3 });
+      // What the repairs left: ids found again, the metadata back with its id, the rename finished, the content rewritten.
+      expect(await store.findImage(lost.id)).to.deep.equal({ album: 'a', name: lost.name });
+      expect((await store.imageInfos('a', [metaless.name]))[0].id).to.equal(metaless.id);
+      expect((await store.listImages('new')).items).to.deep.equal(['moving']);
+      expect(await store.findImage(moving.id)).to.deep.equal({ album: 'new', name: 'moving' });
+      expect((await store.imageInfos('a', [changed.name]))[0]).to.include({ id: changed.id, size: 40, sha256: (await describeBytes(tampered)).sha256 });
+      expect((await store.listImages('ghost')).items).to.deep.equal(['left.bin']);
+      expect(await store.isContentUsed(contentless.sha256)).to.equal(true);
+    });
+  });
+
   it('turns an unreachable backend into ServiceUnavailableError (503), not an unknown error (500)', async function () {
     const dead = createS3Client({ ...bucket!.settings(), endpoint: 'http://127.0.0.1:1' });
     try {
@@ -265,4 +397,9 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
+}
+
+async function describeBytes(bytes: Buffer): Promise<{ sha256: string }> {
+  const { createHash } = await import('node:crypto');
+  return { sha256: createHash('sha256').update(bytes).digest('hex') };
 }

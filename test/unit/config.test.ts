@@ -273,6 +273,21 @@ describe('loadConfig', () => {
     });
   });
 
+  describe('S3 metadata cache (issue 19)', () => {
+    it('keeps 32 MiB for 60 s by default, not strict, and reads S3_CACHE_BYTES, S3_CACHE_TTL_MS and S3_STRICT_READS', () => {
+      expect(loadConfig({}).s3Cache).to.deep.equal({ strict: false, budgetBytes: 32 * 1024 * 1024, ttlMs: 60_000 });
+      expect(loadConfig({ S3_CACHE_BYTES: '0', S3_CACHE_TTL_MS: '500', S3_STRICT_READS: 'true' }).s3Cache).to.deep.equal({ strict: true, budgetBytes: 0, ttlMs: 500 });
+    });
+
+    it('reports every bad value together', () => {
+      expect(problemsOf({ S3_CACHE_BYTES: '32M', S3_CACHE_TTL_MS: '-1', S3_STRICT_READS: 'maybe' })).to.deep.equal([
+        'invalid S3_STRICT_READS: expected true/false, 1/0, yes/no or on/off, got "maybe"',
+        'invalid S3_CACHE_BYTES: expected integer 0-9007199254740991, got "32M"',
+        'invalid S3_CACHE_TTL_MS: expected integer 0-86400000, got "-1"',
+      ]);
+    });
+  });
+
   it('rejects a headers timeout longer than the request timeout', () => {
     expect(problemsOf({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '10000' })).to.deep.equal([
       'invalid HEADERS_TIMEOUT_MS: must not exceed REQUEST_TIMEOUT_MS (20000 > 10000)',
