@@ -237,6 +237,7 @@ export function buildOpenApi(version: string, { keys }: OpenApiOptions = { keys:
     webhooks: {
       storeEvent: {
         post: {
+          operationId: 'receiveStoreEvent',
           summary: 'Every event selected by a registered endpoint, in journal order, at least once',
           description: 'Standard Webhooks: verify webhook-signature (v1, base64 HMAC-SHA256 of `webhook-id.webhook-timestamp.body` with the whsec_ secret; several space-separated during a rotation) '
             + 'and dedupe by webhook-id. Any 2xx acknowledges; anything else (or no answer within WEBHOOK_TIMEOUT_MS) is retried with exponential backoff and jitter, honouring Retry-After; '
