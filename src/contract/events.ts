@@ -34,7 +34,7 @@ export interface EventData {
   /** `image.created`: placeholders to paint before any byte of the image arrives (ThumbHash base64, `#rrggbb`). */
   thumbhash?: string;
   dominantColor?: string;
-  /** `image.created`: ids of the images that already had these bytes. */
+  /** `image.created`: ids of images that already had these bytes (at most 10). */
   duplicateOf?: string[];
   /** Import job events: the job, the item's URL and outcome, and the job's item counts. */
   jobId?: string;

@@ -97,7 +97,7 @@ export const ImageObject = z.object({
   thumbhash: z.string().optional().describe('ThumbHash (base64): a placeholder to paint before the image arrives'),
   dominantColor: z.string().optional().describe('Most common colour, #rrggbb'),
   phash: z.string().optional().describe('64-bit perceptual hash, 16 hex digits (near-duplicate search: /images/{id}/similar)'),
-  duplicateOf: z.array(z.string()).optional().describe('Ids of the images that had exactly these bytes when this one was uploaded'),
+  duplicateOf: z.array(z.string()).optional().describe('Ids of images that had exactly these bytes when this one was uploaded (at most 10)'),
   capture: z.object({
     capturedAt: z.string().optional().describe('EXIF DateTimeOriginal, ISO 8601, with its offset when recorded'),
     make: z.string().optional(), model: z.string().optional(), lens: z.string().optional(),

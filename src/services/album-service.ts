@@ -27,6 +27,12 @@ export interface CallContext {
   reqId?: string;
 }
 
+/**
+ * Most ids an image's `duplicateOf` names. Bytes uploaded thousands of times (a placeholder, a
+ * re-sent file) would otherwise make every new copy's metadata and event list every earlier one.
+ */
+export const MAX_DUPLICATE_IDS = 10;
+
 /** What an upload whose exact bytes are already stored gets: stored all the same (with `duplicateOf`), or 409. */
 export type DuplicatePolicy = 'allow' | 'reject';
 
@@ -128,7 +134,7 @@ export class AlbumService {
     const [described, facts, knownDuplicates] = await Promise.all([
       known && (this.inspect || bytes) ? known : describeFile(file), this.inspect?.(bytes ?? file), known ? this.store.contentIds(known.sha256) : undefined,
     ]);
-    const duplicateOf = knownDuplicates ?? (await this.store.contentIds(described.sha256));
+    const duplicateOf = (knownDuplicates ?? (await this.store.contentIds(described.sha256))).slice(0, MAX_DUPLICATE_IDS);
     if (duplicateOf.length > 0 && onDuplicate === 'reject') {
       const existing = await this.store.findImage(duplicateOf[0]);
       const location = existing ? `/api/v1/albums/${encodeURIComponent(existing.album)}/images/${encodeURIComponent(existing.name)}` : `/api/v1/images/${duplicateOf[0]}`;

@@ -34,9 +34,16 @@ describe('the first hour: conveniences (issue 15)', function () {
     });
     after(async () => svc?.close());
 
-    it('GET / leads to Swagger UI', async () => {
-      const res = await svc.http.get('/').expect(302);
-      expect(res.headers.location).to.equal('/swagger');
+    it('GET / is the web gallery (and, with UI_ENABLED=false, leads to Swagger UI)', async () => {
+      const res = await svc.http.get('/').expect(200).expect('Content-Type', /text\/html/);
+      expect(res.text).to.match(/<script[^>]+src="\/ui\//);
+      const noUi = await startServiceWithEnv({ UI_ENABLED: 'false' });
+      try {
+        const redirect = await noUi.http.get('/').expect(302);
+        expect(redirect.headers.location).to.equal('/swagger');
+      } finally {
+        await noUi.close();
+      }
     });
 
     it('GET /api/v1/version and /livez tell the version', async () => {
@@ -49,7 +56,7 @@ describe('the first hour: conveniences (issue 15)', function () {
     it('GET / and /api/v1/version need no key when keys are configured, like /livez', async () => {
       const keyed = await startServiceWithEnv({ API_KEYS: 'read:first-hour-read-key-0123456789' });
       try {
-        await keyed.http.get('/').expect(302);
+        await keyed.http.get('/').expect(200);
         await keyed.http.get('/api/v1/version').expect(200);
         await keyed.http.get('/api/v1/albums').expect(401);
       } finally {

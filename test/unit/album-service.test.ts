@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { MemoryAlbumStore } from '../../src/albums/memory-store.js';
 import { ConflictError, InsufficientStorageError, NotFoundError, UnsupportedMediaTypeError } from '../../src/errors.js';
-import { AlbumService, type ImageInspector } from '../../src/services/album-service.js';
+import { AlbumService, MAX_DUPLICATE_IDS, type ImageInspector } from '../../src/services/album-service.js';
 import { RecordingNotifier } from '../helpers/recording-notifier.js';
 import { makeTmpDir, removeDir } from '../helpers/tmp-dir.js';
 
@@ -65,6 +65,19 @@ describe('AlbumService rules (memory store, recording notifier; issue 14)', () =
     expect(notifier.recorded[1].event.data).to.include({ album: 'a', image: 'x.png', id: image.id, size: 101, contentType: 'image/png' });
     expect(notifier.recorded[2].event.data).to.include({ image: 'y.png', previousName: 'x.png', id: image.id });
     expect(notifier.recorded[3].event.data).to.include({ album: 'b', previousName: 'a' });
+  });
+
+  it('names at most MAX_DUPLICATE_IDS earlier copies in duplicateOf, in the answer and the event (bytes uploaded many times)', async () => {
+    await service.createAlbum('dup');
+    const bytes = Buffer.concat([Buffer.from([1]), randomBytes(100)]);
+    const first = await upload('dup', 'copy-00.png', bytes);
+    expect(first.duplicateOf).to.equal(undefined);
+    let last = first;
+    for (let i = 1; i <= MAX_DUPLICATE_IDS + 3; i++) last = await upload('dup', `copy-${String(i).padStart(2, '0')}.png`, bytes);
+    expect(last.duplicateOf).to.have.length(MAX_DUPLICATE_IDS);
+    expect(last.duplicateOf).to.include(first.id);
+    const created = notifier.recorded.filter((r) => r.event.type === 'imagestore.image.created').at(-1)!;
+    expect(created.event.data.duplicateOf).to.deep.equal(last.duplicateOf);
   });
 
   it('answers conflicts and unknown names with 409 and 404, and publishes nothing for them', async () => {
