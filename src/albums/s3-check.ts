@@ -83,7 +83,9 @@ export async function checkBucket(deps: BucketCheckDeps, options: StoreCheckOpti
     for (const [name, lastModified] of metas) {
       if (bytes?.has(name)) continue;
       const key = layout.metaKey(album, name);
-      if (now() - lastModified <= deps.claimTtlMs) {
+      // A claim younger than the TTL is an upload in flight. Not with a TTL of 0: a server that rounds Last-Modified up to
+      // the second (Swift) would make a claim of this very second look younger than 0 ms.
+      if (deps.claimTtlMs > 0 && now() - lastModified <= deps.claimTtlMs) {
         const claim = await objects.readMetaKey(key);
         if (claim) inFlight.add(claim.id);
         continue;
