@@ -28,6 +28,14 @@ import { loadAverage, machineInfo, memoryOf, percentile, round, sleep, startServ
 
 const { values: args } = parseArgs({
   options: {
+    /** The service's log (LOG_LEVEL=warn unless --env sets it) goes to this file. */
+    log: { type: 'string', default: '' },
+    /** Node options for the service, space-separated (e.g. --cpu-prof --cpu-prof-dir=/tmp/prof). */
+    'node-args': { type: 'string', default: '' },
+    /** Only these loads (comma-separated names of the table below, e.g. upload,offline-session); all by default. */
+    only: { type: 'string', default: '' },
+    /** Another build of the service (path to its dist/src/main.js). */
+    main: { type: 'string', default: '' },
     minutes: { type: 'string', default: '10' },
     env: { type: 'string', default: '' },
   },
@@ -52,6 +60,7 @@ function count(op: string, status: number | string): void {
 let stopping = false;
 /** Runs `act` every `everyMs` until the soak ends; errors are counted, never thrown. */
 async function every(name: string, everyMs: number, act: () => Promise<void>): Promise<void> {
+  if (args.only && !args.only.split(',').includes(name)) return;
   while (!stopping) {
     const started = Date.now();
     await act().catch((err: Error) => count(name, `error: ${err.message.slice(0, 60)}`));
@@ -85,18 +94,58 @@ function connectFrom(from: string, port: number): Promise<net.Socket> {
 /** What the ordinary clients changed and got a 2xx for: request id -> event type expected. */
 const acknowledged = new Map<string, string>();
 const received = new Set<string>();
+let subscriberDisconnects = 0;
+/** Journal positions of the events received: a gap is an event the subscriber never got. */
+const sequences = new Set<number>();
+const receivedIds = new Set<string>();
+
+/** The events the journal holds (GET /api/v1/events, issue 16) that the subscriber never received, by type. */
+async function journaledNotReceived(service: Service): Promise<string> {
+  let after = '0';
+  const notReceived = new Map<string, string[]>();
+  let held = 0;
+  for (let page = 0; page < 10_000; page++) {
+    const res = await fetch(`${service.api}/events?after=${after}&limit=1000`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+    if (res.status !== 200) return `GET /api/v1/events answered ${res.status}: no journal check.`;
+    const body = (await res.json()) as { events: Array<{ id: string; type: string; sequence: string; reqid?: string }>; next: string };
+    for (const event of body.events) {
+      held += 1;
+      if (!receivedIds.has(event.id)) notReceived.set(event.type, [...(notReceived.get(event.type) ?? []), `${event.sequence}:${event.reqid ?? ''}`]);
+    }
+    if (body.events.length === 0 || body.next === after) break;
+    after = body.next;
+  }
+  const summary = [...notReceived.entries()].map(([type, list]) => `${type} ${list.length} (e.g. ${list.slice(0, 3).join(', ')})`).join('; ');
+  return `Journal: ${held} events held; not received by the subscriber: ${summary || 'none'}.`;
+}
+
+/** Sequences missing between the first and the last event received (events carry `sequence` since issue 16). */
+function sequenceGaps(): string {
+  if (sequences.size === 0) return 'No event carried a sequence (a build before issue 16).';
+  const sorted = [...sequences].sort((a, b) => a - b);
+  const missing: number[] = [];
+  for (let seq = sorted[0]; seq <= sorted.at(-1)!; seq++) if (!sequences.has(seq)) missing.push(seq);
+  return `Sequences received ${sorted[0]}-${sorted.at(-1)}: ${missing.length} missing${missing.length ? ` (first: ${missing.slice(0, 10).join(', ')})` : ''}.`;
+}
 
 async function main(): Promise<void> {
   const header = machineInfo();
   const extraEnv = Object.fromEntries(args.env.split(',').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  const service = await startService({ env: { API_KEYS: `admin:${ADMIN_KEY},read:${READ_KEY}`, LOG_LEVEL: 'warn', ...extraEnv } });
+  const service = await startService({
+    env: { API_KEYS: `admin:${ADMIN_KEY},read:${READ_KEY}`, LOG_LEVEL: 'warn', ...extraEnv },
+    logFile: args.log || undefined, main: args.main || undefined, nodeArgs: args['node-args'].split(' ').filter(Boolean),
+  });
   const log = (message: string) => process.stderr.write(`[soak ${new Date().toISOString()}] ${message}\n`);
   try {
     // The subscriber that must get every event: persistent session, QoS 1, read key.
     const subscriber = mqtt.connect(service.mqttUrl, { clientId: 'soak-subscriber', clean: false, password: READ_KEY, username: 'soak', reconnectPeriod: 500 });
+    // Each loss of the connection is a chance to lose in-flight messages: counted for the report.
+    subscriber.on('close', () => (subscriberDisconnects += 1));
     subscriber.on('message', (_topic, payload) => {
-      const event = JSON.parse(payload.toString()) as { type: string; reqid?: string };
+      const event = JSON.parse(payload.toString()) as { type: string; reqid?: string; sequence?: string };
       if (event.reqid) received.add(`${event.reqid} ${event.type}`);
+      if (event.sequence) sequences.add(Number(event.sequence));
+      receivedIds.add((event as { id?: string }).id ?? '');
     });
     await new Promise<void>((resolve, reject) => subscriber.once('connect', () => resolve()).once('error', reject));
     await subscriber.subscribeAsync('imagestore/notifier', { qos: 1 });
@@ -309,6 +358,7 @@ async function main(): Promise<void> {
     while (missing().length > 0 && Date.now() < deadline) await sleep(500);
     const lost = missing();
     await subscriber.endAsync(true);
+    const undelivered = await journaledNotReceived(service);
 
     const warm = rss.find((s) => s.t >= 60)?.mib ?? rss[0].mib;
     const end = rss.at(-1)!.mib;
@@ -339,6 +389,9 @@ async function main(): Promise<void> {
       ...table,
       '',
       `Hostile actions started: ${[...hostileCounts.entries()].map(([k, v]) => `${k} ${v}`).join(', ')}.`,
+      `The subscriber's connection was lost ${subscriberDisconnects} time(s) (it reconnects to its persistent session).`,
+      sequenceGaps(),
+      undelivered,
       lost.length > 0 ? `\nLost (first 10): ${lost.slice(0, 10).join('; ')}` : '',
       '',
     ].join('\n'));

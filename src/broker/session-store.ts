@@ -85,6 +85,8 @@ export class SessionStore {
   private readonly dropsLogged = new Set<string>();
   private sweeper: NodeJS.Timeout | undefined;
   private evicting: Promise<void> | undefined;
+  /** The last enqueue to settle (inOrder). */
+  private enqueued: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly inner: Persistence,
@@ -97,16 +99,18 @@ export class SessionStore {
     const overrides: Record<string, unknown> = {
       // aedes checks that setup is an async function.
       setup: async (broker: Aedes) => this.setup(broker),
-      outgoingEnqueue: async (sub: { clientId: string }, packet: StoredPacket) => {
-        await this.enqueue(sub, packet);
-        await this.keepWithinBudget(this.limits.storeMaxBytes);
-      },
-      outgoingEnqueueCombi: async (subs: Array<{ clientId: string }> | undefined, packet: StoredPacket) => {
-        const perClient = new Map((subs ?? []).map((sub) => [sub.clientId, sub]));
-        // One message per client even when several of its subscriptions match: the store keeps one copy too.
-        await Promise.all([...perClient.values()].map((sub) => this.enqueue(sub, packet)));
-        await this.keepWithinBudget(this.limits.storeMaxBytes);
-      },
+      outgoingEnqueue: (sub: { clientId: string }, packet: StoredPacket) =>
+        this.inOrder(async () => {
+          await this.enqueue(sub, packet);
+          await this.keepWithinBudget(this.limits.storeMaxBytes);
+        }),
+      outgoingEnqueueCombi: (subs: Array<{ clientId: string }> | undefined, packet: StoredPacket) =>
+        this.inOrder(async () => {
+          const perClient = new Map((subs ?? []).map((sub) => [sub.clientId, sub]));
+          // One message per client even when several of its subscriptions match: the store keeps one copy too.
+          await Promise.all([...perClient.values()].map((sub) => this.enqueue(sub, packet)));
+          await this.keepWithinBudget(this.limits.storeMaxBytes);
+        }),
       outgoingUpdate: (client: { id: string }, packet: StoredPacket) => this.lanes.run(client.id, () => this.update(client, packet)),
       outgoingClearMessageId: (client: { id: string }, packet: StoredPacket) => this.lanes.run(client.id, () => this.clear(client, packet)),
       storeRetained: (packet: StoredPacket) => this.retainedLane.run('retained', () => this.storeRetained(packet)),
@@ -146,6 +150,21 @@ export class SessionStore {
       return;
     }
     this.markOffline(client.id, this.session(client.id)).catch((err: Error) => this.log.debug({ err: err.message }, 'could not update a session record'));
+  }
+
+  /**
+   * Runs an enqueue at once but settles it in call order. aedes sends a QoS 1 message on (to every
+   * subscriber, clean sessions too) when its enqueue settles, and each client drops a message whose
+   * broker counter is below one it already got (aedes' dedupe): an enqueue that settled before the one
+   * of the message published just before it made that message vanish for everyone. Concurrent
+   * publishes (the dispatcher sends a window of events at once) made that happen to about 5 % of them.
+   */
+  private inOrder(work: () => Promise<void>): Promise<void> {
+    const started = work();
+    started.catch(() => undefined); // handled below, once the ones before have settled (not an unhandled rejection meanwhile)
+    const settled = this.enqueued.then(() => started);
+    this.enqueued = settled.catch(() => undefined);
+    return settled;
   }
 
   private async setup(broker: Aedes): Promise<void> {
