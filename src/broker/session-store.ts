@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import type { Aedes, Client } from 'aedes';
 import type { Level } from 'level';
 import type { Logger } from '../logger.js';
@@ -72,6 +73,17 @@ function storedBytes(packet: { topic: string; payload: Buffer | string }): numbe
  * kept in the same LevelDB (sublevel `imagestore-sessions`); sessions found
  * without one at start count as offline since then.
  */
+// The persistence's own encoder and packet class, resolved from where it is installed: a batched write
+// (outgoingEnqueueCombi below) must store exactly what its outgoingEnqueue stores.
+const persistenceRequire = createRequire(createRequire(import.meta.url).resolve('aedes-persistence-level'));
+const msgpack = persistenceRequire('msgpack-lite') as { encode(value: unknown): Uint8Array };
+const AedesPacket = persistenceRequire('aedes-packet') as new (packet: StoredPacket) => unknown;
+
+/** A queued message as aedes-persistence-level stores it (its outgoingEnqueue: `msgpack.encode(new Packet(packet))`). */
+function encodePacket(packet: StoredPacket): Uint8Array {
+  return msgpack.encode(new AedesPacket(packet));
+}
+
 export class SessionStore {
   readonly stats: SessionStats = { messagesDropped: 0, sessionsExpired: 0, storeBytes: 0 };
   /** What aedes gets as its `persistence`: the wrapped one with the bounded operations replaced. */
@@ -106,9 +118,14 @@ export class SessionStore {
         }),
       outgoingEnqueueCombi: (subs: Array<{ clientId: string }> | undefined, packet: StoredPacket) =>
         this.inOrder(async () => {
-          const perClient = new Map((subs ?? []).map((sub) => [sub.clientId, sub]));
           // One message per client even when several of its subscriptions match: the store keeps one copy too.
-          await Promise.all([...perClient.values()].map((sub) => this.enqueue(sub, packet)));
+          const clients = [...new Set((subs ?? []).map((sub) => sub.clientId))];
+          if (clients.length === 0) return;
+          // One write for every session, the packet encoded once: with hundreds of offline sessions a put
+          // (and an encoding) per session was most of the event loop's time.
+          const value = encodePacket(packet);
+          await this.db.batch(clients.map((clientId) => ({ type: 'put' as const, key: queuedMessageKeys(clientId, { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter })[0], value })));
+          for (const clientId of clients) await this.track({ clientId }, packet);
           await this.keepWithinBudget(this.limits.storeMaxBytes);
         }),
       outgoingUpdate: (client: { id: string }, packet: StoredPacket) => this.lanes.run(client.id, () => this.update(client, packet)),
@@ -216,6 +233,11 @@ export class SessionStore {
    */
   private async enqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
     await this.inner.outgoingEnqueue(sub, packet);
+    await this.track(sub, packet);
+  }
+
+  /** Counts a message just stored for a session, and trims the session's queue when it is over its cap. */
+  private async track(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
     const session = this.session(sub.clientId);
     // Queued for a client not connected (e.g. a session an older version left): its clock starts now.
     if (!session.online && session.offlineSince === undefined) session.offlineSince = this.now();
