@@ -125,7 +125,8 @@ export class SessionStore {
           // (and an encoding) per session was most of the event loop's time.
           const value = encodePacket(packet);
           await this.db.batch(clients.map((clientId) => ({ type: 'put' as const, key: queuedMessageKeys(clientId, { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter })[0], value })));
-          for (const clientId of clients) await this.track({ clientId }, packet);
+          for (const clientId of clients) this.count(clientId, packet);
+          await this.trim(clients);
           await this.keepWithinBudget(this.limits.storeMaxBytes);
         }),
       outgoingUpdate: (client: { id: string }, packet: StoredPacket) => this.lanes.run(client.id, () => this.update(client, packet)),
@@ -238,13 +239,37 @@ export class SessionStore {
 
   /** Counts a message just stored for a session, and trims the session's queue when it is over its cap. */
   private async track(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
-    const session = this.session(sub.clientId);
+    const session = this.count(sub.clientId, packet);
+    if (session.queue.length > this.limits.maxQueuedPerSession) await this.lanes.run(sub.clientId, () => this.dropOldest(sub.clientId, session));
+  }
+
+  /** Adds a message just stored to its session's queue (in memory) and to the store's size. */
+  private count(clientId: string, packet: StoredPacket): Session {
+    const session = this.session(clientId);
     // Queued for a client not connected (e.g. a session an older version left): its clock starts now.
     if (!session.online && session.offlineSince === undefined) session.offlineSince = this.now();
     const bytes = storedBytes(packet);
     session.queue.push({ brokerId: packet.brokerId, brokerCounter: packet.brokerCounter, bytes });
     this.stats.storeBytes += bytes;
-    if (session.queue.length > this.limits.maxQueuedPerSession) await this.lanes.run(sub.clientId, () => this.dropOldest(sub.clientId, session));
+    return session;
+  }
+
+  /**
+   * dropOldest for many sessions with one write: each session's oldest are taken in its lane, then
+   * deleted together (sessions at their cap otherwise cost a write each per event). A message taken
+   * here that a reconnected client is being sent is simply dropped, as it would have been a moment later.
+   */
+  private async trim(clientIds: string[]): Promise<void> {
+    const cap = this.limits.maxQueuedPerSession;
+    const over = clientIds.filter((clientId) => (this.sessions.get(clientId)?.queue.length ?? 0) > cap);
+    if (over.length === 0) return;
+    const taken = await Promise.all(over.map((clientId) => this.lanes.run(clientId, async () => {
+      const session = this.sessions.get(clientId);
+      const excess = session ? session.queue.length - cap : 0;
+      return { clientId, oldest: session && excess > 0 ? session.queue.takeOldest(excess) : [] };
+    })));
+    await this.db.batch(taken.flatMap(({ clientId, oldest }) => oldest.flatMap((m) => queuedMessageKeys(clientId, m))).map((key) => ({ type: 'del' as const, key })));
+    for (const { clientId, oldest } of taken) this.dropped(clientId, oldest);
   }
 
   private async dropOldest(clientId: string, session: Session): Promise<void> {
@@ -252,6 +277,12 @@ export class SessionStore {
     if (excess <= 0) return;
     const oldest = session.queue.takeOldest(excess);
     await this.db.batch(oldest.flatMap((m) => queuedMessageKeys(clientId, m)).map((key) => ({ type: 'del' as const, key })));
+    this.dropped(clientId, oldest);
+  }
+
+  /** Counts and logs (once per session per sweep) messages dropped from a full queue. */
+  private dropped(clientId: string, oldest: Array<{ bytes: number }>): void {
+    if (oldest.length === 0) return;
     for (const message of oldest) this.stats.storeBytes -= message.bytes;
     this.stats.messagesDropped += oldest.length;
     if (!this.dropsLogged.has(clientId)) {
