@@ -2,6 +2,9 @@ import { promises as fs, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fdatasyncFile, fsyncDir, isErrno, sharedRuns } from '../lib/durable.js';
 
+/** Staged files unlinked between two turns of the event loop when a checkpoint releases them. */
+const UNLINKS_PER_TURN = 16;
+
 /**
  * Uploads whose change is committed but not yet checkpointed. An upload's commit
  * record names its bytes by a path in `staged/`; the image file is a hard link to
@@ -63,8 +66,10 @@ export class StagedUploads {
     const done = this.held.filter((h) => h.seq <= seq);
     if (done.length === 0) return;
     this.held = this.held.filter((h) => h.seq > seq);
-    // Unlinks of names whose image keeps the bytes (a hard link): on this thread, see durable.ts.
-    for (const { file } of done) {
+    // Unlinks of names whose image keeps the bytes (a hard link): on this thread, see durable.ts. A checkpoint can
+    // release hundreds at once: a few per turn of the event loop, so requests are not held up behind them all.
+    for (const [i, { file }] of done.entries()) {
+      if (i > 0 && i % UNLINKS_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
       try {
         unlinkSync(file);
       } catch (err) {
