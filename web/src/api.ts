@@ -33,7 +33,7 @@ export class ApiError extends Error {
 const UPLOAD_WORDS: Record<number, string> = {
   409: 'an image of that name is already in the album',
   413: 'the file is too large for this service',
-  415: 'not an image (JPEG, PNG, WebP, GIF, AVIF or TIFF expected)',
+  415: 'not an image (JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC or JPEG XL expected)',
   422: 'the image is corrupt or has too many pixels',
   507: 'the service is out of disk space',
 };
