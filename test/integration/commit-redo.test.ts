@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { AlbumService } from '../../src/services/album-service.js';
-import { FsAlbumStore } from '../../src/albums/fs-store.js';
+import { FsAlbumStore } from '../../src/albums/fs/fs-store.js';
 import { fsck } from '../../src/albums/fsck.js';
 import { Layout } from '../../src/albums/layout.js';
 import { ConflictError } from '../../src/errors.js';
