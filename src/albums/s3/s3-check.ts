@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FsckProblem } from '../fsck.js';
+import type { FsckProblem } from '../../contract/types.js';
 import { newImageId, type StoredImageMeta } from '../image-meta.js';
 import { mapLimit } from '../../lib/map-limit.js';
 import type { S3Bucket } from './s3-bucket.js';

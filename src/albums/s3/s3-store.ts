@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { S3Settings } from '../../config.js';
 import { ConflictError, NotFoundError } from '../../errors.js';
 import type { Logger } from '../../logger.js';
-import type { RecoveryReport } from '../fsck.js';
 import { newImageId, type StoredImageMeta } from '../image-meta.js';
 import { Layout } from '../layout.js';
 import { lockDataDir, type DataDirLock } from '../owner.js';
@@ -16,7 +15,7 @@ import { metaFromObjectMetadata, metaToObjectMetadata } from './s3-object-meta.j
 import { S3ReadCache, type ChangeNotice } from './s3-read-cache.js';
 import { PARALLEL_REQUESTS, S3Objects, type AlbumMarker } from './s3-objects.js';
 import { SharedKeyedLock } from '../../lib/shared-keyed-lock.js';
-import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile, StoreCheck, StoreCheckOptions } from '../types.js';
+import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, RecoveryReport, StagedFile, StoreCheck, StoreCheckOptions } from '../types.js';
 import { checkBucket } from './s3-check.js';
 import { NO_CRASH, UndoFailedError, type ChangeJournal, type CrashPoint, type RecoveryJournal, type RedoOutcome, type StoreChange } from '../changes.js';
 import { makeChange } from '../make-change.js';
