@@ -4,7 +4,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RedoRecord } from './albums/changes.js';
 import { backfillFingerprints } from './albums/fs/backfill.js';
-import { fsck } from './albums/fsck.js';
+import { fsck } from './albums/fs/fsck.js';
 import type { FsckProblem } from './contract/types.js';
 import { DecodePool } from './images/decode-pool.js';
 import { inspectImage } from './images/inspect.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { AlbumService } from '../../src/services/album-service.js';
 import { FsAlbumStore } from '../../src/albums/fs/fs-store.js';
-import { fsck } from '../../src/albums/fsck.js';
+import { fsck } from '../../src/albums/fs/fsck.js';
 import { Layout } from '../../src/albums/layout.js';
 import { ConflictError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';

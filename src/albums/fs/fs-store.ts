@@ -8,7 +8,7 @@ import { NO_CRASH, type ChangeJournal, type CrashPoint, type RecoveryJournal } f
 import { Layout } from '../layout.js';
 import { SharedKeyedLock } from '../../lib/shared-keyed-lock.js';
 import { SortedNames } from '../sorted-names.js';
-import { fsck, type FsckReport } from '../fsck.js';
+import { fsck, type FsckReport } from './fsck.js';
 import type { FsckProblem } from '../../contract/types.js';
 import { isErrno } from '../../lib/durable.js';
 import { newImageId, readImageMeta, type StoredImageMeta } from '../image-meta.js';

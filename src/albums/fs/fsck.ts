@@ -1,11 +1,11 @@
 import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
-import { checkName, RESERVED_PREFIX } from './names.js';
-import { Layout } from './layout.js';
-import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from '../lib/map-limit.js';
-import { fsyncDir, isErrno, writeFileAtomic } from '../lib/durable.js';
-import type { FsckProblem } from '../contract/types.js';
+import { checkName, RESERVED_PREFIX } from '../names.js';
+import { Layout } from '../layout.js';
+import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from '../image-meta.js';
+import { mapLimit } from '../../lib/map-limit.js';
+import { fsyncDir, isErrno, writeFileAtomic } from '../../lib/durable.js';
+import type { FsckProblem } from '../../contract/types.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (remove temp files, adopt files, drop orphan metadata). */
