@@ -15,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
-import { SimilarIndex } from '../src/albums/similar-index.js';
+import { SimilarIndex } from '../src/albums/fs/similar-index.js';
 import { jpegOfAbout, photoPixels, rng } from './fixtures.js';
 import {
   createAlbum, loadAverage, machineInfo, makeTmpDir, median, percentile, printSection, round, runPool, sampleRss, startService, uploadImage,

@@ -120,7 +120,7 @@ wrap(fs, 'writeSync', 'fs.writeSync (log lines)', { kind: 'ops' });
 
 const load = async (file) => import(pathToFileURL(path.join(dist, file)).href).catch(() => ({}));
 const { AlbumService } = await load('src/services/album-service.js');
-const { FsAlbumStore } = await load('src/albums/fs-store.js');
+const { FsAlbumStore } = await load('src/albums/fs/fs-store.js');
 const { KeyedLock } = await load('src/lib/keyed-lock.js');
 const { Outbox } = await load('src/notifier/outbox.js');
 const { OutboxNotifier } = await load('src/notifier/outbox-notifier.js');

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Checks the import graph of src/ against the layers of docs/architecture.md: every room (a folder
 // of src/, or a file directly in it) has a layer, no room imports one of a higher layer, and the
-// rooms form no cycle. Exit status 1 with every violation listed, 0 when clean.
+// rooms form no cycle. A deeper folder with its own row (`albums/fs`) is a subroom: only rooms
+// outside its parent import it, so sibling backends stay apart and the shared part never depends
+// on one of them. Exit status 1 with every violation listed, 0 when clean.
 // Usage: node scripts/check-architecture.mjs [repo root]
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,8 +29,9 @@ export function importsOf(file, text) {
 }
 
 /**
- * The problems of an import graph: arrows from a room to a higher layer, rooms without a layer,
- * and cycles between rooms (each listed with one file-level import per arrow).
+ * The problems of an import graph: arrows from a room to a higher layer, arrows to a subroom from
+ * inside its parent (its siblings, the parent itself), rooms without a layer, and cycles between
+ * rooms (each listed with one file-level import per arrow).
  * @param edges Array<[fromRoom, toRoom, fromFile, toFile]>
  */
 export function problems(edges, layers) {
@@ -41,6 +44,10 @@ export function problems(edges, layers) {
     if (!first.has(`${a}\0${b}`)) first.set(`${a}\0${b}`, `${fa} -> ${fb}`);
     if (layers.has(a) && layers.has(b) && layers.get(b) > layers.get(a)) {
       found.push(`upward import: ${fa} (${a}, layer ${layers.get(a)}) imports ${fb} (${b}, layer ${layers.get(b)})`);
+    }
+    const parent = b.includes('/') ? b.slice(0, b.lastIndexOf('/')) : undefined;
+    if (parent !== undefined && within(a, parent) && !within(a, b)) {
+      found.push(`subroom import: ${fa} (${a}) imports ${fb} (${b}): only rooms outside ${parent} may import ${b}`);
     }
   }
   const next = new Map();
@@ -57,6 +64,9 @@ export function problems(edges, layers) {
   }
   return found;
 }
+
+/** Whether `room` is `folder` or lies inside it. */
+const within = (room, folder) => room === folder || room.startsWith(`${folder}/`);
 
 /** Tarjan's strongly connected components. */
 function stronglyConnected(nodes, next) {
@@ -93,9 +103,22 @@ function stronglyConnected(nodes, next) {
   return components;
 }
 
-/** The import arrows between the rooms of `src`. */
-export function roomEdges(src) {
-  const room = (file) => path.relative(src, file).split(path.sep)[0];
+/**
+ * The room of a file (path relative to src/): the deepest of its folders that has its own row in
+ * the table (a subroom such as `albums/fs`), else its first-level folder (or the file itself).
+ */
+export function roomOf(file, layers) {
+  const parts = file.split(path.sep);
+  for (let depth = parts.length - 1; depth > 1; depth -= 1) {
+    const room = parts.slice(0, depth).join('/');
+    if (layers.has(room)) return room;
+  }
+  return parts[0];
+}
+
+/** The import arrows between the rooms of `src` (subrooms as named in `layers`). */
+export function roomEdges(src, layers) {
+  const room = (file) => roomOf(path.relative(src, file), layers);
   const edges = [];
   for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) {
     if (!entry.isFile() || !/\.(ts|mts)$/.test(entry.name)) continue;
@@ -111,7 +134,7 @@ export function roomEdges(src) {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const root = path.resolve(process.argv[2] ?? path.join(path.dirname(fileURLToPath(import.meta.url)), '..'));
   const layers = readLayers(readFileSync(path.join(root, 'docs/architecture.md'), 'utf8'));
-  const found = problems(roomEdges(path.join(root, 'src')), layers);
+  const found = problems(roomEdges(path.join(root, 'src'), layers), layers);
   for (const problem of found) process.stderr.write(`architecture: ${problem}\n`);
   if (found.length > 0) process.exit(1);
   process.stdout.write('architecture: no upward import, no folder cycle\n');

@@ -3,11 +3,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { RedoRecord } from './albums/changes.js';
-import { backfillFingerprints } from './albums/backfill.js';
-import { fsck, type FsckProblem } from './albums/fsck.js';
+import { backfillFingerprints } from './albums/fs/backfill.js';
+import { fsck } from './albums/fs/fsck.js';
+import type { FsckProblem } from './contract/types.js';
 import { DecodePool } from './images/decode-pool.js';
 import { inspectImage } from './images/inspect.js';
-import { redoChanges } from './albums/fs-store.js';
+import { redoChanges } from './albums/fs/fs-store.js';
 import { Layout } from './albums/layout.js';
 import { lockDataDir } from './albums/owner.js';
 import type { StoreCheck } from './albums/types.js';
@@ -102,7 +103,7 @@ function printReport(report: StoreCheck & { root: string }, json: boolean): numb
 /** --storage s3: the store's own check of the bucket, from a throw-away staging dir (the nodes keep theirs). */
 async function checkBucket(repair: boolean, verify: boolean): Promise<StoreCheck & { root: string }> {
   // Loaded only here: the AWS SDK would slow every check of a data dir.
-  const { S3AlbumStore } = await import('./albums/s3-store.js');
+  const { S3AlbumStore } = await import('./albums/s3/s3-store.js');
   const settings = loadS3Settings(process.env);
   const staging = await mkdtemp(path.join(os.tmpdir(), 'imagestore-fsck-'));
   try {

@@ -6,7 +6,7 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { ChangeJournal, StoreChange } from './changes.js';
 import { newImageId, type StoredImageMeta } from './image-meta.js';
 import { SortedNames } from './sorted-names.js';
-import type { FsckProblem } from './fsck.js';
+import type { FsckProblem } from '../contract/types.js';
 import type { AlbumInfo, AlbumStore, ImageHandle, ImageInfo, Page, PageRequest, StagedFile, StoreCheck, StoreCheckOptions } from './types.js';
 
 interface MemoryAlbum {

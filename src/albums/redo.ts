@@ -1,7 +1,7 @@
 import { isOutOfSpace } from '../errors.js';
 import type { Logger } from '../logger.js';
 import type { RecoveryJournal, RedoOutcome, StoreChange } from './changes.js';
-import type { FsckProblem } from './fsck.js';
+import type { FsckProblem } from '../contract/types.js';
 
 /**
  * Recovery, before the store is indexed: redoes, in journal order, every change committed

@@ -1,7 +1,6 @@
 import type { Readable } from 'node:stream';
-import type { CaptureMeta } from '../contract/types.js';
+import type { CaptureMeta, FsckProblem } from '../contract/types.js';
 import type { ChangeJournal, Checkpointable } from './changes.js';
-import type { FsckProblem } from './fsck.js';
 
 /** An album as the API shows it. */
 export interface AlbumInfo {
@@ -188,4 +187,14 @@ export interface StoreCheck {
   albums: number;
   images: number;
   problems: FsckProblem[];
+}
+
+/**
+ * What a store's open recovered. Counts only where the open counted (the filesystem store's
+ * fsck does; the S3 store's open only redoes the journal: its bucket check is `check`).
+ */
+export interface RecoveryReport {
+  problems: FsckProblem[];
+  albums?: number;
+  images?: number;
 }

@@ -9,7 +9,7 @@ export interface FsckProblem {
     | 'file-without-metadata' | 'metadata-without-file' | 'bad-metadata' | 'content-mismatch'
     | 'go-index-entry-missing' | 'change-not-redone' | 'journal-changes-to-redo'
     | 'journal-torn-record' | 'journal-corrupt-record' | 'journal-missing-records'
-    // Buckets (albums/s3-check.ts):
+    // Buckets (albums/s3/s3-check.ts):
     | 'album-rename-unfinished' | 'object-metadata-missing' | 'id-entry-missing' | 'stale-id-entry'
     | 'content-entry-missing' | 'stale-content-entry';
   path: string;

@@ -3,7 +3,7 @@ import { createReadStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fsyncDir, fsyncFile, writeFileAtomic } from '../lib/durable.js';
-import { fsck } from '../albums/fsck.js';
+import { fsck } from '../albums/fs/fsck.js';
 import { readImageMeta, type StoredImageMeta } from '../albums/image-meta.js';
 import { Layout } from '../albums/layout.js';
 import { lockDataDir, type DataDirLock } from '../albums/owner.js';

@@ -6,8 +6,8 @@ import type { Readable } from 'node:stream';
 import type { S3Settings } from '../config.js';
 import type { StoredImageMeta } from '../albums/image-meta.js';
 import type { Logger } from '../logger.js';
-import { S3Bucket, createS3Client } from '../albums/s3-bucket.js';
-import { S3AlbumStore } from '../albums/s3-store.js';
+import { S3Bucket, createS3Client } from '../albums/s3/s3-bucket.js';
+import { S3AlbumStore } from '../albums/s3/s3-store.js';
 import type { AlbumInfo } from '../albums/types.js';
 import type { MigrationSource, MigrationTarget } from './migrate.js';
 

@@ -7,7 +7,7 @@ import { fsyncDir, isErrno, TEMP_PREFIX, writeFileAtomic } from '../lib/durable.
 import { InsufficientStorageError, isOutOfSpace, ServiceUnavailableError } from '../errors.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { SeqFile } from './seq-file.js';
-import type { FsckProblem } from '../albums/fsck.js';
+import type { FsckProblem } from '../contract/types.js';
 import { formatSequence } from './events.js';
 import { RecentRecords } from './recent-records.js';
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { expect } from 'chai';
-import { FsAlbumStore } from '../../src/albums/fs-store.js';
+import { FsAlbumStore } from '../../src/albums/fs/fs-store.js';
 import { Layout } from '../../src/albums/layout.js';
 import { NotFoundError } from '../../src/errors.js';
 import { silentLogger } from '../../src/logger.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { CreateBucketCommand, DeleteBucketCommand, type S3Client } from '@aws-sdk/client-s3';
 import type { S3Settings } from '../../src/config.js';
-import { S3Bucket, createS3Client } from '../../src/albums/s3-bucket.js';
+import { S3Bucket, createS3Client } from '../../src/albums/s3/s3-bucket.js';
 
 /** The credentials of scripts/swift-s3.sh unless S3_TEST_ACCESS_KEY_ID / S3_TEST_SECRET_ACCESS_KEY say otherwise. */
 const ACCESS_KEY_ID = process.env.S3_TEST_ACCESS_KEY_ID ?? 'test:tester';

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { expect } from 'chai';
 import sharp from 'sharp';
 import { loadConfig } from '../../src/config.js';
-import { S3Layout } from '../../src/albums/s3-layout.js';
+import { S3Layout } from '../../src/albums/s3/s3-layout.js';
 import { albumPath, createAlbum, downloadImage, listAll, rawBody, sha256, uploadImage } from '../helpers/api.js';
 import { makeJpeg, makePng } from '../helpers/images.js';
 import { requireS3, TestBucket } from '../helpers/s3.js';

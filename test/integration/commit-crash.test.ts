@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import mqtt from 'mqtt';
-import { fsck } from '../../src/albums/fsck.js';
+import { fsck } from '../../src/albums/fs/fsck.js';
 import { Layout } from '../../src/albums/layout.js';
 import type { EventType, StoreEvent } from '../../src/notifier/events.js';
 import { changesToRedo, scanJournal } from '../../src/notifier/outbox.js';

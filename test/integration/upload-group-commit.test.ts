@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import mqtt from 'mqtt';
-import { fsck } from '../../src/albums/fsck.js';
+import { fsck } from '../../src/albums/fs/fsck.js';
 import { Layout } from '../../src/albums/layout.js';
 import type { StoreEvent } from '../../src/notifier/events.js';
 import { sha256 } from '../helpers/api.js';

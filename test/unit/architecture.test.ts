@@ -37,4 +37,30 @@ describe('the import graph (scripts/check-architecture.mjs, issue 14)', () => {
       await removeDir(root);
     }
   });
+
+  it('fails when a subroom (albums/fs, albums/s3) is imported by its sibling or its parent, not by itself or from outside', async () => {
+    const root = await makeTmpDir();
+    try {
+      const write = async (file: string, text: string) => {
+        await fs.mkdir(path.dirname(path.join(root, file)), { recursive: true });
+        await fs.writeFile(path.join(root, file), text);
+      };
+      await write('docs/architecture.md', '<!-- layers:start -->\n| layer | rooms |\n|---|---|\n| 1 | `albums`, `albums/fs`, `albums/s3` |\n| 2 | `server.ts` |\n<!-- layers:end -->\n');
+      await write('src/albums/types.ts', 'export type Store = { n: number };\n');
+      await write('src/albums/s3/bucket.ts', 'export const bucket = { n: 1 };\n');
+      await write('src/albums/s3/store.ts', "import { bucket } from './bucket.js';\nexport const s3 = bucket;\n");
+      await write('src/albums/fs/store.ts', "import type { Store } from '../types.js';\nimport { bucket } from '../s3/bucket.js';\nexport const fs: Store = bucket;\n");
+      await write('src/albums/memory.ts', "export const memory = (await import('./s3/store.js')).s3;\n");
+      await write('src/server.ts', "import { fs } from './albums/fs/store.js';\nimport { s3 } from './albums/s3/store.js';\nexport const stores = [fs, s3];\n");
+      const result = check(root);
+      expect(result.status).to.equal(1);
+      const lines = result.stderr.trim().split('\n').sort();
+      expect(lines).to.deep.equal([
+        'architecture: subroom import: albums/fs/store.ts (albums/fs) imports albums/s3/bucket.ts (albums/s3): only rooms outside albums may import albums/s3',
+        'architecture: subroom import: albums/memory.ts (albums) imports albums/s3/store.ts (albums/s3): only rooms outside albums may import albums/s3',
+      ]);
+    } finally {
+      await removeDir(root);
+    }
+  });
 });

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import type { StoredImageMeta } from '../../src/albums/image-meta.js';
-import { S3ReadCache } from '../../src/albums/s3-read-cache.js';
+import { S3ReadCache } from '../../src/albums/s3/s3-read-cache.js';
 
 function meta(name: string, id = `id-${name}`): StoredImageMeta {
   return { id, name, size: 10, type: 'image/png', sha256: 'a'.repeat(64), createdAt: '2026-01-01T00:00:00.000Z', modifiedAt: '2026-01-01T00:00:00.000Z' };

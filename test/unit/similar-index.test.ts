@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { MAX_SIMILAR_DISTANCE, SimilarIndex } from '../../src/albums/similar-index.js';
+import { MAX_SIMILAR_DISTANCE, SimilarIndex } from '../../src/albums/fs/similar-index.js';
 
 /** A deterministic generator (mulberry32), so a failure can be replayed. */
 function rng(seed: number): () => number {

@@ -1,11 +1,11 @@
-import { ConflictError, NotFoundError } from '../errors.js';
-import type { Logger } from '../logger.js';
-import { parseImageMeta, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from '../lib/map-limit.js';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import type { Logger } from '../../logger.js';
+import { parseImageMeta, type StoredImageMeta } from '../image-meta.js';
+import { mapLimit } from '../../lib/map-limit.js';
 import type { ObjectVersion, S3Bucket } from './s3-bucket.js';
 import type { S3Layout } from './s3-layout.js';
-import { decodeCursor, encodeCursor } from './sorted-names.js';
-import type { Page, PageRequest } from './types.js';
+import { decodeCursor, encodeCursor } from '../sorted-names.js';
+import type { Page, PageRequest } from '../types.js';
 
 /** An album marker's content. `renamingTo`/`renamedFrom` journal an album rename in progress. */
 export interface AlbumMarker {

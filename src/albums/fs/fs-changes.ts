@@ -1,13 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, linkSync, promises as fs, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { ConflictError } from '../errors.js';
-import { NO_CRASH, UndoFailedError, type CrashPoint, type RedoOutcome, type StoreChange } from './changes.js';
-import { isErrno, TEMP_PREFIX } from '../lib/durable.js';
-import type { StoredImageMeta } from './image-meta.js';
-import type { Layout } from './layout.js';
+import { ConflictError } from '../../errors.js';
+import { NO_CRASH, UndoFailedError, type CrashPoint, type RedoOutcome, type StoreChange } from '../changes.js';
+import { isErrno, TEMP_PREFIX } from '../../lib/durable.js';
+import type { StoredImageMeta } from '../image-meta.js';
+import type { Layout } from '../layout.js';
 import type { PendingSync } from './pending-sync.js';
-import type { StagedUploads } from './staged-uploads.js';
+import type { StagedUploads } from '../staged-uploads.js';
 
 /**
  * How the filesystem store makes each change on disk, in the steps the commit path

@@ -1,6 +1,6 @@
 import { closeSync, openSync } from 'node:fs';
-import { isErrno, sharedRuns, syncFd } from '../lib/durable.js';
-import { mapLimit } from '../lib/map-limit.js';
+import { isErrno, sharedRuns, syncFd } from '../../lib/durable.js';
+import { mapLimit } from '../../lib/map-limit.js';
 
 
 /**

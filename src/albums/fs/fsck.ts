@@ -1,29 +1,17 @@
 import { promises as fs, type Dirent } from 'node:fs';
 import path from 'node:path';
-import { checkName, RESERVED_PREFIX } from './names.js';
-import { Layout } from './layout.js';
-import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from '../lib/map-limit.js';
-import { fsyncDir, isErrno, writeFileAtomic } from '../lib/durable.js';
-import type { FsckProblem } from '../contract/types.js';
-
-export type { FsckProblem } from '../contract/types.js';
+import { checkName, RESERVED_PREFIX } from '../names.js';
+import { Layout } from '../layout.js';
+import { adoptFile, describeFile, readImageMeta, type StoredImageMeta } from '../image-meta.js';
+import { mapLimit } from '../../lib/map-limit.js';
+import { fsyncDir, isErrno, writeFileAtomic } from '../../lib/durable.js';
+import type { FsckProblem } from '../../contract/types.js';
 
 export interface FsckOptions {
   /** Fix what can be fixed (remove temp files, adopt files, drop orphan metadata). */
   repair: boolean;
   /** Re-hash every image and compare with its metadata (slow: reads every byte). */
   verifyContent: boolean;
-}
-
-/**
- * What a store's open recovered. Counts only where the open counted (the filesystem store's
- * fsck does; the S3 store's open only redoes the journal: its bucket check is `check`).
- */
-export interface RecoveryReport {
-  problems: FsckProblem[];
-  albums?: number;
-  images?: number;
 }
 
 export interface FsckReport {

@@ -1,4 +1,4 @@
-import { parseImageMeta, type StoredImageMeta } from './image-meta.js';
+import { parseImageMeta, type StoredImageMeta } from '../image-meta.js';
 
 /** User-metadata keys (`x-amz-meta-<key>`): `im0`, `im1`, ... carry one JSON document in pieces. */
 const KEY = 'im';

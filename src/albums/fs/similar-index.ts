@@ -5,7 +5,7 @@ export interface Near {
 }
 
 // The largest distance `near` answers: four 16-bit chunks searched within radius 4 each (part of the wire contract).
-export { MAX_SIMILAR_DISTANCE } from '../contract/schemas.js';
+export { MAX_SIMILAR_DISTANCE } from '../../contract/schemas.js';
 
 /** For each radius 0-4, every 16-bit mask of at most that many bits (radius 2: 137 masks, 4: 2,517). */
 const MASKS: Uint16Array[] = [0, 1, 2, 3, 4].map((radius) => {

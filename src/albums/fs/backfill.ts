@@ -1,9 +1,9 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../lib/durable.js';
-import { readImageMeta, type StoredImageMeta } from './image-meta.js';
-import type { Layout } from './layout.js';
-import { mapLimit } from '../lib/map-limit.js';
+import { writeFileAtomic } from '../../lib/durable.js';
+import { readImageMeta, type StoredImageMeta } from '../image-meta.js';
+import type { Layout } from '../layout.js';
+import { mapLimit } from '../../lib/map-limit.js';
 
 /** Images inspected at once: each decodes one picture (to a 100 px thumbnail). */
 const CONCURRENCY = 2;

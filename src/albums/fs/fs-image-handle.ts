@@ -1,10 +1,10 @@
 import { createReadStream, existsSync, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { NotFoundError } from '../errors.js';
-import { isErrno } from '../lib/durable.js';
-import { readRange } from '../lib/read-range.js';
-import type { ImageHandle, ImageInfo } from './types.js';
+import { NotFoundError } from '../../errors.js';
+import { isErrno } from '../../lib/durable.js';
+import { readRange } from '../../lib/read-range.js';
+import type { ImageHandle, ImageInfo } from '../types.js';
 
 /** On Linux, an open file can be read again by path through /proc, whatever renames happen meanwhile. */
 const PROC_FD = existsSync('/proc/self/fd');

@@ -1,4 +1,4 @@
-import type { StoredImageMeta } from './image-meta.js';
+import type { StoredImageMeta } from '../image-meta.js';
 import type { ObjectVersion } from './s3-bucket.js';
 import type { AlbumMarker } from './s3-objects.js';
 

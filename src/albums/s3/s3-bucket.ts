@@ -8,8 +8,8 @@ import {
   PutObjectCommand, S3Client, UploadPartCopyCommand, type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import type { S3Settings } from '../config.js';
-import { ConflictError, ServiceUnavailableError } from '../errors.js';
+import type { S3Settings } from '../../config.js';
+import { ConflictError, ServiceUnavailableError } from '../../errors.js';
 
 /**
  * How "create only if absent" is done:

@@ -1,14 +1,14 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { FsckProblem } from './fsck.js';
-import { newImageId, type StoredImageMeta } from './image-meta.js';
-import { mapLimit } from '../lib/map-limit.js';
+import type { FsckProblem } from '../../contract/types.js';
+import { newImageId, type StoredImageMeta } from '../image-meta.js';
+import { mapLimit } from '../../lib/map-limit.js';
 import type { S3Bucket } from './s3-bucket.js';
 import type { S3Layout } from './s3-layout.js';
 import { metaFromObjectMetadata, metaToObjectMetadata } from './s3-object-meta.js';
 import { PARALLEL_REQUESTS, type AlbumMarker, type S3Objects } from './s3-objects.js';
-import { SNIFF_BYTES, sniffType } from './sniff.js';
-import type { StoreCheck, StoreCheckOptions } from './types.js';
+import { SNIFF_BYTES, sniffType } from '../sniff.js';
+import type { StoreCheck, StoreCheckOptions } from '../types.js';
 
 /** What the bucket check needs from the store. */
 export interface BucketCheckDeps {

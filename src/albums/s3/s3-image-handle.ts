@@ -3,9 +3,9 @@ import { createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError } from '../../errors.js';
 import { isNotFound, s3Status, type S3Bucket } from './s3-bucket.js';
-import type { ImageHandle, ImageInfo } from './types.js';
+import type { ImageHandle, ImageInfo } from '../types.js';
 
 /**
  * An image opened in a bucket. Opened with a GET (`body`: the whole object, its metadata
