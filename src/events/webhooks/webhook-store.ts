@@ -13,6 +13,14 @@ export interface WebhookSecret {
   expiresAt?: number;
 }
 
+/** An endpoint's opt-in to batched delivery (`application/cloudevents-batch+json`). */
+export interface BatchOptions {
+  /** Events per request at most (1-1000). */
+  maxEvents: number;
+  /** How long a batch may wait to fill after its first event is there (0-5000 ms; 0: send what is there, never wait). */
+  maxDelayMs: number;
+}
+
 /** One webhook endpoint as stored (secrets included: never sent back by the API but at creation or rotation). */
 export interface WebhookEndpoint {
   id: string;
@@ -22,6 +30,8 @@ export interface WebhookEndpoint {
   /** Albums whose events are sent; none: all. */
   albums?: string[];
   enabled: boolean;
+  /** Set when the receiver opted in to batches; absent: one event per request. */
+  batch?: BatchOptions;
   /** Why it was disabled by the service (receiver answered 410, failing for too long). */
   disabledReason?: string;
   createdAt: string;
