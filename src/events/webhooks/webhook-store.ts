@@ -124,11 +124,12 @@ export class WebhookStore {
   /** Writes the cursors moved since the last write (one write at a time). */
   private writeCursors(sync: boolean): Promise<void> {
     this.cursorWrite = this.cursorWrite.then(async () => {
-      const moved = [...this.moved];
-      this.moved.clear();
-      for (const [id, seq] of moved) {
+      for (const [id, seq] of [...this.moved]) {
         const file = this.cursors.get(id);
         if (file && (file.current !== seq || sync)) await file.write(seq, sync);
+        // Forgotten only once written (and not moved again meanwhile): until then cursor() must not fall back
+        // to the file's older value, or the worker would read and send those events again.
+        if (this.moved.get(id) === seq) this.moved.delete(id);
       }
     }).catch(() => undefined);
     return this.cursorWrite;
