@@ -3,13 +3,16 @@
  * run. The service (dist, a child process) journals events at a fixed rate (open loop: request i
  * at t0 + i/rate, at most --inflight at once): downloads (`fetch`: one imagestore.image.fetched
  * each) or uploads (`upload`). One consumer process holds, at the same time, an MQTT subscriber
- * (embedded aedes broker), a webhook receiver registered with the service, and --sse Server-Sent
- * Events clients. Latency: from the 2xx of the request (response fully read) to the receipt of its
+ * (embedded aedes broker), webhook receivers registered with the service (--webhooks: `single`, one
+ * event per request; `batch`, an endpoint opted in to batches of --batch-max events), and --sse
+ * Server-Sent Events clients. Latency: from the 2xx of the request (response fully read) to the receipt of its
  * event (matched by reqid; process.hrtime, one monotonic clock for the machine), per transport:
  * p50 / p99 / max, and events lost (acknowledged but never received). Also the service's RSS
- * before and at its peak while the streams run.
+ * before and at its peak while the streams run, and where its memory is (V8 heap and external, from
+ * /metrics, sampled every second).
  *
  *   npm run build && npx tsx bench/events-http.ts [--source fetch|upload] [--rate 1000] [--seconds 20] [--sse 100] [--inflight 128]
+ *     [--webhooks single,batch] [--batch-max 100] [--heapsnapshot DIR]
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -29,26 +32,37 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '20' },
     sse: { type: 'string', default: '100' },
     inflight: { type: 'string', default: '128' },
+    webhooks: { type: 'string', default: 'single,batch' },
+    'batch-max': { type: 'string', default: '100' },
+    /** A directory: the service writes a heap snapshot there after the drain (after a full GC: what is retained). */
+    heapsnapshot: { type: 'string' },
   },
 });
 
 const now = () => Number(process.hrtime.bigint()) / 1e6;
-const TRANSPORTS = ['mqtt', 'webhook', 'sse'] as const;
+const TRANSPORTS = ['mqtt', 'webhook', 'webhook-batch', 'sse'] as const;
 type Transport = (typeof TRANSPORTS)[number];
 type ToConsumer = { acks: Array<[string, number]> };
 type FromConsumer = { ready: true; receiverUrl: string } | { results: Record<Transport, Summary> };
+const LABELS: Record<Transport, string> = { mqtt: 'MQTT (aedes)', webhook: 'webhook, one event per request', 'webhook-batch': 'webhook, batches', sse: 'SSE' };
 interface Summary { p50: number; p99: number; max: number; lost: number; duplicates: number; receipts: number }
 
 /** The consumer process: an MQTT subscriber, a webhook receiver and `sse` SSE clients, recording receipt times by reqid. */
 async function consumerMain(spec: string): Promise<void> {
   const { mqttUrl, api, sse } = JSON.parse(spec) as { mqttUrl: string; api: string; sse: number };
-  const first = { mqtt: new Map<string, number>(), webhook: new Map<string, number>() };
-  const duplicates = { mqtt: 0, webhook: 0, sse: 0 };
+  const first = { mqtt: new Map<string, number>(), webhook: new Map<string, number>(), 'webhook-batch': new Map<string, number>() };
+  const duplicates = { mqtt: 0, webhook: 0, 'webhook-batch': 0, sse: 0 };
+  const batches = { requests: 0, events: 0 };
   /** Per SSE client: reqid → receipt time. */
   const streams: Array<Map<string, number>> = [];
-  const reqidOf = (text: string) => {
-    const at = text.indexOf('"reqid":"');
+  const reqidOf = (text: string, from = 0) => {
+    const at = text.indexOf('"reqid":"', from);
     return at === -1 ? undefined : text.slice(at + 9, text.indexOf('"', at + 9));
+  };
+  const reqidsOf = (text: string) => {
+    const ids: string[] = [];
+    for (let at = text.indexOf('"reqid":"'); at !== -1; at = text.indexOf('"reqid":"', at + 9)) ids.push(reqidOf(text, at)!);
+    return ids;
   };
   const record = (map: Map<string, number>, reqid: string | undefined, kind: Transport, at: number) => {
     if (reqid === undefined) return;
@@ -64,7 +78,16 @@ async function consumerMain(spec: string): Promise<void> {
   const receiver = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c)).on('end', () => {
-      record(first.webhook, reqidOf(Buffer.concat(chunks).toString()), 'webhook', now());
+      const at = now();
+      const body = Buffer.concat(chunks).toString();
+      if (req.url === '/batch') {
+        const ids = reqidsOf(body);
+        batches.requests += 1;
+        batches.events += ids.length;
+        for (const id of ids) record(first['webhook-batch'], id, 'webhook-batch', at);
+      } else {
+        record(first.webhook, reqidOf(body), 'webhook', at);
+      }
       res.writeHead(204).end();
     });
   });
@@ -91,7 +114,7 @@ async function consumerMain(spec: string): Promise<void> {
       resolve();
     }).on('error', reject);
   })));
-  process.send!({ ready: true, receiverUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook` } satisfies FromConsumer);
+  process.send!({ ready: true, receiverUrl: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}` } satisfies FromConsumer);
 
   const [{ acks }] = (await once(process, 'message')) as [ToConsumer];
   const summarise = (maps: Array<Map<string, number>>, kind: Transport): Summary => {
@@ -106,9 +129,19 @@ async function consumerMain(spec: string): Promise<void> {
     }
     return { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)), max: round(latencies.reduce((m, v) => Math.max(m, v), 0)), lost, duplicates: duplicates[kind], receipts: latencies.length };
   };
-  process.send!({ results: { mqtt: summarise([first.mqtt], 'mqtt'), webhook: summarise([first.webhook], 'webhook'), sse: summarise(streams, 'sse') } } satisfies FromConsumer);
+  if (batches.requests > 0) console.log(`batched receiver: ${batches.requests} requests, ${round(batches.events / batches.requests, 1)} events per request on average`);
+  process.send!({
+    results: { mqtt: summarise([first.mqtt], 'mqtt'), webhook: summarise([first.webhook], 'webhook'), 'webhook-batch': summarise([first['webhook-batch']], 'webhook-batch'), sse: summarise(streams, 'sse') },
+  } satisfies FromConsumer);
   await client.endAsync();
   process.exit(0);
+}
+
+/** The service's V8 heap (used, total) and external memory, in MiB, from its Prometheus metrics. */
+async function heapOf(url: string): Promise<{ heapUsed: number; heapTotal: number; external: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const mib = (name: string) => round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN) / 2 ** 20, 1);
+  return { heapUsed: mib('nodejs_heap_size_used_bytes'), heapTotal: mib('nodejs_heap_size_total_bytes'), external: mib('nodejs_external_memory_bytes') };
 }
 
 async function main(): Promise<void> {
@@ -117,8 +150,12 @@ async function main(): Promise<void> {
   const sseClients = Number(args.sse);
   const inflight = Number(args.inflight);
   const source = args.source === 'upload' ? 'upload' : 'fetch';
+  const webhookKinds = (args.webhooks ?? '').split(',').map((k) => k.trim()).filter((k) => k === 'single' || k === 'batch');
   console.log(`${machineInfo()}\nload before: ${loadAverage()}`);
-  const svc = await startService({ env: { WEBHOOK_ALLOW_HOSTS: '127.0.0.1', LOG_LEVEL: 'warn' } });
+  const svc = await startService({
+    env: { WEBHOOK_ALLOW_HOSTS: '127.0.0.1', LOG_LEVEL: 'warn' },
+    nodeArgs: args.heapsnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${args.heapsnapshot}`] : [],
+  });
   let consumer: ChildProcess | undefined;
   try {
     await createAlbum(svc.api, 'bench');
@@ -128,14 +165,26 @@ async function main(): Promise<void> {
     consumer = fork(fileURLToPath(import.meta.url), ['--consumer', JSON.stringify({ mqttUrl: svc.mqttUrl, api: svc.api, sse: sseClients })], { execArgv: ['--import', 'tsx'] });
     const [ready] = (await once(consumer, 'message')) as [FromConsumer];
     if (!('ready' in ready)) throw new Error('consumer not ready');
-    const hook = await fetch(`${svc.api}/webhooks`, {
-      method: 'POST', headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ url: ready.receiverUrl, types: ['imagestore.image.fetched', 'imagestore.image.created'] }),
-    });
-    if (hook.status !== 201) throw new Error(`webhook registration: ${hook.status} ${await hook.text()}`);
+    for (const kind of webhookKinds) {
+      const hook = await fetch(`${svc.api}/webhooks`, {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({
+          url: `${ready.receiverUrl}/${kind}`, types: ['imagestore.image.fetched', 'imagestore.image.created'],
+          ...(kind === 'batch' ? { batch: { maxEvents: Number(args['batch-max']) } } : {}),
+        }),
+      });
+      if (hook.status !== 201) throw new Error(`webhook registration: ${hook.status} ${await hook.text()}`);
+    }
     await sleep(500);
     const rssBefore = memoryOf(svc.pid).rssMiB;
+    const heapBefore = await heapOf(svc.url);
     const rss = sampleRss(svc.pid, 200);
+    const heapPeak = { heapUsed: 0, heapTotal: 0, external: 0 };
+    const heapSampler = setInterval(() => {
+      void heapOf(svc.url).then((h) => {
+        for (const k of Object.keys(heapPeak) as Array<keyof typeof heapPeak>) heapPeak[k] = Math.max(heapPeak[k], h[k]);
+      }, () => undefined);
+    }, 1000);
 
     const agent = new http.Agent({ keepAlive: true, maxSockets: inflight });
     const acks: Array<[string, number]> = [];
@@ -187,23 +236,34 @@ async function main(): Promise<void> {
     const drainStart = now();
     while (now() - drainStart < 120_000) {
       const { webhooks } = (await (await fetch(`${svc.api}/webhooks`)).json()) as { webhooks: Array<{ cursor: string }> };
-      if (Number(webhooks[0].cursor) >= head) break;
+      if (webhooks.every((w) => Number(w.cursor) >= head)) break;
       await sleep(250);
     }
     const drainMs = round(now() - drainStart, 0);
     await sleep(2000);
     const peak = rss.stop();
+    clearInterval(heapSampler);
+    const heapAfter = await heapOf(svc.url);
+    if (args.heapsnapshot) {
+      process.kill(svc.pid, 'SIGUSR2');
+      await sleep(20_000); // written synchronously by the service; it answers nothing meanwhile
+      console.log(`heap snapshot requested into ${args.heapsnapshot}`);
+    }
     consumer.send({ acks } satisfies ToConsumer);
     const [answer] = (await once(consumer, 'message')) as [FromConsumer];
     if (!('results' in answer)) throw new Error('no results');
     console.log(`\nsource ${source}, target ${rate}/s for ${seconds} s, achieved ${round(achieved, 0)}/s (${acks.length} acknowledged, ${failed} failed, ${skipped} not sent: ${inflight} in flight), ${sseClients} SSE clients`);
-    console.log(`webhook endpoint caught up ${drainMs} ms after the last acknowledgement`);
-    console.log(`service RSS: ${rssBefore} MiB before, peak ${peak.peakSampleMiB} MiB (growth ${round(peak.peakSampleMiB - rssBefore, 1)} MiB); load after: ${loadAverage()}\n`);
+    console.log(`webhook endpoints (${webhookKinds.join(', ')}) caught up ${drainMs} ms after the last acknowledgement`);
+    console.log(`service RSS: ${rssBefore} MiB before, peak ${peak.peakSampleMiB} MiB (growth ${round(peak.peakSampleMiB - rssBefore, 1)} MiB); load after: ${loadAverage()}`);
+    console.log(`service memory (MiB, /metrics): V8 heap used ${heapBefore.heapUsed} before, peak ${heapPeak.heapUsed}, ${heapAfter.heapUsed} after the drain; `
+      + `heap total ${heapBefore.heapTotal} / ${heapPeak.heapTotal} / ${heapAfter.heapTotal}; external (incl. buffers) ${heapBefore.external} / ${heapPeak.external} / ${heapAfter.external}\n`);
     console.log('| transport | receipts | p50 ms | p99 ms | max ms | lost | duplicates |');
     console.log('|---|---|---|---|---|---|---|');
     for (const t of TRANSPORTS) {
+      if ((t === 'webhook' && !webhookKinds.includes('single')) || (t === 'webhook-batch' && !webhookKinds.includes('batch'))) continue;
       const r = answer.results[t];
-      console.log(`| ${t === 'sse' ? `SSE ×${sseClients}` : t === 'mqtt' ? 'MQTT (aedes)' : 'webhook'} | ${r.receipts} | ${r.p50} | ${r.p99} | ${r.max} | ${r.lost} | ${r.duplicates} |`);
+      const label = t === 'sse' ? `SSE ×${sseClients}` : t === 'webhook-batch' ? `webhook, batches of ≤ ${args['batch-max']}` : LABELS[t];
+      console.log(`| ${label} | ${r.receipts} | ${r.p50} | ${r.p99} | ${r.max} | ${r.lost} | ${r.duplicates} |`);
     }
   } finally {
     consumer?.kill();

@@ -9,7 +9,7 @@ export { HttpClient, parseRetryAfter, type HttpOptions, type RequestSpec, type Q
 export { events, matchesFilter, EVENTS_TOPIC, type EventFilter, type EventsOptions, type EventStream, type StoreEvent } from './events.js';
 export { type DiffPicture, type ImageRef } from './diff.js';
 export { type EventPage, type ReplayOptions } from './replay.js';
-export type { SendResult, Webhook, WebhookDelivery, WebhookInput } from './webhooks.js';
+export type { SendResult, Webhook, WebhookBatch, WebhookDelivery, WebhookInput } from './webhooks.js';
 export { transformQuery, type DownloadOptions, type ImageDownload } from './images.js';
 export { FINAL_JOB_STATES, type WaitForJobOptions } from './imports.js';
 export { typeFromName, type UploadOptions, type UploadSource } from './upload-source.js';

@@ -1,5 +1,16 @@
 import type { HttpClient } from './http.js';
 
+/**
+ * An endpoint's opt-in to batches: each request carries the events available after its cursor (up to
+ * `maxEvents`, in order) as a JSON array (`application/cloudevents-batch+json`).
+ */
+export interface WebhookBatch {
+  /** 1-1000; default 100. */
+  maxEvents?: number;
+  /** How long a batch that is not full may wait for more events, 0-5000 ms; default 0 (send what is there now). */
+  maxDelayMs?: number;
+}
+
 /** A webhook endpoint as the service shows it (never its secret). */
 export interface Webhook {
   id: string;
@@ -7,6 +18,8 @@ export interface Webhook {
   types?: string[];
   albums?: string[];
   enabled: boolean;
+  /** Set when the endpoint takes batches. */
+  batch?: Required<WebhookBatch>;
   disabledReason?: string;
   createdAt: string;
   failingSince?: string;
@@ -20,6 +33,8 @@ export interface WebhookInput {
   types?: string[];
   albums?: string[];
   enabled?: boolean;
+  /** Opt in to batches; null (on a change) opts out. */
+  batch?: WebhookBatch | null;
 }
 
 /** How a receiver answered a ping or a redelivery. */
@@ -32,9 +47,16 @@ export interface SendResult {
 /** One line of an endpoint's delivery log. */
 export interface WebhookDelivery {
   at: string;
+  /** The webhook-id sent: the event's id, or for a batch `<first event's id>_<last event's id>`. */
   eventId: string;
+  /** The event's sequence; for a batch, its first event's. */
   sequence?: string;
+  /** A batch: its last event's sequence. */
+  lastSequence?: string;
+  /** The event's type; `batch` for a batch. */
   type: string;
+  /** Events in the request: 1 unless batched. */
+  events: number;
   outcome: 'delivered' | 'retrying' | 'disabled' | 'test' | 'redelivery';
   status?: number;
   attempts: number;

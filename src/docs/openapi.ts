@@ -238,18 +238,26 @@ export function buildOpenApi(version: string, { keys }: OpenApiOptions = { keys:
       storeEvent: {
         post: {
           operationId: 'receiveStoreEvent',
-          summary: 'Every event selected by a registered endpoint, in journal order, at least once',
+          summary: 'Every event selected by a registered endpoint, in journal order, at least once: one per request, or in batches when the endpoint opted in',
           description: 'Standard Webhooks: verify webhook-signature (v1, base64 HMAC-SHA256 of `webhook-id.webhook-timestamp.body` with the whsec_ secret; several space-separated during a rotation) '
             + 'and dedupe by webhook-id. Any 2xx acknowledges; anything else (or no answer within WEBHOOK_TIMEOUT_MS) is retried with exponential backoff and jitter, honouring Retry-After; '
-            + '410 disables the endpoint; failing for WEBHOOK_DISABLE_AFTER disables it too. Redirects are not followed.',
+            + '410 disables the endpoint; failing for WEBHOOK_DISABLE_AFTER disables it too. Redirects are not followed. '
+            + 'An endpoint registered with `batch` gets application/cloudevents-batch+json: a JSON array of the events available after its cursor (up to batch.maxEvents, in order), '
+            + 'signed once; a 2xx acknowledges all of them, and a failed batch is retried with the same events and webhook-id. Ping and redeliver send a single event either way.',
           parameters: [
-            { name: 'webhook-id', in: 'header', required: true, description: 'The CloudEvent id: the same on every retry', schema: { type: 'string' } },
+            { name: 'webhook-id', in: 'header', required: true, description: 'The CloudEvent id; for a batch, <first event id>_<last event id>. The same on every retry', schema: { type: 'string' } },
             { name: 'webhook-timestamp', in: 'header', required: true, description: 'Seconds since the epoch when this attempt was signed', schema: { type: 'string' } },
             { name: 'webhook-signature', in: 'header', required: true, description: 'v1,<base64> (space-separated list)', schema: { type: 'string' } },
           ],
-          requestBody: { required: true, content: { 'application/cloudevents+json': { schema: schema(StoreEventSchema) } } },
+          requestBody: {
+            required: true,
+            content: {
+              'application/cloudevents+json': { schema: schema(StoreEventSchema) },
+              'application/cloudevents-batch+json': { schema: schema(z.array(StoreEventSchema).min(1).max(1000)) },
+            },
+          },
           responses: {
-            '2XX': { description: 'Acknowledged: the next event follows' },
+            '2XX': { description: 'Acknowledged (every event of a batch): the next request follows' },
             410: { description: 'The endpoint is disabled (PATCH enabled=true resumes from its cursor)' },
             default: { description: 'Retried later' },
           },

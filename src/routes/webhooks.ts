@@ -10,8 +10,15 @@ const Url = z.string().max(2048).regex(/^https?:\/\//i, 'expected an http or htt
 const Types = z.array(z.enum(EVENT_TYPES)).max(EVENT_TYPES.length).describe('Event types sent; empty or absent: all');
 const Albums = z.array(z.string().min(1).max(255)).max(1000).describe('Albums whose events are sent; empty or absent: all');
 
+/** An endpoint's opt-in to batched delivery. */
+const Batch = z.object({
+  maxEvents: z.number().int().min(1).max(1000).default(100).describe('Events per request at most'),
+  maxDelayMs: z.number().int().min(0).max(5000).default(0)
+    .describe('How long a batch that is not full may wait for more events after its first one is there; 0: send what is there now'),
+}).strict().describe('Opt in to batches: each request POSTs the events available after the cursor (up to maxEvents, in order) as application/cloudevents-batch+json. null (PATCH) opts out; absent: one event per request');
+
 /** Body of POST /api/v1/webhooks. */
-export const WebhookCreateBody = z.object({ url: Url, types: Types.optional(), albums: Albums.optional(), enabled: z.boolean().optional() }).strict();
+export const WebhookCreateBody = z.object({ url: Url, types: Types.optional(), albums: Albums.optional(), enabled: z.boolean().optional(), batch: Batch.nullable().optional() }).strict();
 /** Body of PATCH /api/v1/webhooks/{id}. */
 export const WebhookUpdateBody = WebhookCreateBody.partial().strict();
 /** Body of POST /api/v1/webhooks/{webhookId}/redeliver. */
@@ -20,7 +27,8 @@ export const RedeliverBody = z.object({ sequence: z.string().max(16).describe('T
 /** A webhook endpoint as answered: never its secret. */
 export const WebhookObject = z.object({
   id: z.string(), url: z.string(), types: z.array(z.enum(EVENT_TYPES)).optional(), albums: z.array(z.string()).optional(),
-  enabled: z.boolean(), disabledReason: z.string().optional().describe('Why the service disabled it (410 from the receiver, failing for WEBHOOK_DISABLE_AFTER)'),
+  enabled: z.boolean(), batch: z.object({ maxEvents: z.number().int(), maxDelayMs: z.number().int() }).optional().describe('Set when the endpoint takes batches'),
+  disabledReason: z.string().optional().describe('Why the service disabled it (410 from the receiver, failing for WEBHOOK_DISABLE_AFTER)'),
   createdAt: z.string(), failingSince: z.string().optional().describe('Start of the current run of failed deliveries'),
   cursor: z.string().describe('Sequence of the last event handled for this endpoint'),
 });
@@ -35,7 +43,9 @@ export const SendResultObject = z.object({
 export const SendResultResponse = z.object({ result: SendResultObject });
 export const DeliveryListResponse = z.object({
   deliveries: z.array(z.object({
-    at: z.string(), eventId: z.string(), sequence: z.string().optional(), type: z.string(),
+    at: z.string(), eventId: z.string().describe('The webhook-id sent: the event\'s id, or for a batch <first event\'s id>_<last event\'s id>'),
+    sequence: z.string().optional().describe('The event\'s sequence; for a batch, its first event\'s'), lastSequence: z.string().optional().describe('A batch: its last event\'s sequence'),
+    type: z.string().describe('The event\'s type; batch for a batch'), events: z.number().int().describe('Events in the request: 1 unless batched'),
     outcome: z.enum(['delivered', 'retrying', 'disabled', 'test', 'redelivery']), status: z.number().int().optional(), attempts: z.number().int(),
     latencyMs: z.number(), error: z.string().optional(),
   })).describe('Newest first; the last 100 attempts since the start'),

@@ -21,11 +21,16 @@ export interface SenderOptions {
   timeoutMs: number;
 }
 
+/** Content type of one structured CloudEvent (CloudEvents HTTP binding, structured mode). */
+export const CLOUDEVENT_CONTENT_TYPE = 'application/cloudevents+json; charset=utf-8';
+/** Content type of a JSON array of structured CloudEvents (CloudEvents HTTP binding, batched mode). */
+export const CLOUDEVENT_BATCH_CONTENT_TYPE = 'application/cloudevents-batch+json; charset=utf-8';
+
 /** Bytes of a receiver's answer read at most (it is only looked at for errors). */
 const MAX_ANSWER_BYTES = 4096;
 
 /**
- * Posts signed webhook requests (Standard Webhooks headers, structured CloudEvent body) through
+ * Posts signed webhook requests (Standard Webhooks headers, structured or batched CloudEvents body) through
  * keep-alive connections, with the SSRF guard of imports at connect time (also on a DNS change)
  * and a timeout on the whole exchange. Redirects are not followed: a 3xx is a failed delivery,
  * so no redirect can lead a request to an address the guard refuses.
@@ -42,10 +47,11 @@ export class WebhookSender {
   }
 
   /**
-   * Sends `body` (a CloudEvent) to `url`, signed with `secrets` (newest first).
-   * @param id the CloudEvent id: `webhook-id`, the same on every retry
+   * Sends `body` (a CloudEvent, or a batch of them with CLOUDEVENT_BATCH_CONTENT_TYPE) to `url`,
+   * signed with `secrets` (newest first).
+   * @param id `webhook-id`: the same on every retry of the same body
    */
-  async send(url: string, id: string, body: string, secrets: string[]): Promise<SendResult> {
+  async send(url: string, id: string, body: string, secrets: string[], contentType = CLOUDEVENT_CONTENT_TYPE): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => Math.round((performance.now() - started) * 10) / 10;
     let target: URL;
@@ -57,7 +63,7 @@ export class WebhookSender {
     }
     const timestamp = Math.floor(Date.now() / 1000);
     const headers = {
-      'Content-Type': 'application/cloudevents+json; charset=utf-8',
+      'Content-Type': contentType,
       'Content-Length': String(Buffer.byteLength(body)),
       'User-Agent': 'imagestore-webhooks/1',
       'webhook-id': id,

@@ -3,13 +3,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { NotFoundError, ValidationError } from '../../errors.js';
 import { checkTargetUrl } from '../../imports/ssrf-guard.js';
 import type { Logger } from '../../logger.js';
-import { formatSequence, type EventType } from '../../notifier/events.js';
-import type { JournalRecord } from '../../notifier/outbox.js';
+import { formatSequence, type EventType, type StoreEvent } from '../../notifier/events.js';
+import type { JournalPage, JournalRecord } from '../../notifier/outbox.js';
 import type { EventFeed } from '../event-feed.js';
 import { eventFilter } from '../event-filter.js';
 import { newSecret } from './signing.js';
-import type { SendResult, WebhookSender } from './webhook-sender.js';
-import type { PublicEndpoint, WebhookEndpoint, WebhookStore } from './webhook-store.js';
+import { CLOUDEVENT_BATCH_CONTENT_TYPE, CLOUDEVENT_CONTENT_TYPE, type SendResult, type WebhookSender } from './webhook-sender.js';
+import type { BatchOptions, PublicEndpoint, WebhookEndpoint, WebhookStore } from './webhook-store.js';
 
 /** Options of the webhook service (config.events.webhooks). */
 export interface WebhookServiceOptions {
@@ -27,13 +27,20 @@ export interface WebhookServiceOptions {
 /** One line of an endpoint's delivery log. */
 export interface DeliveryAttempt {
   at: string;
+  /** The request's `webhook-id`: the event's id, or for a batch `<first event's id>_<last event's id>`. */
   eventId: string;
+  /** The event's sequence; for a batch, its first event's. */
   sequence?: string;
+  /** A batch: its last event's sequence. */
+  lastSequence?: string;
+  /** The event's type; `batch` for a batch. */
   type: string;
+  /** Events in the request: 1 unless batched. */
+  events: number;
   /** `delivered`; `retrying` (a failed attempt, another follows); `disabled` (the endpoint was disabled by it); `test`/`redelivery` (manual). */
   outcome: 'delivered' | 'retrying' | 'disabled' | 'test' | 'redelivery';
   status?: number;
-  /** Attempts for this event so far. */
+  /** Attempts for this event (or batch) so far. */
   attempts: number;
   latencyMs: number;
   error?: string;
@@ -45,6 +52,16 @@ export interface EndpointInput {
   types?: EventType[];
   albums?: string[];
   enabled?: boolean;
+  /** Opt in to batches; null opts out. */
+  batch?: BatchOptions | null;
+}
+
+/** One request to a receiver: its `webhook-id` (the same on every retry), body, and what the delivery log says of it. */
+interface Delivery {
+  webhookId: string;
+  body: string;
+  contentType: string;
+  log: Pick<DeliveryAttempt, 'eventId' | 'sequence' | 'lastSequence' | 'type' | 'events'>;
 }
 
 /** Delivery log lines kept per endpoint (in memory). */
@@ -56,10 +73,12 @@ const IDLE_MS = 30_000;
 
 /**
  * Webhooks: endpoints registered by admins, each with its own cursor in the journal. A worker
- * per enabled endpoint sends its events in order, one at a time, at least once: the cursor
- * moves only past a 2xx (or an event the endpoint does not select), so a restart resumes
- * where it was. A failure is retried with exponential backoff and jitter (or after the
- * receiver's Retry-After) until it succeeds; a 410 from the receiver disables the endpoint,
+ * per enabled endpoint sends its events in order, one request at a time, at least once: the
+ * cursor moves only past a 2xx (or an event the endpoint does not select), so a restart resumes
+ * where it was. A request carries one event, or, for an endpoint that opted in (`batch`), the
+ * events available after the cursor, up to `maxEvents`; a failed batch is sent again as it was.
+ * A failure is retried with exponential backoff and jitter (or after the receiver's Retry-After)
+ * until it succeeds; a 410 from the receiver disables the endpoint,
  * and so does failing for `disableAfterMs`. At most `concurrency` requests are in flight in
  * all. The cursors of enabled endpoints hold their events back from the retention.
  */
@@ -108,7 +127,7 @@ export class WebhookService {
     this.checkUrl(input.url);
     const secret = newSecret();
     const endpoint = await this.store.create({
-      url: input.url, types: input.types, albums: input.albums, enabled: input.enabled ?? true,
+      url: input.url, types: input.types, albums: input.albums, enabled: input.enabled ?? true, batch: input.batch ?? undefined,
       secrets: [{ secret, createdAt: new Date().toISOString() }],
     }, this.feed.journal.readableThrough());
     if (endpoint.enabled) this.startWorker(endpoint.id);
@@ -124,6 +143,7 @@ export class WebhookService {
     }
     if (input.types !== undefined) endpoint.types = input.types.length > 0 ? input.types : undefined;
     if (input.albums !== undefined) endpoint.albums = input.albums.length > 0 ? input.albums : undefined;
+    if (input.batch !== undefined) endpoint.batch = input.batch ?? undefined;
     if (input.enabled !== undefined) {
       if (input.enabled && !endpoint.enabled) {
         endpoint.disabledReason = undefined;
@@ -181,7 +201,7 @@ export class WebhookService {
       datacontenttype: 'application/json', data: { message: `test delivery to webhook ${id}` },
     };
     const result = await this.withSlot(() => this.sender.send(endpoint.url, event.id, JSON.stringify(event), this.signingSecrets(endpoint)));
-    this.record(id, { eventId: event.id, type: event.type, outcome: 'test', attempts: 1, ...result });
+    this.record(id, { eventId: event.id, type: event.type, events: 1, outcome: 'test', attempts: 1, ...result });
     return result;
   }
 
@@ -195,8 +215,9 @@ export class WebhookService {
     const page = await this.feed.journal.read(seq - 1, 1);
     const record = page?.records[0];
     if (!record || record.seq !== seq) throw new NotFoundError(`no event with sequence ${formatSequence(seq)} is held`);
-    const result = await this.withSlot(() => this.sender.send(endpoint.url, record.event.id, payloadOf(record), this.signingSecrets(endpoint)));
-    this.record(id, { eventId: record.event.id, sequence: formatSequence(seq), type: record.event.type, outcome: 'redelivery', attempts: 1, ...result });
+    const delivery = single(record);
+    const result = await this.withSlot(() => this.sender.send(endpoint.url, delivery.webhookId, delivery.body, this.signingSecrets(endpoint)));
+    this.record(id, { ...delivery.log, outcome: 'redelivery', attempts: 1, ...result });
     return result;
   }
 
@@ -268,30 +289,52 @@ export class WebhookService {
     while (!signal.aborted) {
       const endpoint = this.endpointOrUndefined(id);
       if (!endpoint?.enabled) return;
-      const cursor = this.store.cursor(id);
-      const page = await journal.read(cursor, PAGE, eventFilter({ types: endpoint.types, albums: endpoint.albums }));
+      const filter = eventFilter({ types: endpoint.types, albums: endpoint.albums });
+      const page = await journal.read(this.store.cursor(id), endpoint.batch?.maxEvents ?? PAGE, filter);
       if (page === undefined) {
         // Only when it was disabled past the retention and enabled behind update()'s back: take what is held.
         await this.store.setCursor(id, journal.oldestSeq - 1, true);
         continue;
       }
-      for (const record of page.records) {
-        if (!(await this.deliver(id, record, signal))) return;
-        await this.store.setCursor(id, record.seq);
+      if (endpoint.batch && page.records.length > 0) {
+        await this.fill(page, endpoint.batch, filter, signal);
+        if (signal.aborted || !(await this.deliver(id, batchOf(page.records), signal))) return;
+      } else {
+        for (const record of page.records) {
+          if (!(await this.deliver(id, single(record), signal))) return;
+          await this.store.setCursor(id, record.seq);
+        }
       }
       await this.store.setCursor(id, page.next);
       if (page.records.length === 0 && page.next >= journal.readableThrough()) await this.feed.next(IDLE_MS, signal);
     }
   }
 
-  /** Sends one event until a 2xx. @returns false when stopped or the endpoint was disabled first */
-  private async deliver(id: string, record: JournalRecord, signal: AbortSignal): Promise<boolean> {
-    const body = payloadOf(record);
-    const base = { eventId: record.event.id, sequence: formatSequence(record.seq), type: record.event.type };
+  /**
+   * Adds the events that come within `maxDelayMs` (from now) to a batch that is not full: a
+   * receiver that prefers fewer, larger requests trades that much latency for them.
+   */
+  private async fill(page: JournalPage, batch: BatchOptions, filter: (event: StoreEvent) => boolean, signal: AbortSignal): Promise<void> {
+    const { journal } = this.feed;
+    const deadline = performance.now() + batch.maxDelayMs;
+    while (page.records.length < batch.maxEvents && !signal.aborted) {
+      const left = deadline - performance.now();
+      if (left <= 0) return;
+      if (page.next >= journal.readableThrough()) await this.feed.next(left, signal);
+      const more = await journal.read(page.next, batch.maxEvents - page.records.length, filter);
+      if (more === undefined) return;
+      page.records.push(...more.records);
+      page.next = more.next;
+    }
+  }
+
+  /** Sends one request until a 2xx. @returns false when stopped or the endpoint was disabled first */
+  private async deliver(id: string, delivery: Delivery, signal: AbortSignal): Promise<boolean> {
+    const { webhookId, body, contentType, log: base } = delivery;
     for (let attempts = 1; !signal.aborted; attempts += 1) {
       const endpoint = this.endpointOrUndefined(id);
       if (!endpoint?.enabled) return false;
-      const result = await this.withSlot(() => this.sender.send(endpoint.url, record.event.id, body, this.signingSecrets(endpoint)));
+      const result = await this.withSlot(() => this.sender.send(endpoint.url, webhookId, body, this.signingSecrets(endpoint), contentType));
       if (signal.aborted) return false;
       const status = result.status ?? 0;
       if (status >= 200 && status < 300) {
@@ -337,4 +380,26 @@ export class WebhookService {
 
 function payloadOf(record: JournalRecord): string {
   return record.payload ?? JSON.stringify(record.event);
+}
+
+/** One event as a structured CloudEvent; `webhook-id` is its id. */
+function single(record: JournalRecord): Delivery {
+  return {
+    webhookId: record.event.id, body: payloadOf(record), contentType: CLOUDEVENT_CONTENT_TYPE,
+    log: { eventId: record.event.id, sequence: formatSequence(record.seq), type: record.event.type, events: 1 },
+  };
+}
+
+/**
+ * Events in a JSON array (CloudEvents batched mode). `webhook-id` names the first and last event:
+ * a retry of the batch sends the same events, so it has the same id.
+ */
+function batchOf(records: JournalRecord[]): Delivery {
+  const first = records[0];
+  const last = records[records.length - 1];
+  const webhookId = `${first.event.id}_${last.event.id}`;
+  return {
+    webhookId, body: `[${records.map(payloadOf).join(',')}]`, contentType: CLOUDEVENT_BATCH_CONTENT_TYPE,
+    log: { eventId: webhookId, sequence: formatSequence(first.seq), lastSequence: formatSequence(last.seq), type: 'batch', events: records.length },
+  };
 }

@@ -13,6 +13,14 @@ export interface WebhookSecret {
   expiresAt?: number;
 }
 
+/** An endpoint's opt-in to batched delivery (`application/cloudevents-batch+json`). */
+export interface BatchOptions {
+  /** Events per request at most (1-1000). */
+  maxEvents: number;
+  /** How long a batch may wait to fill after its first event is there (0-5000 ms; 0: send what is there, never wait). */
+  maxDelayMs: number;
+}
+
 /** One webhook endpoint as stored (secrets included: never sent back by the API but at creation or rotation). */
 export interface WebhookEndpoint {
   id: string;
@@ -22,6 +30,8 @@ export interface WebhookEndpoint {
   /** Albums whose events are sent; none: all. */
   albums?: string[];
   enabled: boolean;
+  /** Set when the receiver opted in to batches; absent: one event per request. */
+  batch?: BatchOptions;
   /** Why it was disabled by the service (receiver answered 410, failing for too long). */
   disabledReason?: string;
   createdAt: string;
@@ -114,11 +124,12 @@ export class WebhookStore {
   /** Writes the cursors moved since the last write (one write at a time). */
   private writeCursors(sync: boolean): Promise<void> {
     this.cursorWrite = this.cursorWrite.then(async () => {
-      const moved = [...this.moved];
-      this.moved.clear();
-      for (const [id, seq] of moved) {
+      for (const [id, seq] of [...this.moved]) {
         const file = this.cursors.get(id);
         if (file && (file.current !== seq || sync)) await file.write(seq, sync);
+        // Forgotten only once written (and not moved again meanwhile): until then cursor() must not fall back
+        // to the file's older value, or the worker would read and send those events again.
+        if (this.moved.get(id) === seq) this.moved.delete(id);
       }
     }).catch(() => undefined);
     return this.cursorWrite;
