@@ -1,4 +1,5 @@
 import type { HttpClient } from './http.js';
+import { allPages } from './pages.js';
 import type { AlbumList, AlbumResult, ListOptions, MessageResult } from './types.js';
 
 /** `/api/v1/albums/{album}`, the name percent-encoded. */
@@ -10,6 +11,18 @@ export function albumPath(album: string): string {
 export function listAlbums(http: HttpClient, options: ListOptions = {}): Promise<AlbumList> {
   const { limit, cursor, details, signal } = options;
   return http.json({ method: 'GET', path: '/api/v1/albums', query: { limit, cursor, details: details || undefined }, signal }, 'AlbumListResponse');
+}
+
+/**
+ * Every album name, following the pages.
+ * @param pageSize names per request, default 1000
+ * @throws {ImageStoreError} `invalid_response` for a listing that pages in a circle
+ */
+export function listAllAlbums(http: HttpClient, pageSize = 1000, signal?: AbortSignal): Promise<string[]> {
+  return allPages(http, '/api/v1/albums', async (cursor) => {
+    const { albumList, nextCursor } = await listAlbums(http, { limit: pageSize, cursor, signal });
+    return { items: albumList, nextCursor };
+  });
 }
 
 /** POST /albums. */

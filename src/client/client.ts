@@ -94,6 +94,11 @@ export class ImageStoreClient {
     return albums.listAlbums(this.http, options);
   }
 
+  /** Every album name, following the pages (`pageSize` names per request, default 1000). */
+  listAllAlbums(pageSize?: number, signal?: AbortSignal): Promise<string[]> {
+    return albums.listAllAlbums(this.http, pageSize, signal);
+  }
+
   createAlbum(name: string, signal?: AbortSignal): Promise<AlbumResult> {
     return albums.createAlbum(this.http, name, signal);
   }
@@ -125,6 +130,15 @@ export class ImageStoreClient {
   /** Downloads an image or a transform of it; read the answer with `bytes()` or `stream()`. */
   getImage(album: string, image: string, options?: images.DownloadOptions): Promise<images.ImageDownload> {
     return images.getImage(this.http, album, image, options);
+  }
+
+  /**
+   * Downloads an image and hands the answer to `read` (to stream it somewhere); the download is tried
+   * again, reading included, when the connection breaks mid-body or `options.retryRead` accepts `read`'s error.
+   * @example await store.readImage('holidays', 'a.jpg', (d) => pipeline(Readable.fromWeb(d.stream()), createWriteStream('a.jpg')))
+   */
+  readImage<T>(album: string, image: string, read: (download: images.ImageDownload) => Promise<T>, options?: images.ReadImageOptions): Promise<T> {
+    return images.readImage(this.http, album, image, read, options);
   }
 
   /** The image's bytes (a Buffer in Node), transformed when options say so. */

@@ -14,6 +14,8 @@ export interface HttpOptions {
   retryBaseDelayMs?: number;
   /** Longest wait before a retry; a Retry-After asking for more is not waited for (the error is thrown). Default 10 s. */
   maxRetryDelayMs?: number;
+  /** Whether an error answer with this status is retried (idempotent requests only); default: 429, 502, 503 and 504. */
+  retryStatus?: (status: number) => boolean;
   /** Time to wait for the answer's headers, per attempt; default 30 s. Reading a body is not limited, nor are uploads (use a signal). */
   timeoutMs?: number;
   /** Check JSON answers against the service's zod schemas (off by default: it costs time on big listings). */
@@ -56,7 +58,7 @@ const RETRY_STATUSES = new Set([429, 502, 503, 504]);
  * The fetch wrapper under every client call: base URL, API key, error
  * answers turned into ImageStoreError, and retries with exponential backoff
  * (honouring Retry-After) of idempotent requests on network errors and on
- * 429, 502, 503 and 504. Uses only fetch, URL and AbortController, so it
+ * 429, 502, 503 and 504 (or the statuses `retryStatus` names). Uses only fetch, URL and AbortController, so it
  * runs in Node 20+ and in browsers.
  */
 export class HttpClient {
@@ -81,9 +83,21 @@ export class HttpClient {
    * Sends the request (retrying when allowed) and returns the answer.
    * @throws {ImageStoreError} for an error status not in `accept`, a network error or a timeout
    */
-  async request(spec: RequestSpec): Promise<Response> {
+  request(spec: RequestSpec): Promise<Response> {
+    return this.exchange(spec, async (res) => res);
+  }
+
+  /**
+   * Sends the request and hands the answer to `read`. The whole exchange, reading included, is retried
+   * as `request` retries, and also when the connection breaks while `read` reads the body, or when
+   * `retryRead` says that `read`'s error deserves another try (a checksum that did not match, say).
+   * @throws {ImageStoreError} as `request`, and `network_error` when the body broke off on the last attempt
+   * @throws whatever `read` throws otherwise
+   */
+  async exchange<T>(spec: RequestSpec, read: (res: Response) => Promise<T>, retryRead: (err: unknown) => boolean = () => false): Promise<T> {
     const url = this.url(spec.path, spec.query);
     const retries = spec.retry === false || !IDEMPOTENT.has(spec.method) ? 0 : (this.options.retries ?? 3);
+    const retryStatus = this.options.retryStatus ?? ((status: number) => RETRY_STATUSES.has(status));
     for (let attempt = 1; ; attempt += 1) {
       let res: Response;
       try {
@@ -94,12 +108,23 @@ export class HttpClient {
         await sleep(this.backoff(attempt), spec.signal);
         continue;
       }
-      if (res.ok || spec.accept?.includes(res.status)) return res;
-      const error = await errorFromResponse(res, spec.method, url, attempt);
-      if (attempt > retries || !RETRY_STATUSES.has(res.status)) throw error;
-      const delay = error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : this.backoff(attempt);
-      if (delay > (this.options.maxRetryDelayMs ?? 10_000)) throw error;
-      await sleep(delay, spec.signal);
+      if (!res.ok && !spec.accept?.includes(res.status)) {
+        const error = await errorFromResponse(res, spec.method, url, attempt);
+        if (attempt > retries || !retryStatus(res.status)) throw error;
+        const delay = error.retryAfterSeconds !== undefined ? error.retryAfterSeconds * 1000 : this.backoff(attempt);
+        if (delay > (this.options.maxRetryDelayMs ?? 10_000)) throw error;
+        await sleep(delay, spec.signal);
+        continue;
+      }
+      try {
+        return await read(res);
+      } catch (err) {
+        const broken = brokenBody(err);
+        if ((!broken && !retryRead(err)) || spec.signal?.aborted) throw err;
+        const failure = broken ? this.transportError(err, spec, url, attempt) : err;
+        if (attempt > retries) throw failure;
+        await sleep(this.backoff(attempt), spec.signal);
+      }
     }
   }
 
@@ -175,6 +200,15 @@ export class HttpClient {
     const cap = Math.min(this.options.maxRetryDelayMs ?? 10_000, (this.options.retryBaseDelayMs ?? 200) * 2 ** (attempt - 1));
     return Math.random() * cap;
   }
+}
+
+/**
+ * A body cut off by the network: undici's `TypeError: terminated` (its cause names the socket
+ * error), or a socket error itself.
+ */
+function brokenBody(err: unknown): boolean {
+  const code = (err as { code?: unknown })?.code ?? (err as { cause?: { code?: unknown } })?.cause?.code;
+  return (err instanceof TypeError && err.message === 'terminated') || (typeof code === 'string' && /^(ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR_SOCKET)$/.test(code));
 }
 
 /** Marks an abort caused by our own timeout (not the caller's signal). */

@@ -1,5 +1,6 @@
 import { albumPath } from './albums.js';
-import type { HttpClient, QueryValues } from './http.js';
+import type { HttpClient, QueryValues, RequestSpec } from './http.js';
+import { allPages, invalidListing } from './pages.js';
 import type { ImageInfo, ImageList, ImageResult, ListOptions, SimilarOptions, SimilarResult, TransformOptions } from './types.js';
 import { uploadBody, type UploadOptions, type UploadSource } from './upload-source.js';
 
@@ -50,18 +51,16 @@ export function listImages(http: HttpClient, album: string, options: ListOptions
 /**
  * Every image of an album with its metadata, following the pages.
  * @param pageSize images per request, default 1000
+ * @throws {ImageStoreError} `invalid_response` for a listing without its `images`, or one that pages in a circle
  */
-export async function listAllImages(http: HttpClient, album: string, pageSize = 1000, signal?: AbortSignal): Promise<ImageInfo[]> {
-  const images: ImageInfo[] = [];
-  let cursor: string | undefined;
-  // Bounded: a listing that keeps returning cursors stops after 100,000 pages.
-  for (let page = 0; page < 100_000; page += 1) {
+export function listAllImages(http: HttpClient, album: string, pageSize = 1000, signal?: AbortSignal): Promise<ImageInfo[]> {
+  const path = `${albumPath(album)}/images`;
+  return allPages(http, path, async (cursor) => {
     const listing = await listImages(http, album, { limit: pageSize, cursor, details: true, signal });
-    images.push(...(listing.images ?? []));
-    cursor = listing.nextCursor;
-    if (cursor === undefined) return images;
-  }
-  throw new Error(`the listing of ${album} did not end`);
+    // Without the objects an empty album and a service that ignored `details` look alike: refuse the second.
+    if (!Array.isArray(listing.images)) throw invalidListing(http, path, `the listing ${path} has no "images" (asked with details)`);
+    return { items: listing.images, nextCursor: listing.nextCursor };
+  });
 }
 
 /** POST /albums/{album}/images: uploads one image (never retried: POST). */
@@ -86,6 +85,23 @@ export function getImageById(http: HttpClient, idWithExtension: string, options:
   return download(http, `/api/v1/images/${encodeURIComponent(idWithExtension)}`, options);
 }
 
+/** Options of readImage: those of a download, and which errors of the reader are worth another try. */
+export interface ReadImageOptions extends DownloadOptions {
+  /** True for an error of `read` after which the whole download is tried again (default: none but a body cut off by the network). */
+  retryRead?: (err: unknown) => boolean;
+}
+
+/**
+ * GET /albums/{album}/images/{image}, with the answer handed to `read`. Unlike getImage, the
+ * exchange is retried as a whole, reading included, when the connection breaks mid-body (or
+ * `retryRead` accepts `read`'s error), as far as the client's retries go.
+ * @throws {ImageStoreError} status 404 when the image is not there
+ */
+export function readImage<T>(http: HttpClient, album: string, image: string, read: (download: ImageDownload) => Promise<T>, options: ReadImageOptions = {}): Promise<T> {
+  const { retryRead, ...downloadOptions } = options;
+  return http.exchange(downloadSpec(imagePath(album, image), downloadOptions), (res) => read(downloadOf(res)), retryRead);
+}
+
 /** GET /albums/{album}/images/{image}/metadata. */
 export function getImageMetadata(http: HttpClient, album: string, image: string, signal?: AbortSignal): Promise<ImageInfo> {
   return http.json({ method: 'GET', path: `${imagePath(album, image)}/metadata`, signal }, 'ImageObject');
@@ -107,6 +123,10 @@ export function deleteImage(http: HttpClient, album: string, image: string, sign
 }
 
 async function download(http: HttpClient, path: string, options: DownloadOptions): Promise<ImageDownload> {
+  return downloadOf(await http.request(downloadSpec(path, options)));
+}
+
+function downloadSpec(path: string, options: DownloadOptions): RequestSpec {
   const { range, ifNoneMatch, accept, signal, ...transform } = options;
   const headers: Record<string, string> = {};
   if (range) headers.Range = `bytes=${range.start}-${range.end ?? ''}`;
@@ -117,7 +137,10 @@ async function download(http: HttpClient, path: string, options: DownloadOptions
     headers['Cache-Control'] = 'max-age=0';
   }
   if (accept) headers.Accept = accept;
-  const res = await http.request({ method: 'GET', path, query: transformQuery(transform), headers, signal, accept: [304] });
+  return { method: 'GET', path, query: transformQuery(transform), headers, signal, accept: [304] };
+}
+
+function downloadOf(res: Response): ImageDownload {
   const length = res.headers.get('content-length');
   return {
     status: res.status,

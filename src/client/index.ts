@@ -10,7 +10,7 @@ export { events, matchesFilter, EVENTS_TOPIC, type EventFilter, type EventsOptio
 export { type DiffPicture, type ImageRef } from './diff.js';
 export { type EventPage, type ReplayOptions } from './replay.js';
 export type { SendResult, Webhook, WebhookBatch, WebhookDelivery, WebhookInput } from './webhooks.js';
-export { transformQuery, type DownloadOptions, type ImageDownload } from './images.js';
+export { transformQuery, type DownloadOptions, type ImageDownload, type ReadImageOptions } from './images.js';
 export { FINAL_JOB_STATES, type WaitForJobOptions } from './imports.js';
 export { typeFromName, type UploadOptions, type UploadSource } from './upload-source.js';
 export type * from './types.js';

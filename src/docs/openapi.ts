@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { operation, type Operation } from '../contract/operations.js';
 import { EVENTS_DOC_PATH } from '../routes/docs.js';
 import {
   AlbumListResponse, AlbumNameBody, AlbumResponse, DiffQuery, DiffResponse, ErrorResponse, ImageListResponse, ImageNameBody, ImageResponse,
@@ -13,13 +14,8 @@ import {
 } from '../routes/webhooks.js';
 import { StoreEventSchema } from './asyncapi.js';
 
-/** Where docs/events.md is served (linked from the document's description). */
-
-/** One documented operation. `path` uses OpenAPI `{param}` syntax, relative to the server root. */
-export interface OperationDoc {
-  method: 'get' | 'post' | 'patch' | 'delete';
-  path: string;
-  operationId: string;
+/** One documented operation: its entry of the operation table (src/contract/operations.ts) and what the document says about it. */
+export interface OperationDoc extends Operation {
   summary: string;
   tags: string[];
   query?: z.ZodObject;
@@ -56,88 +52,88 @@ const LISTING_UNAVAILABLE = 'With details: the server is out of file descriptors
 
 /** Every API operation. A test checks this list against the router, both ways. */
 export const OPERATIONS: OperationDoc[] = [
-  { method: 'get', path: '/api/v1/albums', operationId: 'listAlbums', summary: 'List albums (sorted; paged with limit and cursor)', tags: ['albums'], query: ListQuery,
+  { ...operation('listAlbums'), summary: 'List albums (sorted; paged with limit and cursor)', tags: ['albums'], query: ListQuery,
     responses: { 200: ['Album names', AlbumListResponse], ...errors(400), 503: [LISTING_UNAVAILABLE, ErrorResponse] } },
-  { method: 'post', path: '/api/v1/albums', operationId: 'createAlbum', summary: 'Create an album', tags: ['albums'], jsonBody: AlbumNameBody,
+  { ...operation('createAlbum'), summary: 'Create an album', tags: ['albums'], jsonBody: AlbumNameBody,
     responses: { 201: ['Created; Location names the album', AlbumResponse], ...errors(400, 409, 413, 415, 503, 507) } },
-  { method: 'patch', path: '/api/v1/albums/{albumName}', operationId: 'renameAlbum', summary: 'Rename an album', tags: ['albums'], jsonBody: AlbumNameBody,
+  { ...operation('renameAlbum'), summary: 'Rename an album', tags: ['albums'], jsonBody: AlbumNameBody,
     responses: { 200: ['Renamed', AlbumResponse], ...errors(400, 404, 409, 413, 415, 503, 507) } },
-  { method: 'delete', path: '/api/v1/albums/{albumName}', operationId: 'deleteAlbum', summary: 'Delete an album and its images', tags: ['albums'],
+  { ...operation('deleteAlbum'), summary: 'Delete an album and its images', tags: ['albums'],
     responses: { 200: ['Deleted', MessageResponse], ...errors(400, 404, 503, 507) } },
-  { method: 'get', path: '/api/v1/albums/{albumName}/images', operationId: 'listImages', summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
+  { ...operation('listImages'), summary: 'List images of an album (sorted; paged)', tags: ['images'], query: ListQuery,
     responses: { 200: ['Image names', ImageListResponse], ...errors(400, 404), 503: [LISTING_UNAVAILABLE, ErrorResponse] } },
-  { method: 'post', path: '/api/v1/albums/{albumName}/images', operationId: 'uploadImage', summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC or JPEG XL (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true, query: UploadQuery,
+  { ...operation('uploadImage'), summary: 'Upload an image: JPEG, PNG, WebP, GIF, AVIF, TIFF, HEIC or JPEG XL (multipart field "file"; stored under the file\'s base name)', tags: ['images'], multipart: true, query: UploadQuery,
     responses: { 201: ['Stored durably; Location names the image', ImageResponse], ...errors(400, 404, 409, 413, 415, 422, 503, 507) } },
-  { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'getImage', summary: 'Download an image (byte-identical to the upload), or a transform of it; ETag, Range, conditional requests, HEAD', tags: ['images'], query: TransformQuery,
+  { ...operation('getImage'), summary: 'Download an image (byte-identical to the upload), or a transform of it; ETag, Range, conditional requests, HEAD', tags: ['images'], query: TransformQuery,
     responses: { 200: ['The image bytes, with their real Content-Type', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422, 503) } },
-  { method: 'get', path: '/api/v1/albums/{albumName}/images/{imageName}/metadata', operationId: 'getImageMetadata', summary: 'Image metadata: id, size, type, format, width, height, orientation, alpha, pages, sha256, times', tags: ['images'],
+  { ...operation('getImageMetadata'), summary: 'Image metadata: id, size, type, format, width, height, orientation, alpha, pages, sha256, times', tags: ['images'],
     responses: { 200: ['Metadata', ImageObject], ...errors(400, 404) } },
-  { method: 'get', path: '/api/v1/images/{id}/similar', operationId: 'similarImages', summary: 'Near-duplicates of an image across the store (perceptual hash within maxDistance bits), nearest first', tags: ['images'], query: SimilarQuery,
+  { ...operation('similarImages'), summary: 'Near-duplicates of an image across the store (perceptual hash within maxDistance bits), nearest first', tags: ['images'], query: SimilarQuery,
     responses: { 200: ['The near-duplicates', SimilarResponse], ...errors(400, 404, 501) } },
-  { method: 'get', path: '/api/v1/images/{idWithExtension}', operationId: 'getImageById', summary: 'Download an image by its stable id ({id}); {id}.{jpg,png,webp,avif,gif,tiff} converts it. Immutable: cached for a year', tags: ['images'], query: TransformQuery,
+  { ...operation('getImageById'), summary: 'Download an image by its stable id ({id}); {id}.{jpg,png,webp,avif,gif,tiff} converts it. Immutable: cached for a year', tags: ['images'], query: TransformQuery,
     responses: { 200: ['The image bytes', 'application/octet-stream'], 206: ['The requested byte range', 'application/octet-stream'], 304: ['Not modified', undefined], ...errors(400, 404, 415, 416, 422, 503) } },
-  { method: 'patch', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'renameImage', summary: 'Rename an image', tags: ['images'], jsonBody: ImageNameBody,
+  { ...operation('renameImage'), summary: 'Rename an image', tags: ['images'], jsonBody: ImageNameBody,
     responses: { 200: ['Renamed', ImageResponse], ...errors(400, 404, 409, 413, 415, 503, 507) } },
-  { method: 'delete', path: '/api/v1/albums/{albumName}/images/{imageName}', operationId: 'deleteImage', summary: 'Delete an image', tags: ['images'],
+  { ...operation('deleteImage'), summary: 'Delete an image', tags: ['images'],
     responses: { 200: ['Deleted', ImageResponse], ...errors(400, 404, 503, 507) } },
-  { method: 'get', path: '/api/v1/diff', operationId: 'diffStored', summary: 'Compare two stored images (a and b: {album}/{image} or an id): differing pixels, SSIM, boxes of the regions; output=png or side-by-side for pictures', tags: ['diff'], query: DiffQuery,
+  { ...operation('diffStored'), summary: 'Compare two stored images (a and b: {album}/{image} or an id): differing pixels, SSIM, boxes of the regions; output=png or side-by-side for pictures', tags: ['diff'], query: DiffQuery,
     responses: { 200: ['The comparison (JSON), or a PNG with output=png / side-by-side', DiffResponse], ...errors(400, 404, 422, 503) } },
-  { method: 'post', path: '/api/v1/diff', operationId: 'diffUploaded', summary: 'Compare two uploaded images (multipart fields a and b); same parameters and answers as GET', tags: ['diff'], query: DiffQuery.omit({ a: true, b: true }), multipart: true, fileFields: ['a', 'b'],
+  { ...operation('diffUploaded'), summary: 'Compare two uploaded images (multipart fields a and b); same parameters and answers as GET', tags: ['diff'], query: DiffQuery.omit({ a: true, b: true }), multipart: true, fileFields: ['a', 'b'],
     responses: { 200: ['The comparison (JSON), or a PNG', DiffResponse], ...errors(400, 413, 415, 422, 503) } },
-  { method: 'post', path: '/api/v1/albums/{albumName}/imports', operationId: 'createImport', summary: 'Import images from URLs in the background (202; poll the job at Location)', tags: ['imports'], jsonBody: ImportBody,
+  { ...operation('createImport'), summary: 'Import images from URLs in the background (202; poll the job at Location)', tags: ['imports'], jsonBody: ImportBody,
     responses: { 202: ['Job queued (with the first page of its items)', ImportJobResponse], ...errors(400, 404, 413, 415, 503, 507) } },
-  { method: 'get', path: '/api/v1/imports', operationId: 'listImports', summary: 'Recent import jobs, newest first, with their counts but without their items', tags: ['imports'],
+  { ...operation('listImports'), summary: 'Recent import jobs, newest first, with their counts but without their items', tags: ['imports'],
     responses: { 200: ['Jobs', ImportListResponse] } },
-  { method: 'get', path: '/api/v1/imports/{jobId}', operationId: 'getImport', summary: 'An import job: its state, counts and a page of its URLs (state, bytes, stored image, error); follow nextOffset for more', tags: ['imports'], query: ImportItemsQuery,
+  { ...operation('getImport'), summary: 'An import job: its state, counts and a page of its URLs (state, bytes, stored image, error); follow nextOffset for more', tags: ['imports'], query: ImportItemsQuery,
     responses: { 200: ['The job', ImportJobObject], ...errors(400, 404) } },
-  { method: 'delete', path: '/api/v1/imports/{jobId}', operationId: 'cancelImport', summary: 'Cancel an import job', tags: ['imports'],
+  { ...operation('cancelImport'), summary: 'Cancel an import job', tags: ['imports'],
     responses: { 200: ['Cancelled (with the first page of its items)', ImportJobResponse], ...errors(404, 503, 507) } },
-  { method: 'post', path: '/api/v1/signed-urls', operationId: 'signUrl', summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
+  { ...operation('signUrl'), summary: 'Make a signed image URL (works without a key until it expires; needs URL_SIGNING_SECRET)', tags: ['security'], jsonBody: SignUrlBody,
     responses: { 201: ['The signed URL path and its expiry', z.object({ url: z.string(), expires: z.string() })], ...errors(400, 401, 403, 404, 415), 501: ['URL_SIGNING_SECRET not set', ErrorResponse] } },
-  { method: 'get', path: '/api/v1/events', operationId: 'listEvents', summary: 'Replay the event journal in order from a cursor (read role); 410 with oldestSequence when the cursor is older than EVENT_RETENTION', tags: ['events'], query: EventsQuery,
+  { ...operation('listEvents'), summary: 'Replay the event journal in order from a cursor (read role); 410 with oldestSequence when the cursor is older than EVENT_RETENTION', tags: ['events'], query: EventsQuery,
     responses: { 200: ['Events after the cursor, oldest first, and the cursor of the next page', EventPageResponse], ...errors(400), 410: [GONE, GoneResponse] } },
-  { method: 'get', path: '/api/v1/events/stream', operationId: 'streamEvents', summary: 'Live events as Server-Sent Events (id = sequence, event = type, data = the CloudEvent); resumes with Last-Event-ID or after; heartbeats', tags: ['events'], query: EventsQuery,
+  { ...operation('streamEvents'), summary: 'Live events as Server-Sent Events (id = sequence, event = type, data = the CloudEvent); resumes with Last-Event-ID or after; heartbeats', tags: ['events'], query: EventsQuery,
     responses: { 200: ['An endless text/event-stream; `event: reconnect` asks a client that fell too far behind (EVENT_STREAM_MAX_LAG) to reconnect', 'text/event-stream'], ...errors(400), 410: [GONE, GoneResponse] } },
-  { method: 'post', path: '/api/v1/webhooks', operationId: 'createWebhook', summary: 'Register a webhook endpoint (admin role); it gets the events from now on. The secret is in this answer only', tags: ['webhooks'], jsonBody: WebhookCreateBody,
+  { ...operation('createWebhook'), summary: 'Register a webhook endpoint (admin role); it gets the events from now on. The secret is in this answer only', tags: ['webhooks'], jsonBody: WebhookCreateBody,
     responses: { 201: ['Registered; Location names it', WebhookCreatedResponse], ...errors(400, 413, 415) } },
-  { method: 'get', path: '/api/v1/webhooks', operationId: 'listWebhooks', summary: 'List webhook endpoints (admin role), without secrets', tags: ['webhooks'],
+  { ...operation('listWebhooks'), summary: 'List webhook endpoints (admin role), without secrets', tags: ['webhooks'],
     responses: { 200: ['Endpoints', WebhookListResponse] } },
-  { method: 'get', path: '/api/v1/webhooks/{webhookId}', operationId: 'getWebhook', summary: 'One webhook endpoint (admin role), without its secret', tags: ['webhooks'],
+  { ...operation('getWebhook'), summary: 'One webhook endpoint (admin role), without its secret', tags: ['webhooks'],
     responses: { 200: ['The endpoint', WebhookResponse], ...errors(404) } },
-  { method: 'patch', path: '/api/v1/webhooks/{webhookId}', operationId: 'updateWebhook', summary: 'Change url, types, albums or enabled (admin role); enabling resumes from the endpoint\'s cursor', tags: ['webhooks'], jsonBody: WebhookUpdateBody,
+  { ...operation('updateWebhook'), summary: 'Change url, types, albums or enabled (admin role); enabling resumes from the endpoint\'s cursor', tags: ['webhooks'], jsonBody: WebhookUpdateBody,
     responses: { 200: ['Changed', WebhookResponse], ...errors(400, 404, 413, 415) } },
-  { method: 'delete', path: '/api/v1/webhooks/{webhookId}', operationId: 'deleteWebhook', summary: 'Delete a webhook endpoint (admin role)', tags: ['webhooks'],
+  { ...operation('deleteWebhook'), summary: 'Delete a webhook endpoint (admin role)', tags: ['webhooks'],
     responses: { 200: ['Deleted', MessageResponse], ...errors(404) } },
-  { method: 'post', path: '/api/v1/webhooks/{webhookId}/rotate-secret', operationId: 'rotateWebhookSecret', summary: 'New signing secret (shown once); the previous one keeps signing for WEBHOOK_SECRET_GRACE', tags: ['webhooks'],
+  { ...operation('rotateWebhookSecret'), summary: 'New signing secret (shown once); the previous one keeps signing for WEBHOOK_SECRET_GRACE', tags: ['webhooks'],
     responses: { 200: ['The new secret', RotatedSecretResponse], ...errors(404) } },
-  { method: 'get', path: '/api/v1/webhooks/{webhookId}/deliveries', operationId: 'listWebhookDeliveries', summary: 'Delivery log: status, attempts, latency and last error of the latest attempts (admin role)', tags: ['webhooks'],
+  { ...operation('listWebhookDeliveries'), summary: 'Delivery log: status, attempts, latency and last error of the latest attempts (admin role)', tags: ['webhooks'],
     responses: { 200: ['Attempts, newest first', DeliveryListResponse], ...errors(404) } },
-  { method: 'post', path: '/api/v1/webhooks/{webhookId}/ping', operationId: 'pingWebhook', summary: 'Send a signed test event (imagestore.webhook.test, not journaled) now', tags: ['webhooks'],
+  { ...operation('pingWebhook'), summary: 'Send a signed test event (imagestore.webhook.test, not journaled) now', tags: ['webhooks'],
     responses: { 200: ['How the receiver answered', SendResultResponse], ...errors(404) } },
-  { method: 'post', path: '/api/v1/webhooks/{webhookId}/redeliver', operationId: 'redeliverWebhookEvent', summary: 'Send one journaled event to the endpoint again now', tags: ['webhooks'], jsonBody: RedeliverBody,
+  { ...operation('redeliverWebhookEvent'), summary: 'Send one journaled event to the endpoint again now', tags: ['webhooks'], jsonBody: RedeliverBody,
     responses: { 200: ['How the receiver answered', SendResultResponse], ...errors(400, 404, 413, 415) } },
-  { method: 'post', path: '/api/v1/session', operationId: 'startSession', summary: 'Trade the key for a read-only, SameSite=Strict HttpOnly session cookie (for <img> tags and EventSource in the gallery). API keys on only (501 without)', tags: ['security'],
+  { ...operation('startSession'), summary: 'Trade the key for a read-only, SameSite=Strict HttpOnly session cookie (for <img> tags and EventSource in the gallery). API keys on only (501 without)', tags: ['security'],
     responses: { 200: ['The key\'s role and the cookie\'s expiry', z.object({ role: z.enum(['read', 'write', 'admin']), expires: z.string() })], ...errors(401, 429), 501: ['API keys are off: the service is open', ErrorResponse] } },
-  { method: 'delete', path: '/api/v1/session', operationId: 'endSession', summary: 'Clear the session cookie', tags: ['security'],
+  { ...operation('endSession'), summary: 'Clear the session cookie', tags: ['security'],
     responses: { 204: ['Cleared', undefined] } },
-  { method: 'get', path: '/api/v1/admin/fsck', operationId: 'fsck', summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
+  { ...operation('fsck'), summary: 'Check the data dir (read-only; ?verify=true re-hashes every image). Admin role', tags: ['admin'],
     responses: { 200: ['Problems found', undefined], ...errors(401, 403) } },
-  { method: 'get', path: '/metrics', operationId: 'metrics', summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
+  { ...operation('metrics'), summary: 'Prometheus metrics. Admin role when keys are configured', tags: ['admin'],
     responses: { 200: ['Prometheus text format', 'text/plain'], ...errors(401, 403) } },
-  { method: 'get', path: '/livez', operationId: 'livez', summary: 'Liveness (alias /healthz), with the service version', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
-  { method: 'get', path: '/healthz', operationId: 'healthz', summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
-  { method: 'get', path: '/api/v1/version', operationId: 'getVersion', summary: 'The service name and version (open, like /livez)', tags: ['health'], responses: { 200: ['Name and version', VersionResponse] } },
-  { method: 'get', path: '/readyz', operationId: 'readyz', summary: 'Readiness: store writable and broker reachable', tags: ['health'],
+  { ...operation('livez'), summary: 'Liveness (alias /healthz), with the service version', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
+  { ...operation('healthz'), summary: 'Liveness (alias of /livez)', tags: ['health'], responses: { 200: ['Alive', LivenessResponse] } },
+  { ...operation('getVersion'), summary: 'The service name and version (open, like /livez)', tags: ['health'], responses: { 200: ['Name and version', VersionResponse] } },
+  { ...operation('readyz'), summary: 'Readiness: store writable and broker reachable', tags: ['health'],
     responses: { 200: ['Ready', undefined], 503: ['Not ready', undefined] } },
-  { method: 'get', path: '/openapi.json', operationId: 'getOpenApi', summary: 'This OpenAPI 3.1 document (not served in PRODMODE)', tags: ['docs'],
+  { ...operation('getOpenApi'), summary: 'This OpenAPI 3.1 document (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The document', z.looseObject({ openapi: z.string(), paths: z.record(z.string(), z.unknown()) })] } },
-  { method: 'get', path: '/asyncapi.json', operationId: 'getAsyncApi', summary: 'AsyncAPI 3.1 document of the MQTT events (not served in PRODMODE)', tags: ['docs'],
+  { ...operation('getAsyncApi'), summary: 'AsyncAPI 3.1 document of the MQTT events (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The document', z.looseObject({ asyncapi: z.string(), channels: z.record(z.string(), z.unknown()) })] } },
-  { method: 'get', path: EVENTS_DOC_PATH, operationId: 'getEventsDoc', summary: 'The events and their delivery guarantee, as Markdown (docs/events.md; not served in PRODMODE)', tags: ['docs'],
+  { ...operation('getEventsDoc'), summary: 'The events and their delivery guarantee, as Markdown (docs/events.md; not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['The Markdown text', 'text/markdown'] } },
-  { method: 'get', path: '/swagger', operationId: 'swaggerUi', summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
+  { ...operation('swaggerUi'), summary: 'Swagger UI for this API, served locally (not served in PRODMODE)', tags: ['docs'],
     responses: { 200: ['HTML page', 'text/html'] } },
-  { method: 'get', path: '/', operationId: 'gallery', summary: 'The web gallery (its scripts and styles are under /ui/; not served with UI_ENABLED=false)', tags: ['docs'],
+  { ...operation('gallery'), summary: 'The web gallery (its scripts and styles are under /ui/; not served with UI_ENABLED=false)', tags: ['docs'],
     responses: { 200: ['HTML page', 'text/html'], 501: ['The gallery was not built (npm run build)', ErrorResponse] } },
 ];
 
@@ -150,7 +146,8 @@ function multipartSchema(fields: string[]) {
   return { type: 'object', required: fields, properties: Object.fromEntries(fields.map((f) => [f, { type: 'string', format: 'binary' }])) };
 }
 
-function operationObject(op: OperationDoc) {
+/** The operation's entry of the document; with `keys`, what a caller needs (401 and 403 only then: without keys nothing refuses a caller). */
+function operationObject(op: OperationDoc, keys: boolean) {
   const parameters: unknown[] = [];
   if (op.path.includes('{albumName}')) parameters.push(albumParam);
   if (op.path.includes('{imageName}')) parameters.push(imageParam);
@@ -167,10 +164,12 @@ function operationObject(op: OperationDoc) {
     : op.multipart
       ? { required: true, content: { 'multipart/form-data': { schema: multipartSchema(op.fileFields ?? ['file']) } } }
       : undefined;
-  const open = op.tags.includes('health') || op.tags.includes('docs');
-  // Every protected operation can be refused by the key check or the rate limit; any request at all can be
-  // refused before routing when the HTTP request itself is malformed (server.ts answerClientError).
-  const all: OperationDoc['responses'] = open ? { ...op.responses } : { 401: [ERROR_TEXT[401], ErrorResponse], 403: [ERROR_TEXT[403], ErrorResponse], 429: [ERROR_TEXT[429], ErrorResponse], ...op.responses };
+  const open = op.role === 'open';
+  // Every protected operation can be refused by the key check (when keys are on) or the rate limit; any request at
+  // all can be refused before routing when the HTTP request itself is malformed (server.ts answerClientError).
+  const { 401: _unauthorized, 403: _forbidden, ...own } = op.responses;
+  const refusals: OperationDoc['responses'] = keys ? { 401: [ERROR_TEXT[401], ErrorResponse], 403: [ERROR_TEXT[403], ErrorResponse] } : {};
+  const all: OperationDoc['responses'] = open ? { ...op.responses } : { ...refusals, 429: [ERROR_TEXT[429], ErrorResponse], ...(keys ? op.responses : own) };
   const withMalformed: OperationDoc['responses'] = Object.keys(all).some((s) => s.startsWith('4')) ? all : { ...all, 400: [MALFORMED, ErrorResponse] };
   const responses = Object.fromEntries(
     Object.entries(withMalformed).map(([status, [description, body]]) => [
@@ -180,7 +179,8 @@ function operationObject(op: OperationDoc) {
           : { description, content: { 'application/json': { schema: schema(body) } } },
     ]),
   );
-  return { operationId: op.operationId, summary: op.summary, tags: op.tags, ...(open ? { security: [] } : {}), parameters, ...(requestBody ? { requestBody } : {}), responses };
+  const access = keys ? (open ? { security: [] } : { description: `Needs an API key with the ${op.role} role${op.role === 'admin' ? '' : ' or higher'}.`, 'x-required-role': op.role }) : {};
+  return { operationId: op.operationId, summary: op.summary, tags: op.tags, ...access, parameters, ...(requestBody ? { requestBody } : {}), responses };
 }
 
 /** What the document says about authentication: the service's own setting. */
@@ -193,11 +193,11 @@ export interface OpenApiOptions {
 export function buildOpenApi(version: string, { keys }: OpenApiOptions = { keys: false }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPERATIONS) {
-    const { security, ...operation } = operationObject(op);
-    (paths[op.path] ??= {})[op.method] = keys ? { ...operation, ...(security ? { security } : {}) } : operation;
+    (paths[op.path] ??= {})[op.method] = operationObject(op, keys);
   }
   const auth = keys
-    ? 'Authentication: an API key as `Authorization: Bearer <key>` (or a signed URL for an image), except for the health and docs routes.'
+    ? 'Authentication: an API key as `Authorization: Bearer <key>` (or a signed URL for an image), except for the operations without a security '
+      + 'requirement (health, the documents, the gallery\'s page, leaving a session). `x-required-role` on each other operation names the least role it needs.'
     : 'Authentication is off on this service: no API keys are configured, so every operation is open (set API_KEYS or API_KEYS_FILE).';
   return {
     openapi: '3.1.0',

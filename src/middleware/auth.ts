@@ -1,34 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Middleware } from 'koa';
 import { ForbiddenError, TooManyRequestsError, UnauthorizedError } from '../errors.js';
-import { roleAllows, type ApiKeys, type Role } from '../security/api-keys.js';
+import { roleAllows, type ApiKeys } from '../security/api-keys.js';
 import type { AuthFailures } from '../security/auth-failures.js';
 import { checkSessionToken, cookieValue, SESSION_COOKIE } from '../security/session-cookie.js';
 import { checkSignature, SIGNED_IMAGE_ID } from '../security/signed-url.js';
-
-/** Paths anyone may call: health, version, the API documents (off anyway in PRODMODE), and the gallery's page and assets (the data they show needs a key). */
-const OPEN = [/^\/$/, /^\/(livez|healthz|readyz)$/, /^\/api\/v1\/version$/, /^\/(openapi|asyncapi)\.json$/, /^\/swagger(\/|$)/, /^\/docs\/events\.md$/, /^\/ui\/[^/]+$/];
-
-/**
- * The role an operation needs: reads need `read`, changes `write`; deleting an
- * album, the admin API, webhooks and /metrics need `admin`. Undefined: open to all.
- */
-export function requiredRole(method: string, rawPath: string): Role | undefined {
-  // The router matches paths case-insensitively and with trailing slashes, so the rules must too:
-  // otherwise `DELETE /API/v1/albums/x` would need only write and `GET /Metrics/` only read.
-  const path = rawPath.toLowerCase().replace(/(.)\/+$/, '$1');
-  if (method === 'OPTIONS' || OPEN.some((re) => re.test(path))) return undefined;
-  // Leaving a session (clearing its cookie) needs nothing; starting one needs a key of any role.
-  if (path === '/api/v1/session') return method === 'DELETE' ? undefined : 'read';
-  if (path === '/metrics' || path.startsWith('/api/v1/admin/')) return 'admin';
-  // Webhooks send every event to a URL of the caller's choosing, signed with a secret: admins only, reads too.
-  if (path === '/api/v1/webhooks' || path.startsWith('/api/v1/webhooks/')) return 'admin';
-  if (method === 'DELETE' && /^\/api\/v1\/albums\/[^/]+\/?$/.test(path)) return 'admin';
-  if (method === 'GET' || method === 'HEAD') return 'read';
-  // Signing a URL and comparing two uploaded files store nothing: reading is enough.
-  if (method === 'POST' && (path === '/api/v1/signed-urls' || path === '/api/v1/diff')) return 'read';
-  return 'write';
-}
+import { compileRoles, type RoleOf } from './required-role.js';
 
 export interface AuthOptions {
   keys: ApiKeys;
@@ -38,6 +15,8 @@ export interface AuthOptions {
   failures?: AuthFailures;
   /** Secret of the gallery's session cookies (routes/session.ts); none: cookies are ignored. */
   sessionSecret?: string;
+  /** The role each request needs; default: the operation table of src/contract/operations.ts. */
+  roles?: RoleOf;
 }
 
 /**
@@ -54,10 +33,10 @@ export interface AuthOptions {
  * without its credentials being looked at, until its window ends. A missing
  * key, another scheme and an expired (but genuine) signed URL are not guesses and do not count.
  */
-export function auth({ keys, signingSecret, failures, sessionSecret }: AuthOptions): Middleware {
+export function auth({ keys, signingSecret, failures, sessionSecret, roles = compileRoles() }: AuthOptions): Middleware {
   return async function authMiddleware(ctx, next) {
-    const need = requiredRole(ctx.method, ctx.path);
-    if (!keys.enabled || need === undefined) {
+    const need = roles(ctx.method, ctx.path);
+    if (!keys.enabled || need === 'open') {
       ctx.state.principal = `ip:${ctx.ip}`;
       return next();
     }

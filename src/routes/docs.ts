@@ -3,9 +3,10 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Router from '@koa/router';
+import { operation } from '../contract/operations.js';
 
 /** Where docs/events.md is served. */
-export const EVENTS_DOC_PATH = '/docs/events.md';
+export const EVENTS_DOC_PATH = operation('getEventsDoc').path;
 
 /**
  * swagger-ui-dist's directory. Found without importing the package: its main module

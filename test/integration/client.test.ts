@@ -62,6 +62,51 @@ async function startFlakyProxy(target: string, failures: number, fail: { status:
   };
 }
 
+/** A proxy in front of the service that sends the first `cuts` answers' headers and half their body, then resets the connection. */
+async function startCuttingProxy(target: string, cuts: number): Promise<FlakyProxy> {
+  const seen: string[] = [];
+  const upstream = new URL(target);
+  const server = http.createServer((req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    const cut = seen.length <= cuts;
+    http.get({ host: upstream.hostname, port: upstream.port, path: req.url, headers: req.headers }, async (answer) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of answer) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks);
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      if (!cut) return res.end(body);
+      res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/** A server that answers every request with `body` as JSON (a service gone wrong). */
+async function startJsonServer(body: unknown): Promise<{ url: string; close(): Promise<void> }> {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    res.end(JSON.stringify(body));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
+
 describe('client library against a running service', () => {
   let svc: TestService;
   let client: ImageStoreClient;
@@ -96,6 +141,29 @@ describe('client library against a running service', () => {
       expect((await client.renameAlbum('c-two', 'c-three')).album.name).to.equal('c-three');
       expect((await client.deleteAlbum('c-three')).message).to.equal('c-three album deleted');
       expect((await client.listAlbums()).albumList).to.not.include('c-three');
+    });
+
+    it('lists every album and every image across pages; a listing that pages in a circle is an invalid_response (issue 14, item 6)', async () => {
+      for (const name of ['c-all-1', 'c-all-2', 'c-all-3']) await client.createAlbum(name);
+      const all = await client.listAllAlbums(2);
+      expect(all).to.include.members(['c-all-1', 'c-all-2', 'c-all-3']);
+      expect(all).to.deep.equal((await client.listAlbums()).albumList);
+      for (const name of ['a.png', 'b.png', 'c.png']) await client.uploadImage('c-all-1', png, { name });
+      expect((await client.listAllImages('c-all-1', 2)).map((i) => i.name)).to.deep.equal(['a.png', 'b.png', 'c.png']);
+
+      const circle = await startJsonServer({ albumList: ['x'], imageList: ['y'], nextCursor: 'again' });
+      try {
+        const broken = new ImageStoreClient(circle.url);
+        const albums = await thrown(broken.listAllAlbums());
+        expect(albums).to.include({ code: 'invalid_response', status: 0 });
+        expect(albums.message).to.match(/repeats cursor again/);
+        // Answered without `images`, an album would look empty: refused instead.
+        const images = await thrown(broken.listAllImages('x'));
+        expect(images).to.include({ code: 'invalid_response' });
+        expect(images.message).to.match(/no "images"/);
+      } finally {
+        await circle.close();
+      }
     });
 
     it('throws ImageStoreError with status, code, the service\'s message and its request id', async () => {
@@ -350,6 +418,59 @@ describe('client library against a running service', () => {
       } finally {
         await patient.close();
       }
+    });
+
+    it('retries the statuses retryStatus names, and only those', async () => {
+      const proxy = await startFlakyProxy(svc.service.httpUrl, 2, { status: 500 });
+      try {
+        expect(await thrown(new ImageStoreClient({ baseUrl: proxy.url, ...fast }).livez())).to.include({ status: 500, attempts: 1 });
+        const patient = new ImageStoreClient({ baseUrl: proxy.url, ...fast, retryStatus: (status) => status >= 500 });
+        expect((await patient.livez()).status).to.equal('ok');
+        expect(proxy.seen).to.have.length(3);
+      } finally {
+        await proxy.close();
+      }
+    });
+
+    it('readImage downloads again when the body breaks off, or when the reader\'s error is one retryRead accepts (issue 14, item 6)', async () => {
+      const album = 'c-read';
+      await client.createAlbum(album);
+      await client.uploadImage(album, png, { name: 'a.png' });
+      const bytes = async (d: { bytes(): Promise<Uint8Array> }) => Buffer.from(await d.bytes());
+
+      const cutting = await startCuttingProxy(svc.service.httpUrl, 1);
+      try {
+        const viaProxy = new ImageStoreClient({ baseUrl: cutting.url, ...fast });
+        expect(Buffer.compare(await viaProxy.readImage(album, 'a.png', bytes), png)).to.equal(0);
+        expect(cutting.seen).to.have.length(2);
+      } finally {
+        await cutting.close();
+      }
+      const always = await startCuttingProxy(svc.service.httpUrl, 100);
+      try {
+        const error = await thrown(new ImageStoreClient({ baseUrl: always.url, ...fast, retries: 1 }).readImage(album, 'a.png', bytes));
+        expect(error).to.include({ code: 'network_error', status: 0 });
+        expect(always.seen).to.have.length(2);
+      } finally {
+        await always.close();
+      }
+
+      class Mismatch extends Error {}
+      let reads = 0;
+      const picky = async (d: { bytes(): Promise<Uint8Array> }) => {
+        const body = await bytes(d);
+        reads += 1;
+        if (reads === 1) throw new Mismatch('not what the ETag said');
+        return body;
+      };
+      const direct = new ImageStoreClient({ baseUrl: svc.service.httpUrl, ...fast });
+      expect(Buffer.compare(await direct.readImage(album, 'a.png', picky, { retryRead: (err) => err instanceof Mismatch }), png)).to.equal(0);
+      expect(reads).to.equal(2);
+      reads = 0;
+      const refused = await direct.readImage(album, 'a.png', picky).then(() => undefined, (err: unknown) => err);
+      expect(refused).to.be.instanceOf(Mismatch);
+      expect(reads).to.equal(1);
+      expect(await thrown(direct.readImage(album, 'none.png', bytes))).to.include({ status: 404, attempts: 1 });
     });
 
     it('does not retry answers that will not change (404)', async () => {

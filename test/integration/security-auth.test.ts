@@ -5,6 +5,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import supertest, { type Response, type Test } from 'supertest';
 import { loadConfig, type Config } from '../../src/config.js';
+import { operation, type OperationId } from '../../src/contract/operations.js';
 import { OPERATIONS, type OperationDoc } from '../../src/docs/openapi.js';
 import { AlbumNameBody, ImageNameBody, SignUrlBody } from '../../src/contract/schemas.js';
 import { roleAllows, type Role } from '../../src/security/api-keys.js';
@@ -46,20 +47,12 @@ async function startWithEnv(env: Record<string, string>): Promise<TestService> {
 }
 
 /**
- * The role each operation needs, written out here independently of
- * middleware/auth.ts: health and docs are open; deleting an album, fsck and
- * /metrics and every webhook operation (they send events to a URL of the caller's
- * choosing) need admin; making a signed URL and comparing two uploads (nothing
- * stored) need read; any other GET needs
- * read and any other change needs write. A new operation in OPERATIONS is
- * checked by the general rule without editing this file.
+ * The role each operation needs: the operation table's (src/contract/operations.ts), which the auth
+ * middleware decides from too. This file checks that the running service holds to it, for every
+ * operation and every principal.
  */
 function neededRole(op: OperationDoc): Role | 'open' {
-  // Clearing the gallery's session cookie needs nothing; getting one needs any valid key.
-  if (op.tags.includes('health') || op.tags.includes('docs') || op.operationId === 'endSession') return 'open';
-  const exceptions: Record<string, Role> = { deleteAlbum: 'admin', fsck: 'admin', metrics: 'admin', signUrl: 'read', diffUploaded: 'read', startSession: 'read' };
-  if (op.tags.includes('webhooks')) return 'admin';
-  return exceptions[op.operationId] ?? (op.method === 'get' ? 'read' : 'write');
+  return operation(op.operationId as OperationId).role;
 }
 
 /** The exact success status of the operations this file knows how to call successfully; others must get a documented answer from the route. */

@@ -1,12 +1,15 @@
 import type { Logger } from 'pino';
 import type { ReceivedEvent } from '../handle-message.js';
-import { ApiError, type ApiClient } from './api-client.js';
+import type { ImageStoreClient } from '../../../src/client/client.js';
 import type { MirrorFs } from './fs-ops.js';
+import { download, isGone } from './remote.js';
 import type { ImageEntry, MirrorState } from './state.js';
 
 /** What an event action needs. */
 export interface ActionDeps {
-  api: ApiClient;
+  api: ImageStoreClient;
+  /** Aborts the requests in flight (the mirror is closing). */
+  signal?: AbortSignal;
   files: MirrorFs;
   state: MirrorState;
   log: Logger;
@@ -31,7 +34,7 @@ export class InvalidEventError extends Error {
  * Applies one event to the mirror directory. Every action is idempotent: applying an event twice,
  * or an event the directory already reflects, changes nothing (or downloads the same bytes again).
  * @throws {UnsafeNameError|InvalidEventError} for an event that must be skipped
- * @throws {UnreachableError} when the service cannot be reached
+ * @throws {ImageStoreError} when the service cannot be reached (see isUnreachable)
  */
 export async function applyEvent(deps: ActionDeps, event: ReceivedEvent): Promise<Outcome> {
   const { files, state, inScope } = deps;
@@ -77,19 +80,19 @@ function otherImage(known: ImageEntry | undefined, id: string | undefined): bool
 }
 
 /** Downloads an image, unless the local copy is already the image with this id. */
-async function fetchImage({ api, files, state }: ActionDeps, album: string, image: string, id: string | undefined): Promise<Outcome> {
+async function fetchImage({ api, signal, files, state }: ActionDeps, album: string, image: string, id: string | undefined): Promise<Outcome> {
   const file = files.imagePath(album, image);
   const known = state.get(album, image);
   if (id !== undefined && known?.id === id && (await files.matches(file, known))) return 'applied';
   await files.ensureAlbum(album);
   try {
-    const copy = await api.download(album, image, (body, sha256) => files.writeAtomic(file, body, sha256));
+    const copy = await download(api, album, image, (body, sha256) => files.writeAtomic(file, body, sha256), signal);
     // The bytes of the copy we had (a stale event): keep the id we knew for them.
     const keptId = known?.sha256 === copy.sha256 && known.id !== undefined ? known.id : id;
     state.set(album, image, { ...copy, ...(keptId !== undefined ? { id: keptId } : {}) });
     return 'downloaded';
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return 'stale';
+    if (isGone(err)) return 'stale';
     throw err;
   }
 }

@@ -1,13 +1,12 @@
 import type { Logger } from 'pino';
 import type { ReceivedEvent } from '../handle-message.js';
 import { applyEvent, InvalidEventError, type ActionDeps, type Outcome } from './actions.js';
-import { ApiClient, UnreachableError, type RetryPolicy } from './api-client.js';
 import { MirrorFs, STATE_FILE_NAME, UnsafeNameError } from './fs-ops.js';
 import { reconcile } from './reconcile.js';
 import { SerialQueue } from './serial-queue.js';
+import type { ImageStoreClient } from '../../../src/client/client.js';
 import { ImageStoreError } from '../../../src/client/errors.js';
-import { HttpClient } from '../../../src/client/http.js';
-import { listEvents } from '../../../src/client/replay.js';
+import { errorText, isUnreachable, mirrorClient, type RetryPolicy } from './remote.js';
 import { MirrorState } from './state.js';
 
 /** The state file is written at most this often while events keep coming (and always when the queue empties). */
@@ -27,7 +26,7 @@ export interface MirrorOptions {
   /** Only these albums are mirrored; all when empty or absent. */
   albums?: string[];
   log: Logger;
-  /** Retries of one HTTP request (default DEFAULT_RETRY of api-client.ts). */
+  /** Retries of one HTTP request (default DEFAULT_RETRY of remote.ts). */
   retry?: RetryPolicy;
   /** Waits between failed reconciles (default RECONCILE_RETRY). */
   reconcileRetry?: { firstDelayMs: number; maxDelayMs: number };
@@ -91,8 +90,8 @@ export class Mirror {
   private readonly reconcileRetry: { firstDelayMs: number; maxDelayMs: number };
   private retryDelayMs: number;
   private lastSave = 0;
-  /** REST calls of the catch-up: the published client's HTTP layer and its listEvents (only these modules: the subscriber starts fast). */
-  private readonly http: HttpClient;
+  /** The service's REST API, through the published client (src/client). */
+  private readonly api: ImageStoreClient;
   /** The sequence processed last before the connection was lost: a catch-up replays from there. */
   private resumeAfter: number | undefined;
   private catchUpQueued = false;
@@ -107,14 +106,15 @@ export class Mirror {
     const albums = options.albums ?? [];
     this.reconcileRetry = options.reconcileRetry ?? RECONCILE_RETRY;
     this.retryDelayMs = this.reconcileRetry.firstDelayMs;
+    this.api = mirrorClient(options.apiUrl, { apiKey: options.apiKey, retry: options.retry });
     this.deps = {
-      api: new ApiClient(options.apiUrl, { signal: this.abort.signal, retry: options.retry, apiKey: options.apiKey }),
+      api: this.api,
+      signal: this.abort.signal,
       files,
       state,
       log: options.log,
       inScope: (album) => albums.length === 0 || albums.includes(album),
     };
-    this.http = new HttpClient({ baseUrl: options.apiUrl, apiKey: options.apiKey });
   }
 
   /**
@@ -245,7 +245,7 @@ export class Mirror {
     let replayed = 0;
     try {
       for (let pages = 0; pages < REPLAY_MAX_PAGES; pages += 1) {
-        const page = await listEvents(this.http, { after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
+        const page = await this.api.listEvents({ after: cursor, limit: REPLAY_PAGE, signal: this.abort.signal });
         this.serviceAway = false;
         for (const event of page.events) await this.processEvent(event as unknown as ReceivedEvent);
         replayed += page.events.length;
@@ -258,7 +258,7 @@ export class Mirror {
       if (this.closed) return;
       const status = err instanceof ImageStoreError ? err.status : undefined;
       // 410: the journal no longer reaches back there; 404: a service without replay. Either way, a reconcile.
-      log.warn({ reason, from, err: (err as Error).message, status }, 'catch-up by replay not possible; reconciling instead');
+      log.warn({ reason, from, err: errorText(err), status }, 'catch-up by replay not possible; reconciling instead');
       this.resumeAfter = undefined;
       await this.runReconcile(`${reason} (replay not possible)`);
       return;
@@ -275,13 +275,13 @@ export class Mirror {
       log.warn({ ...where, reason: err.message }, 'event refused');
       return 'ignored';
     }
-    if (err instanceof UnreachableError) {
-      log.warn({ ...where, err: err.message }, 'service unreachable; events wait for a reconcile');
+    if (isUnreachable(err)) {
+      log.warn({ ...where, err: errorText(err) }, 'service unreachable; events wait for a reconcile');
       this.serviceAway = true;
       this.scheduleReconcileRetry();
       return 'deferred';
     }
-    log.warn({ ...where, err: (err as Error).message }, 'event failed; a reconcile will follow');
+    log.warn({ ...where, err: errorText(err) }, 'event failed; a reconcile will follow');
     this.reconcileWanted = true;
     return 'failed';
   }
@@ -291,7 +291,7 @@ export class Mirror {
     const { log } = this.deps;
     try {
       // Every event up to the journal's head is reflected in what the reconcile reads next: a later catch-up starts there.
-      const head = await listEvents(this.http, { limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
+      const head = await this.api.listEvents({ limit: 1, signal: this.abort.signal }).then((p) => Number(p.head), () => NaN);
       const report = await reconcile({ ...this.deps, checkpoint: () => this.saveState(false) });
       if (Number.isSafeInteger(head)) this.deps.state.processedSequence(head);
       this.stats.reconciles++;
@@ -305,8 +305,8 @@ export class Mirror {
     } catch (err) {
       if (this.closed) return;
       this.stats.reconcileFailures++;
-      if (err instanceof UnreachableError) this.serviceAway = true;
-      log.warn({ reason, err: (err as Error).message, retryInMs: this.retryDelayMs }, 'reconcile failed; will retry');
+      if (isUnreachable(err)) this.serviceAway = true;
+      log.warn({ reason, err: errorText(err), retryInMs: this.retryDelayMs }, 'reconcile failed; will retry');
       this.scheduleReconcileRetry();
     }
   }

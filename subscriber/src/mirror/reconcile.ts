@@ -1,11 +1,15 @@
 import type { Logger } from 'pino';
-import { ApiError, type ApiClient, type RemoteImage } from './api-client.js';
+import type { ImageStoreClient } from '../../../src/client/client.js';
+import type { ImageInfo } from '../../../src/client/types.js';
 import { unsafeNameReason, type MirrorFs } from './fs-ops.js';
+import { download, isGone, LIST_PAGE_LIMIT } from './remote.js';
 import type { MirrorState } from './state.js';
 
 /** What `reconcile` needs: the service, the directory, the state, and which albums to mirror. */
 export interface ReconcileDeps {
-  api: ApiClient;
+  api: ImageStoreClient;
+  /** Aborts the requests in flight (the mirror is closing). */
+  signal?: AbortSignal;
   files: MirrorFs;
   state: MirrorState;
   log: Logger;
@@ -33,10 +37,10 @@ export interface ReconcileReport {
  * local images, albums and stray entries the service does not have.
  * An album or image that disappears while we work is skipped: its event, or the next reconcile,
  * settles it.
- * @throws {UnreachableError|ApiError} when the listing cannot be read; nothing is removed then
+ * @throws {ImageStoreError} when the listing cannot be read; nothing is removed then
  */
 export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
-  const { api, files, state, log } = deps;
+  const { files, state, log } = deps;
   const report: ReconcileReport = { albums: 0, images: 0, downloaded: 0, removed: 0, skipped: 0 };
   const remote = await readListing(deps, report);
   const local = await files.listTree();
@@ -75,9 +79,9 @@ export async function reconcile(deps: ReconcileDeps): Promise<ReconcileReport> {
 }
 
 /** The albums in scope with their images; albums and images with unsafe names are left out. */
-async function readListing({ api, log, inScope }: ReconcileDeps, report: ReconcileReport): Promise<Map<string, RemoteImage[]>> {
-  const remote = new Map<string, RemoteImage[]>();
-  for (const album of await api.listAlbums()) {
+async function readListing({ api, signal, log, inScope }: ReconcileDeps, report: ReconcileReport): Promise<Map<string, ImageInfo[]>> {
+  const remote = new Map<string, ImageInfo[]>();
+  for (const album of await api.listAllAlbums(LIST_PAGE_LIMIT, signal)) {
     if (!inScope(album)) continue;
     const albumProblem = unsafeNameReason(album);
     if (albumProblem) {
@@ -85,11 +89,11 @@ async function readListing({ api, log, inScope }: ReconcileDeps, report: Reconci
       report.skipped++;
       continue;
     }
-    let images: RemoteImage[];
+    let images: ImageInfo[];
     try {
-      images = await api.listImages(album);
+      images = await api.listAllImages(album, LIST_PAGE_LIMIT, signal);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) continue; // deleted since the album listing
+      if (isGone(err)) continue; // deleted since the album listing
       throw err;
     }
     remote.set(
@@ -107,7 +111,7 @@ async function readListing({ api, log, inScope }: ReconcileDeps, report: Reconci
 }
 
 /** Downloads `image` unless the local copy is known to have its SHA-256. */
-async function syncImage({ api, files, state }: ReconcileDeps, album: string, image: RemoteImage): Promise<'current' | 'downloaded' | 'gone'> {
+async function syncImage({ api, signal, files, state }: ReconcileDeps, album: string, image: ImageInfo): Promise<'current' | 'downloaded' | 'gone'> {
   const file = files.imagePath(album, image.name);
   const known = state.get(album, image.name);
   if (known?.sha256 === image.sha256 && (await files.matches(file, known))) {
@@ -115,11 +119,11 @@ async function syncImage({ api, files, state }: ReconcileDeps, album: string, im
     return 'current';
   }
   try {
-    const copy = await api.download(album, image.name, (body, sha256) => files.writeAtomic(file, body, sha256 ?? image.sha256));
+    const copy = await download(api, album, image.name, (body, sha256) => files.writeAtomic(file, body, sha256 ?? image.sha256), signal);
     state.set(album, image.name, { ...copy, ...(image.id !== undefined ? { id: image.id } : {}) });
     return 'downloaded';
   } catch (err) {
-    if (err instanceof ApiError && err.status === 404) {
+    if (isGone(err)) {
       // Gone since the listing: drop what we had; its deleted event follows.
       await files.remove(file);
       state.delete(album, image.name);
