@@ -11,7 +11,7 @@ import {
 } from './mirror-helpers.js';
 
 describe('subscriber mirror mode through outages (service restarts, broker and API unreachable)', function () {
-  this.timeout(30_000); // service restarts and reconnects (1 s period) add up on a loaded machine
+  this.timeout(60_000); // service restarts and reconnects (1 s period) add up on a loaded machine
   let svc: TestService | undefined;
   let dir: string;
   let running: RunningMirror[] = [];
@@ -175,7 +175,8 @@ describe('subscriber mirror mode through outages (service restarts, broker and A
       buildEvent({ type: 'imagestore.image.created', album: 'holidays', image: 'b.png' }, source),
       buildEvent({ type: 'imagestore.image.deleted', album: 'holidays', image: 'a.png' }, source),
     );
-    await m.waitForLog('service unreachable; events wait for a reconcile');
+    // Four retries with backoff per event first; a loaded machine has taken more than 8 s.
+    await m.waitForLog('service unreachable; events wait for a reconcile', 1, 25_000);
     const elsewhere = await startTestService({ dataDir });
     await storeApi(elsewhere.http).upload('holidays', 'b.png', await png(81));
     await storeApi(elsewhere.http).deleteImage('holidays', 'a.png');
