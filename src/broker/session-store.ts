@@ -111,24 +111,10 @@ export class SessionStore {
     const overrides: Record<string, unknown> = {
       // aedes checks that setup is an async function.
       setup: async (broker: Aedes) => this.setup(broker),
-      outgoingEnqueue: (sub: { clientId: string }, packet: StoredPacket) =>
-        this.inOrder(async () => {
-          await this.enqueue(sub, packet);
-          await this.keepWithinBudget(this.limits.storeMaxBytes);
-        }),
+      outgoingEnqueue: (sub: { clientId: string }, packet: StoredPacket) => this.inOrder(() => this.store([sub.clientId], packet)),
       outgoingEnqueueCombi: (subs: Array<{ clientId: string }> | undefined, packet: StoredPacket) =>
-        this.inOrder(async () => {
-          // One message per client even when several of its subscriptions match: the store keeps one copy too.
-          const clients = [...new Set((subs ?? []).map((sub) => sub.clientId))];
-          if (clients.length === 0) return;
-          // One write for every session, the packet encoded once: with hundreds of offline sessions a put
-          // (and an encoding) per session was most of the event loop's time.
-          const value = encodePacket(packet);
-          await this.db.batch(clients.map((clientId) => ({ type: 'put' as const, key: queuedMessageKeys(clientId, { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter })[0], value })));
-          for (const clientId of clients) this.count(clientId, packet);
-          await this.trim(clients);
-          await this.keepWithinBudget(this.limits.storeMaxBytes);
-        }),
+        // One message per client even when several of its subscriptions match: the store keeps one copy too.
+        this.inOrder(() => this.store([...new Set((subs ?? []).map((sub) => sub.clientId))], packet)),
       outgoingUpdate: (client: { id: string }, packet: StoredPacket) => this.lanes.run(client.id, () => this.update(client, packet)),
       outgoingClearMessageId: (client: { id: string }, packet: StoredPacket) => this.lanes.run(client.id, () => this.clear(client, packet)),
       storeRetained: (packet: StoredPacket) => this.retainedLane.run('retained', () => this.storeRetained(packet)),
@@ -229,18 +215,19 @@ export class SessionStore {
   }
 
   /**
-   * Outside the session's lane: a message is stored, then listed, so a trim never sees one that is
-   * not in the store yet; only a full queue takes the lane, to trim.
+   * Queues a message for these sessions: one write for all of them, the packet encoded once (with
+   * hundreds of offline sessions, a put and an encoding per session was most of the event loop's
+   * time), then each queue over its cap trimmed, and the store kept within its budget. Outside the
+   * sessions' lanes: a message is stored, then listed, so a trim never sees one not in the store yet.
    */
-  private async enqueue(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
-    await this.inner.outgoingEnqueue(sub, packet);
-    await this.track(sub, packet);
-  }
-
-  /** Counts a message just stored for a session, and trims the session's queue when it is over its cap. */
-  private async track(sub: { clientId: string }, packet: StoredPacket): Promise<void> {
-    const session = this.count(sub.clientId, packet);
-    if (session.queue.length > this.limits.maxQueuedPerSession) await this.lanes.run(sub.clientId, () => this.dropOldest(sub.clientId, session));
+  private async store(clientIds: string[], packet: StoredPacket): Promise<void> {
+    if (clientIds.length === 0) return;
+    const value = encodePacket(packet);
+    const key = (clientId: string) => queuedMessageKeys(clientId, { brokerId: packet.brokerId, brokerCounter: packet.brokerCounter })[0];
+    await this.db.batch(clientIds.map((clientId) => ({ type: 'put' as const, key: key(clientId), value })));
+    for (const clientId of clientIds) this.count(clientId, packet);
+    await this.trim(clientIds);
+    await this.keepWithinBudget(this.limits.storeMaxBytes);
   }
 
   /** Adds a message just stored to its session's queue (in memory) and to the store's size. */
@@ -255,7 +242,7 @@ export class SessionStore {
   }
 
   /**
-   * dropOldest for many sessions with one write: each session's oldest are taken in its lane, then
+   * Drops the oldest messages of sessions over their cap, with one write: each session's oldest are taken in its lane, then
    * deleted together (sessions at their cap otherwise cost a write each per event). A message taken
    * here that a reconnected client is being sent is simply dropped, as it would have been a moment later.
    */
@@ -270,14 +257,6 @@ export class SessionStore {
     })));
     await this.db.batch(taken.flatMap(({ clientId, oldest }) => oldest.flatMap((m) => queuedMessageKeys(clientId, m))).map((key) => ({ type: 'del' as const, key })));
     for (const { clientId, oldest } of taken) this.dropped(clientId, oldest);
-  }
-
-  private async dropOldest(clientId: string, session: Session): Promise<void> {
-    const excess = session.queue.length - this.limits.maxQueuedPerSession;
-    if (excess <= 0) return;
-    const oldest = session.queue.takeOldest(excess);
-    await this.db.batch(oldest.flatMap((m) => queuedMessageKeys(clientId, m)).map((key) => ({ type: 'del' as const, key })));
-    this.dropped(clientId, oldest);
   }
 
   /** Counts and logs (once per session per sweep) messages dropped from a full queue. */
