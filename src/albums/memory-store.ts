@@ -191,9 +191,7 @@ export class MemoryAlbumStore implements AlbumStore {
   }
 
   async contentIds(sha256: string): Promise<string[]> {
-    const ids: string[] = [];
-    for (const album of this.albums.values()) for (const image of album.images.values()) if (image.meta.sha256 === sha256) ids.push(image.meta.id);
-    return ids;
+    return this.withContent(sha256).map((image) => image.meta.id);
   }
 
   /** Counts; with `verify`, each image's bytes against its sha256 (nothing in memory can be repaired). */
@@ -234,8 +232,12 @@ export class MemoryAlbumStore implements AlbumStore {
   }
 
   private contentUsed(sha256: string): boolean {
-    for (const album of this.albums.values()) for (const image of album.images.values()) if (image.meta.sha256 === sha256) return true;
-    return false;
+    return this.withContent(sha256).length > 0;
+  }
+
+  /** The stored images with these bytes (a scan: this store holds test-sized data). */
+  private withContent(sha256: string): Array<{ meta: StoredImageMeta }> {
+    return [...this.albums.values()].flatMap((album) => [...album.images.values()].filter((image) => image.meta.sha256 === sha256));
   }
 
   private requireAlbum(name: string): MemoryAlbum {
